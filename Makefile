@@ -1,0 +1,22 @@
+# Set-up and the two everyday jobs. Everything comes from the package registries.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: setup demo test lint
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/doppel demo demo-out
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+test: lint
+	$(VENV)/bin/python -m pytest -q

@@ -1,0 +1,3 @@
+"""doppel: a face-replacement studio for visual-effects work, with provenance built in."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,240 @@
+"""The `doppel` command line: parse arguments, call the library, print. No logic of its own lives here."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from doppel import __version__
+from doppel.errors import DoppelError
+from doppel.progress import progress_bars
+from doppel.workspace.records import Role
+
+out = Console()
+WS_ARG = click.argument("workspace", type=click.Path(path_type=Path))
+
+
+class DoppelGroup(click.Group):
+    """Turns DoppelError into a one-line `error: ...` and exit code 1; Ctrl-C into exit 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DoppelError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=DoppelGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="doppel")
+def cli() -> None:
+    """doppel: face replacement for visual effects, with provenance built in.
+
+    \b
+    A typical session:
+      doppel init shot1
+      doppel add shot1 --source actor_a.mp4 --source stills/
+      doppel add shot1 --target plate.mp4
+      doppel info shot1
+    """
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _not_built(command: str, issue: int) -> NoReturn:
+    raise DoppelError(f"`doppel {command}` is not built yet (planned in issue #{issue})")
+
+
+@cli.command()
+@WS_ARG
+def init(workspace: Path) -> None:
+    """Create a new workspace folder with default settings.
+
+    \b
+    Example:
+      doppel init shot1
+    """
+    from doppel.workspace import Workspace
+
+    with Workspace.create(workspace) as ws:
+        out.print(f"created workspace [bold]{ws.root}[/] (id {ws.id}); settings in {ws.root / 'doppel.toml'}")
+
+
+@cli.command()
+@WS_ARG
+@click.option("--source", "sources", multiple=True, type=click.Path(path_type=Path),
+              help="Footage of the identity to put in: a video, an image, or a folder of images. Repeatable.")
+@click.option("--target", "target", type=click.Path(path_type=Path),
+              help="The plate to change: one video, or a folder of frames.")
+@click.option("--fps", type=str, default=None,
+              help="Frame rate for folders of images, e.g. 24 or 24000/1001 (default from doppel.toml).")
+@click.option("--json", "as_json", is_flag=True, help="Print the added media as JSON.")
+def add(workspace: Path, sources: tuple[Path, ...], target: Path | None, fps: str | None, as_json: bool) -> None:
+    """Probe media and add it to the workspace (all or nothing).
+
+    \b
+    Examples:
+      doppel add shot1 --source actor.mp4 --source photos/
+      doppel add shot1 --target plate.mp4
+      doppel add shot1 --target frames/ --fps 24000/1001
+    """
+    from doppel.ingest import add_media
+    from doppel.workspace import Workspace
+
+    if bool(sources) == bool(target):
+        raise DoppelError("give either --source PATH... or --target PATH")
+    try:
+        rate = Fraction(fps) if fps else None
+    except (ValueError, ZeroDivisionError) as exc:
+        raise DoppelError(f"--fps {fps!r} is not a number or fraction") from exc
+    with Workspace.open(workspace) as ws, progress_bars() as new_bar:
+        role: Role = "target" if target else "source"
+        paths = [target] if target else list(sources)
+        ids = add_media(ws, paths, role, fps=rate, progress_for=lambda p: new_bar(f"probe {p.name}"))
+        added = [ws.media_by_id(i) for i in ids]
+    if as_json:
+        _print_json([m.to_json() for m in added])
+        return
+    for m in added:
+        i = m.info
+        out.print(f"added {m.role} #{m.id} [bold]{m.name}[/]: {i.kind}, {i.width}x{i.height}, "
+                  f"{i.frame_count} frames at {float(i.fps):.3f} fps"
+                  + (f", {len(i.audio)} audio stream(s)" if i.audio else ""))
+
+
+@cli.command()
+@WS_ARG
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(workspace: Path, as_json: bool) -> None:
+    """Summarise a workspace: its media, frames and faces.
+
+    \b
+    Example:
+      doppel info shot1 --json
+    """
+    from doppel.workspace import Workspace
+
+    with Workspace.open(workspace) as ws:
+        summary = ws.summary()
+    if as_json:
+        _print_json(summary)
+        return
+    table = Table(title=f"workspace {summary['workspace']}")
+    for col in ("#", "role", "name", "kind", "size", "frames", "fps", "sec", "audio"):
+        table.add_column(col, overflow="fold", min_width=12 if col == "name" else None)
+    for m in summary["media"]:
+        num, den = map(int, m["fps"].split("/"))
+        kind = m["kind"] + (f" rot {m['rotation']}" if m["rotation"] else "")
+        table.add_row(str(m["id"]), m["role"], m["name"], kind, f"{m['width']}x{m['height']}",
+                      str(m["frame_count"]), f"{num / den:.3f}" + (" VFR" if m["variable_frame_rate"] else ""),
+                      f"{m['duration_s']:.2f}", str(len(m["audio"])))
+    out.print(table)
+    out.print(f"frames: {summary['frames']['source']} source, {summary['frames']['target']} target; "
+              f"faces: {summary['faces']}")
+
+
+@cli.command()
+@WS_ARG
+def extract(workspace: Path) -> None:
+    """Detect, landmark, align and mask every face (not built yet)."""
+    _not_built("extract", 3)
+
+
+@cli.command()
+@WS_ARG
+def faces(workspace: Path) -> None:
+    """List, sort and curate face sets (not built yet)."""
+    _not_built("faces", 3)
+
+
+@cli.command()
+@WS_ARG
+def train(workspace: Path) -> None:
+    """Train the face-swap model (not built yet)."""
+    _not_built("train", 4)
+
+
+@cli.command()
+@WS_ARG
+def merge(workspace: Path) -> None:
+    """Render the swapped face onto every target frame (not built yet)."""
+    _not_built("merge", 5)
+
+
+@cli.command()
+@WS_ARG
+@click.argument("output", type=click.Path(path_type=Path))
+def export(workspace: Path, output: Path) -> None:
+    """Encode the finished shot with its audio and provenance marks (not built yet)."""
+    _not_built("export", 5)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+def verify(file: Path) -> None:
+    """Read a video's C2PA manifest and watermark (not built yet)."""
+    _not_built("verify", 6)
+
+
+@cli.command(name="eval")
+@WS_ARG
+def evaluate(workspace: Path) -> None:
+    """Identity, expression and flicker figures for the merged shot (not built yet)."""
+    _not_built("eval", 5)
+
+
+@cli.command()
+@WS_ARG
+def studio(workspace: Path) -> None:
+    """The local review web studio (not built yet)."""
+    _not_built("studio", 5)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(path_type=Path), default=Path("demo-out"))
+def demo(folder: Path) -> None:
+    """Run doppel on the bundled default: two moving clips made from public-domain portraits.
+
+    \b
+    Example:
+      doppel demo demo-out
+    """
+    from doppel.demo import make_demo_clips
+    from doppel.ingest import add_media
+    from doppel.workspace import Workspace
+
+    folder = folder.expanduser().resolve()
+    ws_path = folder / "workspace"
+    if ws_path.exists():
+        raise DoppelError("demo workspace already exists; remove it or pick another folder", ws_path)
+    out.print("making demo clips from the astronaut and Grace Hopper portraits ...")
+    source, target = make_demo_clips(folder / "clips")
+    with Workspace.create(ws_path) as ws, progress_bars() as new_bar:
+        add_media(ws, [source], "source", progress_for=lambda p: new_bar(f"probe {p.name}"))
+        add_media(ws, [target], "target", progress_for=lambda p: new_bar(f"probe {p.name}"))
+        summary = ws.summary()
+    for m in summary["media"]:
+        out.print(f"  {m['role']:<6} {m['name']}: {m['width']}x{m['height']}, {m['frame_count']} frames, "
+                  f"{len(m['audio'])} audio stream(s)")
+    out.print(f"clips:     {folder / 'clips'}\nworkspace: {ws_path}\n"
+              "next stages (extract, train, merge, export) arrive with their issues; "
+              f"see `doppel info {ws_path}`")
+
+
+def main() -> None:
+    cli(prog_name="doppel")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Open, create and migrate a workspace; the queries every stage shares."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from doppel.errors import DoppelError
+from doppel.fsutil import fsync_dir
+from doppel.media.probe import MediaInfo
+from doppel.workspace.records import Media, Role
+from doppel.workspace.schema import MIGRATIONS, SCHEMA_VERSION
+from doppel.workspace.settings import Settings, default_toml, load_settings
+
+DB_NAME = "doppel.db"
+SETTINGS_NAME = "doppel.toml"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, timeout=30)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    try:
+        return int(db.execute("SELECT version FROM schema_version").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the database to SCHEMA_VERSION, one transaction per step; refuse newer databases."""
+    version = schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise DoppelError(
+            f"workspace database has schema version {version}, newer than this doppel supports "
+            f"({SCHEMA_VERSION}); upgrade doppel", path)
+    for step in range(version, SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("UPDATE schema_version SET version = ?", (step + 1,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+class Workspace:
+    """An open workspace. Use `Workspace.create` or `Workspace.open`; close it (or use `with`)."""
+
+    def __init__(self, root: Path, db: sqlite3.Connection, settings: Settings) -> None:
+        self.root = root
+        self.db = db
+        self.settings = settings
+
+    # -- life cycle ---------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: Path) -> Workspace:
+        """Create a new workspace folder (built beside it, then renamed into place)."""
+        root = Path(root).expanduser().resolve()
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise DoppelError("already exists and is not an empty folder", root)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        try:
+            (tmp / SETTINGS_NAME).write_text(default_toml(), encoding="utf-8")
+            db = _connect(tmp / DB_NAME)
+            migrate(db, tmp / DB_NAME)
+            db.execute("INSERT INTO meta VALUES ('workspace_id', ?), ('created_at', ?)",
+                       (uuid.uuid4().hex, now()))
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+            if root.exists():
+                root.rmdir()
+            os.replace(tmp, root)
+            fsync_dir(root.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls.open(root)
+
+    @classmethod
+    def open(cls, root: Path) -> Workspace:
+        root = Path(root).expanduser().resolve()
+        if not root.is_dir():
+            raise DoppelError("no such workspace folder", root)
+        if not (root / DB_NAME).is_file() or not (root / SETTINGS_NAME).is_file():
+            raise DoppelError(f"not a doppel workspace (no {DB_NAME} / {SETTINGS_NAME}); "
+                              "create one with `doppel init`", root)
+        settings = load_settings(root / SETTINGS_NAME)
+        try:
+            db = _connect(root / DB_NAME)
+            migrate(db, root / DB_NAME)
+        except sqlite3.DatabaseError as exc:
+            raise DoppelError(f"workspace database is unreadable ({exc})", root / DB_NAME) from exc
+        return cls(root, db, settings)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing writes: commit when the block ends, roll back on any exception."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- paths --------------------------------------------------------------------------------------------
+    def subdir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(exist_ok=True)
+        return path
+
+    @property
+    def id(self) -> str:
+        return str(self.db.execute("SELECT value FROM meta WHERE key='workspace_id'").fetchone()[0])
+
+    # -- media --------------------------------------------------------------------------------------------
+    def insert_media(self, db: sqlite3.Connection, info: MediaInfo, role: Role) -> int:
+        """Insert a probed media item and its frames; call inside `transaction()`."""
+        cur = db.execute(
+            """INSERT INTO media (role, kind, path, name, sha256, size_bytes, codec, width, height, pix_fmt,
+               fps_num, fps_den, time_base_num, time_base_den, frame_count, duration_s, rotation,
+               audio_json, files_json, extra_json, added_at)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (role, info.kind, info.path, Path(info.path).name, info.sha256, info.size_bytes, info.codec,
+             info.width, info.height, info.pix_fmt, info.fps.numerator, info.fps.denominator,
+             info.time_base.numerator, info.time_base.denominator, info.frame_count, info.duration_s,
+             info.rotation, json.dumps([asdict(a) for a in info.audio]), json.dumps(list(info.files)),
+             json.dumps(info.extra), now()),
+        )
+        media_id = int(cur.lastrowid or 0)
+        t0 = info.pts[0]
+        db.executemany(
+            "INSERT INTO frames (media_id, idx, pts, time_s) VALUES (?,?,?,?)",
+            ((media_id, i, p, float((p - t0) * info.time_base)) for i, p in enumerate(info.pts)),
+        )
+        return media_id
+
+    def media(self, role: Role | None = None) -> list[Media]:
+        rows = self.db.execute(
+            "SELECT * FROM media" + (" WHERE role = ?" if role else "") + " ORDER BY id",
+            (role,) if role else (),
+        ).fetchall()
+        return [Media.from_row(r, self._pts(r["id"])) for r in rows]
+
+    def media_by_id(self, media_id: int) -> Media:
+        row = self.db.execute("SELECT * FROM media WHERE id = ?", (media_id,)).fetchone()
+        if row is None:
+            raise DoppelError(f"no media #{media_id} in this workspace", self.root)
+        return Media.from_row(row, self._pts(media_id))
+
+    def target(self) -> Media | None:
+        found = self.media("target")
+        return found[0] if found else None
+
+    def find_media_by_hash(self, sha256: str, role: Role) -> Media | None:
+        row = self.db.execute("SELECT id FROM media WHERE sha256 = ? AND role = ?", (sha256, role)).fetchone()
+        return None if row is None else self.media_by_id(row["id"])
+
+    def _pts(self, media_id: int) -> tuple[int, ...]:
+        rows = self.db.execute("SELECT pts FROM frames WHERE media_id = ? ORDER BY idx", (media_id,))
+        return tuple(r[0] for r in rows)
+
+    def table_exists(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                               (name,)).fetchone() is not None
+
+    def summary(self) -> dict[str, Any]:
+        media = self.media()
+        faces = (self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+                 if self.table_exists("faces") else 0)
+        return {
+            "workspace": str(self.root),
+            "id": self.id,
+            "schema_version": schema_version(self.db),
+            "media": [m.to_json() for m in media],
+            "frames": {role: sum(m.info.frame_count for m in media if m.role == role)
+                       for role in ("source", "target")},
+            "faces": faces,
+        }

@@ -1,0 +1,66 @@
+"""The workspace database schema as a list of forward migrations.
+
+`MIGRATIONS[i]` takes a database from version i to version i + 1. Never edit a released migration:
+append a new one. `SCHEMA_VERSION` is the version this doppel writes.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: media, frames, settings overrides, review state.
+    """
+    CREATE TABLE schema_version (version INTEGER NOT NULL);
+    INSERT INTO schema_version VALUES (0);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE media (
+        id INTEGER PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('source', 'target')),
+        kind TEXT NOT NULL CHECK (kind IN ('video', 'image', 'sequence')),
+        path TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        codec TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        pix_fmt TEXT NOT NULL,
+        fps_num INTEGER NOT NULL,
+        fps_den INTEGER NOT NULL,
+        time_base_num INTEGER NOT NULL,
+        time_base_den INTEGER NOT NULL,
+        frame_count INTEGER NOT NULL,
+        duration_s REAL NOT NULL,
+        rotation INTEGER NOT NULL DEFAULT 0,
+        audio_json TEXT NOT NULL DEFAULT '[]',
+        files_json TEXT NOT NULL DEFAULT '[]',
+        extra_json TEXT NOT NULL DEFAULT '{}',
+        added_at TEXT NOT NULL,
+        UNIQUE (role, sha256)
+    );
+    CREATE TABLE frames (
+        media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        pts INTEGER NOT NULL,
+        time_s REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'new',
+        PRIMARY KEY (media_id, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE overrides (
+        id INTEGER PRIMARY KEY,
+        first_frame INTEGER NOT NULL,
+        last_frame INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value_json TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        CHECK (first_frame <= last_frame)
+    );
+    CREATE TABLE review (
+        frame_idx INTEGER PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('todo', 'ok', 'fix')),
+        note TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

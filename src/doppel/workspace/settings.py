@@ -1,0 +1,106 @@
+"""`doppel.toml`: human-editable settings, written out in full with their defaults and explanations.
+
+Each section is a frozen dataclass; a field's `help` metadata becomes the comment above it in the file.
+Unknown sections or keys and wrongly typed values are errors, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from doppel.errors import DoppelError
+
+
+def _f(default: Any, help: str, choices: tuple[Any, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    sequence_fps: float = _f(25.0, "Frame rate given to folders of images (image sequences).")
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    face_type: str = _f("whole_face", "Aligned crop type.", ("full", "whole_face", "head"))
+    crop_size: int = _f(256, "Side of the aligned face crops in pixels.")
+    min_face_px: int = _f(24, "Faces narrower than this (pixels in the frame) are ignored.")
+    detect_threshold: float = _f(0.5, "Face detector confidence threshold (0-1).")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    codec: str = _f("h264", "Video codec of `doppel export`.", ("h264", "ffv1", "prores", "png"))
+    crf: int = _f(18, "H.264 quality (lower is better, 0 is lossless).")
+
+
+@dataclass(frozen=True)
+class Settings:
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def default_toml() -> str:
+    lines = [
+        "# doppel workspace settings. Edit freely: every key is shown with its default.",
+        "# Frame-range overrides live in the workspace database (doppel merge --help).",
+    ]
+    defaults = Settings()
+    for section in fields(Settings):
+        lines += ["", f"[{section.name}]"]
+        obj = getattr(defaults, section.name)
+        for f in fields(obj):
+            comment = f.metadata["help"]
+            if f.metadata["choices"]:
+                comment += " One of: " + ", ".join(map(str, f.metadata["choices"])) + "."
+            lines += [f"# {comment}", f"{f.name} = {_toml_value(getattr(obj, f.name))}"]
+    return "\n".join(lines) + "\n"
+
+
+def _check(section: str, obj: Any, key: str, value: Any, path: Path) -> Any:
+    spec = {f.name: f for f in fields(obj)}
+    if key not in spec:
+        raise DoppelError(f"unknown setting [{section}] {key} (known: {', '.join(spec)})", path)
+    default = getattr(obj, key)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not type(default):
+        raise DoppelError(f"[{section}] {key} must be {type(default).__name__}, got {value!r}", path)
+    choices = spec[key].metadata["choices"]
+    if choices and value not in choices:
+        raise DoppelError(f"[{section}] {key} = {value!r} is not one of {', '.join(map(str, choices))}", path)
+    return value
+
+
+def parse_settings(data: dict[str, Any], path: Path) -> Settings:
+    settings = Settings()
+    known = {f.name for f in fields(Settings)}
+    for section, values in data.items():
+        if section not in known or not isinstance(values, dict):
+            raise DoppelError(f"unknown settings section [{section}] (known: {', '.join(sorted(known))})", path)
+        obj = getattr(settings, section)
+        checked = {k: _check(section, obj, k, v, path) for k, v in values.items()}
+        settings = replace(settings, **{section: replace(obj, **checked)})
+    return settings
+
+
+def load_settings(path: Path) -> Settings:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DoppelError("settings file missing", path) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DoppelError(f"settings file is not valid TOML ({exc})", path) from exc
+    return parse_settings(data, path)

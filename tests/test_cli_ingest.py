@@ -140,3 +140,13 @@ def test_help_has_an_example(command: str) -> None:
 def test_unbuilt_commands_say_so(ws: Path, command: str) -> None:
     code, _, err = run(command, ws)
     assert code == 1 and "not built yet" in err
+
+
+def test_demo_builds_clips_and_ingests_them(tmp_path: Path) -> None:
+    code, out, err = run("demo", tmp_path / "demo")
+    assert code == 0, err
+    summary = json.loads(run("info", tmp_path / "demo" / "workspace", "--json")[1])
+    assert [(m["role"], m["frame_count"], len(m["audio"])) for m in summary["media"]] == [
+        ("source", 75, 1), ("target", 75, 1)]
+    code, _, err = run("demo", tmp_path / "demo")
+    assert code == 1 and "already exists" in err

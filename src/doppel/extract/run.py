@@ -1,0 +1,282 @@
+"""`doppel extract`: every frame of every source and of the target, in parallel, resumable."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from doppel.errors import DoppelError
+from doppel.extract import people as ppl
+from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
+from doppel.extract.layout import to_68
+from doppel.extract.worker import analyze_batch, init_worker, to_records
+from doppel.media.probe import Progress
+from doppel.media.video import MediaReader, load_image
+from doppel.workspace import Media, Workspace
+from doppel.workspace.db import now
+from doppel.workspace.faces import blob, insert_face, query_faces, unblob
+
+BATCH = 8
+
+
+@dataclass
+class MediaReport:
+    id: int
+    name: str
+    role: str
+    frames: int
+    processed: int = 0
+    failed: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.processed / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class ExtractReport:
+    media: list[MediaReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    people: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"media": [{**m.__dict__, "fps": round(m.fps, 2)} for m in self.media],
+                "warnings": self.warnings, "people": self.people}
+
+
+def config_from(ws: Workspace) -> AnalyzerConfig:
+    s = ws.settings.extract
+    return AnalyzerConfig(face_type=s.face_type, crop_size=s.crop_size,  # type: ignore[arg-type]
+                          detect_threshold=s.detect_threshold, min_face_px=s.min_face_px)
+
+
+def reference_embedding(path: Path, config: AnalyzerConfig) -> np.ndarray:
+    """Identity of the largest face in a reference image; a clear error if unreadable or faceless."""
+    image = load_image(Path(path))
+    faces = FaceAnalyzer(config).analyze(image)
+    if not faces:
+        raise DoppelError("no face found in the reference image", path)
+    return faces[0].embedding
+
+
+def extract(
+    ws: Workspace,
+    *,
+    workers: int | None = None,
+    reference: Path | None = None,
+    source_reference: Path | None = None,
+    redo: bool = False,
+    progress_for: Callable[[Media], Progress | None] | None = None,
+) -> ExtractReport:
+    """Extract faces from every pending frame of every media item, then link tracks and people."""
+    config = config_from(ws)
+    media = ws.media("source") + ws.media("target")
+    if not media:
+        raise DoppelError("the workspace has no media; add some with `doppel add`", ws.root)
+    # Check the references before any work, so a bad one costs nothing.
+    refs = {}
+    for key, path in (("target_reference", reference), ("source_reference", source_reference)):
+        if path is not None:
+            refs[key] = {"path": str(Path(path).resolve()), "embedding": reference_embedding(path, config).tolist()}
+    with ws.transaction() as db:
+        for key, value in refs.items():
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        if redo:
+            db.execute("DELETE FROM faces")
+            db.execute("UPDATE frames SET status = 'new', error = ''")
+    report = ExtractReport()
+    workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=init_worker, initargs=(config,))
+    local = FaceAnalyzer(config) if pool is None else None
+    try:
+        for m in media:
+            report.media.append(_extract_media(ws, m, pool, workers, local,
+                                               progress_for(m) if progress_for else None))
+        if pool is not None:
+            pool.shutdown()
+            pool = None
+        local = local or FaceAnalyzer(config)
+        for m in media:
+            _fill_gaps(ws, m, local)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    report.people = postprocess(ws)
+    for r in report.media:
+        total = ws.db.execute("SELECT COUNT(*) FROM faces WHERE media_id = ?", (r.id,)).fetchone()[0]
+        r.faces = total
+        if total == 0:
+            report.warnings.append(f"no face found in {r.name} ({r.frames} frames)")
+        if r.failed:
+            report.warnings.append(f"{r.failed} frame(s) of {r.name} could not be decoded (recorded as failed)")
+    return report
+
+
+def _pending(ws: Workspace, media_id: int) -> list[int]:
+    rows = ws.db.execute("SELECT idx FROM frames WHERE media_id = ? AND status = 'new' ORDER BY idx", (media_id,))
+    return [r[0] for r in rows]
+
+
+def _frames(reader: MediaReader, indices: list[int]) -> Iterator[tuple[int, np.ndarray | str]]:
+    for i in indices:
+        try:
+            yield i, reader[i]
+        except DoppelError as exc:
+            yield i, exc.message
+
+
+def _extract_media(ws: Workspace, m: Media, pool: ProcessPoolExecutor | None, workers: int,
+                   local: FaceAnalyzer | None, progress: Progress | None) -> MediaReport:
+    report = MediaReport(m.id, m.name, m.role, m.info.frame_count)
+    pending = _pending(ws, m.id)
+    done_before = m.info.frame_count - len(pending)
+    start = time.perf_counter()
+    in_flight: dict[Future[Any], list[tuple[int, str]]] = {}
+    limit = 4 * workers  # batches in flight: enough to keep every worker busy, bounded memory
+
+    def commit(results: list[tuple[int, list[dict[str, Any]]]], failures: list[tuple[int, str]]) -> None:
+        with ws.transaction() as db:
+            for frame_idx, records in results:
+                for rec in records:
+                    insert_face(db, m.id, frame_idx, rec)
+                db.execute("UPDATE frames SET status = 'done', error = '' WHERE media_id = ? AND idx = ?",
+                           (m.id, frame_idx))
+            for frame_idx, message in failures:
+                db.execute("UPDATE frames SET status = 'failed', error = ? WHERE media_id = ? AND idx = ?",
+                           (message, m.id, frame_idx))
+        report.processed += len(results) + len(failures)
+        report.failed += len(failures)
+        if progress:
+            progress(done_before + report.processed, m.info.frame_count)
+
+    def drain(block_until: int) -> None:
+        while len(in_flight) > block_until:
+            finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                commit(fut.result(), in_flight.pop(fut))
+
+    with MediaReader(m.info) as reader:
+        frames = _frames(reader, pending)
+        while batch := list(itertools.islice(frames, BATCH)):
+            good = [(i, img) for i, img in batch if not isinstance(img, str)]
+            failures = [(i, img) for i, img in batch if isinstance(img, str)]
+            if pool is None:
+                commit(analyze_batch(local, ws.root, m.id, good), failures)
+                continue
+            in_flight[pool.submit(analyze_batch, None, ws.root, m.id, good)] = failures
+            drain(limit)
+        drain(0)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _fill_gaps(ws: Workspace, m: Media, analyzer: FaceAnalyzer) -> int:
+    """Follow faces through frames where the detector missed them (profiles, motion blur), forwards then
+    backwards, with the mesh on the region where the face was in the neighbouring frame. Deterministic, so a
+    re-run adds nothing new. Returns the number of faces added."""
+    db = ws.db
+    rows = db.execute("SELECT frame_idx, mesh FROM faces WHERE media_id = ? ORDER BY frame_idx, face_idx", (m.id,))
+    meshes: dict[int, list[np.ndarray]] = {}
+    for frame_idx, mesh in rows:
+        meshes.setdefault(frame_idx, []).append(unblob(mesh, 3))
+    usable = {r[0] for r in db.execute("SELECT idx FROM frames WHERE media_id = ? AND status = 'done'", (m.id,))}
+    added = 0
+    if m.info.kind == "image" or not meshes:
+        return 0
+    with MediaReader(m.info) as reader:
+        for order in (range(1, len(reader)), range(len(reader) - 2, -1, -1)):
+            for f in order:
+                prev = f - 1 if order.step == 1 else f + 1
+                if f not in usable or not meshes.get(prev):
+                    continue
+                present = meshes.get(f, [])
+                if len(present) >= len(meshes[prev]) and all(_near(p, present) for p in meshes[prev]):
+                    continue
+                missing = [p for p in meshes[prev] if not _near(p, present)]
+                faces = analyzer.track(reader[f], missing, [to_68(p) for p in present], len(present))
+                if not faces:
+                    continue
+                records = to_records(ws.root, m.id, f, faces, analyzer.config)
+                with ws.transaction() as tx:
+                    for rec in records:
+                        insert_face(tx, m.id, f, rec)
+                meshes.setdefault(f, []).extend(face.mesh for face in faces)
+                added += len(faces)
+    return added
+
+
+def _near(mesh: np.ndarray, others: list[np.ndarray]) -> bool:
+    """Whether a face (mesh) from a neighbouring frame is one of `others` here (boxes overlap well)."""
+    lo, hi = mesh[:, :2].min(0), mesh[:, :2].max(0)
+    for o in others:
+        olo, ohi = o[:, :2].min(0), o[:, :2].max(0)
+        inter = np.clip(np.minimum(hi, ohi) - np.maximum(lo, olo), 0, None).prod()
+        union = (hi - lo).prod() + (ohi - olo).prod() - inter
+        if union > 0 and inter / union > 0.3:
+            return True
+    return False
+
+
+def postprocess(ws: Workspace) -> dict[str, Any]:
+    """Link tracks, group people, choose the source and target persons, flag and smooth. Deterministic."""
+    db = ws.db
+    summary: dict[str, Any] = {}
+    updates: list[tuple[Any, ...]] = []
+    smooth: list[tuple[bytes | None, int]] = []
+    people_rows = []
+    next_track, next_person = 1, 1
+    for role in ("source", "target"):
+        tracks: list[ppl.Track] = []
+        for m in ws.media(role):
+            faces = query_faces(db, "media_id = ?", (m.id,))
+            media_tracks = ppl.link_tracks(faces, next_track)
+            next_track += len(media_tracks)
+            tracks += media_tracks
+            times = {i: m.info.pts[i] * float(m.info.time_base) for i in range(m.info.frame_count)}
+            for t in media_tracks:
+                lms = ppl.smooth_track(t, times) if role == "target" else [None] * len(t.faces)
+                smooth += [(blob(lm) if lm is not None else None, f.id) for f, lm in zip(t.faces, lms, strict=True)]
+        people = ppl.group_people(tracks, next_person)
+        next_person += len(people)
+        stored = db.execute("SELECT value FROM meta WHERE key = ?", (f"{role}_reference",)).fetchone()
+        ref = np.array(json.loads(stored[0])["embedding"], np.float32) if stored else None
+        chosen = ppl.choose_person(people, ref, role)
+        for p in people:
+            mean = p.embedding
+            people_rows.append((p.id, role, blob(mean), len(p.faces), p.median_size, int(p is chosen)))
+            for t in p.tracks:
+                for f in t.faces:
+                    reason = ""
+                    if p is not chosen:
+                        reason = "other person"
+                    elif float(f.embedding @ mean) < ppl.WRONG_IDENTITY:
+                        reason = "identity"
+                    updates.append((t.id, p.id, reason, f.id))
+        summary[role] = {"people": len(people), "chosen": chosen.id if chosen else None,
+                         "chosen_faces": len(chosen.faces) if chosen else 0}
+    with ws.transaction() as tx:
+        tx.execute("DELETE FROM people")
+        tx.executemany("INSERT INTO people VALUES (?,?,?,?,?,?)", people_rows)
+        for track_id, person_id, reason, face_id in updates:
+            tx.execute("UPDATE faces SET track_id = ?, person_id = ? WHERE id = ?", (track_id, person_id, face_id))
+            # Automatic flags are recomputed; a user's own decision ("user: ...") is never touched.
+            tx.execute("""UPDATE faces SET excluded = ?, exclude_reason = ?
+                          WHERE id = ? AND exclude_reason NOT LIKE 'user%'""", (int(bool(reason)), reason, face_id))
+        tx.executemany("UPDATE faces SET lm68_smooth = ? WHERE id = ?", smooth)
+        tx.execute("INSERT OR REPLACE INTO meta VALUES ('extracted_at', ?)", (now(),))
+    return summary

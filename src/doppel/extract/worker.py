@@ -1,0 +1,59 @@
+"""Extraction work for one batch of frames, runnable in a pool process or in the caller's own process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer, FaceResult
+
+# Per-process state of pool workers: each process builds its models once, in `init_worker`.
+_analyzer: FaceAnalyzer | None = None
+
+
+def init_worker(config: AnalyzerConfig) -> None:
+    global _analyzer
+    cv2.setNumThreads(1)
+    _analyzer = FaceAnalyzer(config, threads=1)
+
+
+def write_crop(root: Path, rel: str, crop: np.ndarray) -> str:
+    """Write an aligned crop as JPEG (quality 95) by temporary file + rename; returns its SHA-256."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise OSError(f"could not encode {rel}")
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, path)
+    return hashlib.sha256(data.tobytes()).hexdigest()
+
+
+def to_records(root: Path, media_id: int, frame_idx: int, faces: list[FaceResult],
+               config: AnalyzerConfig) -> list[dict[str, Any]]:
+    """Plain records for the database; writes each face's aligned crop under `root`."""
+    records = []
+    for face in faces:
+        rel = f"faces/m{media_id}/{frame_idx:06d}_{face.face_idx}.jpg"
+        record = asdict(face)
+        record.pop("crop")
+        record.update(crop_path=rel, crop_sha256=write_crop(root, rel, face.crop),
+                      face_type=config.face_type, crop_size=config.crop_size)
+        records.append(record)
+    return records
+
+
+def analyze_batch(
+    analyzer: FaceAnalyzer | None, root: Path, media_id: int, frames: list[tuple[int, np.ndarray]]
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Faces of each (frame index, image); crops are written under `root`. Returns plain records."""
+    analyzer = analyzer or _analyzer
+    assert analyzer is not None, "init_worker was not called"
+    return [(i, to_records(root, media_id, i, analyzer.analyze(image), analyzer.config)) for i, image in frames]

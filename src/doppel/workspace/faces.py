@@ -1,0 +1,104 @@
+"""Face records: what extraction stores per face, and the queries later stages use."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def blob(a: np.ndarray) -> bytes:
+    return np.ascontiguousarray(a, dtype=np.float32).tobytes()
+
+
+def unblob(b: bytes | None, cols: int | None = None) -> np.ndarray:
+    if b is None:
+        return np.zeros((0, cols or 1), np.float32)
+    a = np.frombuffer(b, dtype=np.float32)
+    return a.reshape(-1, cols) if cols else a
+
+
+@dataclass(frozen=True)
+class Face:
+    """A stored face. Arrays are float32 frame pixels unless said otherwise."""
+
+    id: int
+    media_id: int
+    frame_idx: int
+    face_idx: int
+    box: np.ndarray            # (4,)
+    score: float
+    lm68: np.ndarray           # (68, 2)
+    lm68_smooth: np.ndarray | None
+    matrix: np.ndarray         # (2, 3) float64 frame -> crop
+    face_type: str
+    crop_size: int
+    crop_path: str             # relative to the workspace root
+    polygon: np.ndarray        # (N, 2)
+    embedding: np.ndarray      # (128,)
+    yaw: float
+    pitch: float
+    roll: float
+    sharpness: float
+    size_px: float
+    track_id: int | None
+    person_id: int | None
+    excluded: bool
+    exclude_reason: str
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row) -> Face:
+        return cls(
+            id=r["id"], media_id=r["media_id"], frame_idx=r["frame_idx"], face_idx=r["face_idx"],
+            box=np.array([r["x0"], r["y0"], r["x1"], r["y1"]], np.float32), score=r["score"],
+            lm68=unblob(r["lm68"], 2),
+            lm68_smooth=unblob(r["lm68_smooth"], 2) if r["lm68_smooth"] is not None else None,
+            matrix=np.array(json.loads(r["matrix"]), np.float64), face_type=r["face_type"],
+            crop_size=r["crop_size"], crop_path=r["crop_path"], polygon=unblob(r["polygon"], 2),
+            embedding=unblob(r["embedding"]), yaw=r["yaw"], pitch=r["pitch"], roll=r["roll"],
+            sharpness=r["sharpness"], size_px=r["size_px"], track_id=r["track_id"], person_id=r["person_id"],
+            excluded=bool(r["excluded"]), exclude_reason=r["exclude_reason"],
+        )
+
+    def mesh(self, db: sqlite3.Connection) -> np.ndarray:
+        """The dense 468x3 mesh (loaded on demand: it is the bulk of a face row)."""
+        return unblob(db.execute("SELECT mesh FROM faces WHERE id = ?", (self.id,)).fetchone()[0], 3)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "media_id": self.media_id, "frame": self.frame_idx, "face": self.face_idx,
+            "box": [round(float(v), 2) for v in self.box], "score": round(self.score, 4),
+            "yaw": round(self.yaw, 2), "pitch": round(self.pitch, 2), "roll": round(self.roll, 2),
+            "sharpness": round(self.sharpness, 2), "size_px": round(self.size_px, 2),
+            "track": self.track_id, "person": self.person_id, "excluded": self.excluded,
+            "reason": self.exclude_reason, "crop": self.crop_path,
+        }
+
+
+_COLUMNS = ("id, media_id, frame_idx, face_idx, x0, y0, x1, y1, score, lm68, lm68_smooth, matrix, face_type, "
+            "crop_size, crop_path, polygon, embedding, yaw, pitch, roll, sharpness, size_px, track_id, "
+            "person_id, excluded, exclude_reason")
+
+
+def query_faces(db: sqlite3.Connection, where: str = "", params: Iterable[Any] = ()) -> list[Face]:
+    sql = f"SELECT {_COLUMNS} FROM faces" + (f" WHERE {where}" if where else "")
+    sql += " ORDER BY media_id, frame_idx, face_idx"
+    return [Face.from_row(r) for r in db.execute(sql, tuple(params))]
+
+
+def insert_face(db: sqlite3.Connection, media_id: int, frame_idx: int, record: dict[str, Any]) -> None:
+    """Insert one face from the plain dict extraction workers send back (arrays as numpy)."""
+    db.execute(
+        """INSERT INTO faces (media_id, frame_idx, face_idx, x0, y0, x1, y1, score, mesh, lm68, matrix,
+           face_type, crop_size, crop_path, crop_sha256, polygon, embedding, yaw, pitch, roll, sharpness, size_px)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+        (media_id, frame_idx, record["face_idx"], *map(float, record["box"]), record["score"],
+         blob(record["mesh"]), blob(record["lm68"]), json.dumps(np.asarray(record["matrix"]).tolist()),
+         record["face_type"], record["crop_size"], record["crop_path"], record["crop_sha256"],
+         blob(record["polygon"]), blob(record["embedding"]), record["yaw"], record["pitch"], record["roll"],
+         record["sharpness"], record["size_px"]),
+    )

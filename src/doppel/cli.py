@@ -13,7 +13,7 @@ from rich.table import Table
 
 from doppel import __version__
 from doppel.errors import DoppelError
-from doppel.progress import progress_bars
+from doppel.progress import progress_bars, stderr
 from doppel.workspace.records import Role
 
 out = Console()
@@ -191,9 +191,57 @@ def extract(workspace: Path, reference: Path | None, source_reference: Path | No
 
 @cli.command()
 @WS_ARG
-def faces(workspace: Path) -> None:
-    """List, sort and curate face sets (not built yet)."""
-    _not_built("faces", 3)
+@click.option("--role", type=click.Choice(["source", "target"]), default="source", show_default=True)
+@click.option("--person", default="chosen", show_default=True,
+              help="Whose faces: 'chosen' (the swapped / source identity), 'all', or a person id.")
+@click.option("--sort", "sort_key", type=click.Choice(["frame", "sharpness", "yaw", "pitch", "size", "identity"]),
+              default="frame", show_default=True, help="Order of the listing (identity: nearest to the person).")
+@click.option("--limit", type=int, default=20, show_default=True, help="Faces to list (0: all).")
+@click.option("--best", type=int, default=None, help="Keep the best N spread over poses; exclude the rest.")
+@click.option("--exclude", "exclude_ids", default=None, help="Exclude faces by id, e.g. 12,40-45.")
+@click.option("--include", "include_ids", default=None, help="Include faces again by id.")
+@click.option("--reason", default="excluded by hand", show_default=True, help="Why (recorded with --exclude).")
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
+def faces(workspace: Path, role: str, person: str, sort_key: str, limit: int, best: int | None,
+          exclude_ids: str | None, include_ids: str | None, reason: str, as_json: bool) -> None:
+    """List, sort and curate face sets. Excluding never deletes anything.
+
+    \b
+    Examples:
+      doppel faces shot1 --sort sharpness --limit 10
+      doppel faces shot1 --best 500
+      doppel faces shot1 --exclude 120-135 --reason "hand over face"
+      doppel faces shot1 --role target --person all --json
+    """
+    from doppel.extract import curate
+    from doppel.workspace import Workspace
+
+    with Workspace.open(workspace) as ws:
+        if exclude_ids:
+            n = curate.set_excluded(ws, curate.parse_ids(exclude_ids), True, reason)
+            stderr.print(f"excluded {n} face(s)")
+        if include_ids:
+            n = curate.set_excluded(ws, curate.parse_ids(include_ids), False, "")
+            stderr.print(f"included {n} face(s)")
+        if best is not None:
+            kept, dropped = curate.keep_best(ws, role, best)
+            stderr.print(f"kept the best {kept} faces spread over poses; excluded {dropped} more")
+        chosen = curate.chosen_person(ws, role)
+        listed = curate.sort_faces(curate.face_set(ws, role, person=person), sort_key,
+                                   chosen[1] if chosen else None)
+    usable = sum(not f.excluded for f in listed)
+    shown = listed[:limit] if limit else listed
+    if as_json:
+        _print_json({"role": role, "person": person, "faces": len(listed), "usable": usable,
+                     "listed": [f.to_json() for f in shown]})
+        return
+    table = Table(title=f"{role} faces ({person}): {len(listed)}, {usable} usable")
+    for col in ("id", "media", "frame", "yaw", "pitch", "sharp", "size", "person", "excluded"):
+        table.add_column(col)
+    for f in shown:
+        table.add_row(str(f.id), str(f.media_id), str(f.frame_idx), f"{f.yaw:.0f}", f"{f.pitch:.0f}",
+                      f"{f.sharpness:.0f}", f"{f.size_px:.0f}", str(f.person_id), f.exclude_reason or "")
+    out.print(table)
 
 
 @cli.command()

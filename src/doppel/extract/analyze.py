@@ -113,5 +113,12 @@ class FaceAnalyzer:
 
 
 def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two landmark sets of one face (found by two overlapping detections)."""
-    return float(np.linalg.norm(a - b, axis=1).mean()) < 0.25 * inter_ocular(a)
+    """Two landmark sets (68x2) of one face: found by two overlapping detections, or one found inside the
+    other (a false detection on an eye or a cheek, which the mesh then fits a small face to)."""
+    if float(np.linalg.norm(a - b, axis=1).mean()) < 0.25 * inter_ocular(a):
+        return True
+    lo = np.maximum(a.min(0), b.min(0))
+    hi = np.minimum(a.max(0), b.max(0))
+    inter = float(np.clip(hi - lo, 0, None).prod())
+    smaller = min(float(np.ptp(a, axis=0).prod()), float(np.ptp(b, axis=0).prod()))
+    return smaller > 0 and inter / smaller > 0.5

@@ -21,6 +21,13 @@ MESH_TO_68 = np.array([
     78, 82, 13, 312, 308, 317, 14, 87,                    # inner lips 60-67
 ])
 
+# For each 68-point index, its mirror image's index (left and right swapped).
+MIRROR_68 = np.array(
+    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65]
+)
+
 # The face outline in the mesh, clockwise from the top of the forehead.
 FACE_OVAL = np.array([
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,

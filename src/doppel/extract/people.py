@@ -13,7 +13,7 @@ import numpy as np
 
 from doppel.extract.identity import cosine
 from doppel.extract.layout import inter_ocular
-from doppel.extract.smoothing import one_euro
+from doppel.extract.smoothing import smooth_offline
 from doppel.workspace.faces import Face
 
 MAX_GAP_FRAMES = 15        # a face may vanish this long and still continue its track
@@ -127,4 +127,4 @@ def smooth_track(track: Track, times: dict[int, float]) -> list[np.ndarray]:
     t = [times[f.frame_idx] for f in track.faces]
     pts = np.stack([f.lm68 for f in track.faces])
     scale = [inter_ocular(f.lm68) for f in track.faces]
-    return list(one_euro(t, pts, scale=scale).astype(np.float32))
+    return list(smooth_offline(t, pts, scale=scale).astype(np.float32))

@@ -146,7 +146,7 @@ def test_demo_builds_clips_and_ingests_them(tmp_path: Path) -> None:
     code, out, err = run("demo", tmp_path / "demo")
     assert code == 0, err
     summary = json.loads(run("info", tmp_path / "demo" / "workspace", "--json")[1])
-    assert [(m["role"], m["frame_count"], len(m["audio"])) for m in summary["media"]] == [
-        ("source", 75, 1), ("target", 75, 1)]
+    assert [(m["role"], m["frame_count"], len(m["audio"]), m["faces"]) for m in summary["media"]] == [
+        ("source", 75, 1, 75), ("target", 75, 1, 75)]
     code, _, err = run("demo", tmp_path / "demo")
     assert code == 1 and "already exists" in err

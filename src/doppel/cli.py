@@ -131,14 +131,14 @@ def info(workspace: Path, as_json: bool) -> None:
         _print_json(summary)
         return
     table = Table(title=f"workspace {summary['workspace']}")
-    for col in ("#", "role", "name", "kind", "size", "frames", "fps", "sec", "audio"):
+    for col in ("#", "role", "name", "picture", "frames", "audio", "faces"):
         table.add_column(col, overflow="fold", min_width=12 if col == "name" else None)
     for m in summary["media"]:
         num, den = map(int, m["fps"].split("/"))
-        kind = m["kind"] + (f" rot {m['rotation']}" if m["rotation"] else "")
-        table.add_row(str(m["id"]), m["role"], m["name"], kind, f"{m['width']}x{m['height']}",
-                      str(m["frame_count"]), f"{num / den:.3f}" + (" VFR" if m["variable_frame_rate"] else ""),
-                      f"{m['duration_s']:.2f}", str(len(m["audio"])))
+        picture = (f"{m['kind']} {m['width']}x{m['height']} {num / den:.3f}fps"
+                   + (" VFR" if m["variable_frame_rate"] else "") + (f" rot{m['rotation']}" if m["rotation"] else ""))
+        frames = str(m["frame_count"]) + (f" ({m['frames_failed']} failed)" if m["frames_failed"] else "")
+        table.add_row(str(m["id"]), m["role"], m["name"], picture, frames, str(len(m["audio"])), str(m["faces"]))
     out.print(table)
     out.print(f"frames: {summary['frames']['source']} source, {summary['frames']['target']} target; "
               f"faces: {summary['faces']}")
@@ -297,6 +297,7 @@ def demo(folder: Path) -> None:
       doppel demo demo-out
     """
     from doppel.demo import make_demo_clips
+    from doppel.extract.run import extract as run_extract
     from doppel.ingest import add_media
     from doppel.workspace import Workspace
 
@@ -309,13 +310,16 @@ def demo(folder: Path) -> None:
     with Workspace.create(ws_path) as ws, progress_bars() as new_bar:
         add_media(ws, [source], "source", progress_for=lambda p: new_bar(f"probe {p.name}"))
         add_media(ws, [target], "target", progress_for=lambda p: new_bar(f"probe {p.name}"))
+        report = run_extract(ws, progress_for=lambda m: new_bar(f"extract {m.name}"))
         summary = ws.summary()
     for m in summary["media"]:
         out.print(f"  {m['role']:<6} {m['name']}: {m['width']}x{m['height']}, {m['frame_count']} frames, "
-                  f"{len(m['audio'])} audio stream(s)")
-    out.print(f"clips:     {folder / 'clips'}\nworkspace: {ws_path}\n"
-              "next stages (extract, train, merge, export) arrive with their issues; "
-              f"see `doppel info {ws_path}`")
+                  f"{len(m['audio'])} audio stream(s), {m['faces']} faces")
+    for w in report.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    out.print(f"clips:     {folder / 'clips'}\nworkspace: {ws_path}\naligned faces: {ws_path / 'faces'}\n"
+              "next stages (train, merge, export) arrive with their issues; "
+              f"see `doppel info {ws_path}` and `doppel faces {ws_path}`")
 
 
 def main() -> None:

@@ -193,19 +193,20 @@ class Workspace:
         rows = self.db.execute("SELECT pts FROM frames WHERE media_id = ? ORDER BY idx", (media_id,))
         return tuple(r[0] for r in rows)
 
-    def table_exists(self, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                               (name,)).fetchone() is not None
-
     def summary(self) -> dict[str, Any]:
         media = self.media()
-        faces = (self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-                 if self.table_exists("faces") else 0)
+        per_media = dict(self.db.execute("SELECT media_id, COUNT(*) FROM faces GROUP BY media_id").fetchall())
+        failed = dict(self.db.execute(
+            "SELECT media_id, COUNT(*) FROM frames WHERE status = 'failed' GROUP BY media_id").fetchall())
+        pending = dict(self.db.execute(
+            "SELECT media_id, COUNT(*) FROM frames WHERE status = 'new' GROUP BY media_id").fetchall())
+        faces = sum(per_media.values())
         return {
             "workspace": str(self.root),
             "id": self.id,
             "schema_version": schema_version(self.db),
-            "media": [m.to_json() for m in media],
+            "media": [{**m.to_json(), "faces": per_media.get(m.id, 0), "frames_failed": failed.get(m.id, 0),
+                       "frames_pending": pending.get(m.id, 0)} for m in media],
             "frames": {role: sum(m.info.frame_count for m in media if m.role == role)
                        for role in ("source", "target")},
             "faces": faces,

@@ -13,3 +13,26 @@ def clips() -> Path:
     if not folder.is_dir():
         pytest.skip("development footage (../shared/data) not present")
     return folder
+
+
+@pytest.fixture(scope="session")
+def extracted_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with a short astronaut clip as source and Grace Hopper as target, extracted.
+
+    Shared by the tests that need faces (training, merging); copy it before changing it."""
+    from click.testing import CliRunner
+
+    from doppel.cli import cli
+    from doppel.demo import astronaut, grace_hopper, moving_frames, write_clip
+
+    root = tmp_path_factory.mktemp("pair")
+    src = write_clip(root / "astro.mp4", moving_frames(astronaut(), frames=16, size=(192, 192), seed=1),
+                     tone_hz=None)
+    dst = write_clip(root / "hopper.mp4", moving_frames(grace_hopper(), frames=16, size=(192, 192), seed=2))
+    runner = CliRunner()
+    ws = root / "ws"
+    for args in (["init", ws], ["add", ws, "--source", src], ["add", ws, "--target", dst],
+                 ["extract", ws, "--workers", "1"]):
+        result = runner.invoke(cli, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    return ws

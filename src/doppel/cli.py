@@ -246,9 +246,89 @@ def faces(workspace: Path, role: str, person: str, sort_key: str, limit: int, be
 
 @cli.command()
 @WS_ARG
-def train(workspace: Path) -> None:
-    """Train the face-swap model (not built yet)."""
-    _not_built("train", 4)
+@click.option("--preset", default=None, help="Model preset for a new model (see --list-presets; default cpu-64).")
+@click.option("--iterations", type=int, default=None, help="Train this many more steps.")
+@click.option("--minutes", type=float, default=None, help="Train for this many minutes.")
+@click.option("--model", "model_name", default="main", show_default=True, help="Name of the model in the workspace.")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None,
+              help="Start a new model from another workspace's trained model (same preset).")
+@click.option("--batch-size", type=int, default=None, help="Faces per identity per step (global).")
+@click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate.")
+@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: the preset's choice).")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one).")
+@click.option("--preview-minutes", type=float, default=2.0, show_default=True, help="Write a preview this often.")
+@click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True, help="Save this often.")
+@click.option("--list-presets", is_flag=True, help="List the presets and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def train(workspace: Path, preset: str | None, iterations: int | None, minutes: float | None, model_name: str,
+          init_from: Path | None, batch_size: int | None, learning_rate: float | None, bf16: bool | None,
+          device: str | None, preview_minutes: float, checkpoint_minutes: float, list_presets: bool,
+          as_json: bool) -> None:
+    """Train (or continue training) the face-swap model. Ctrl-C saves and stops.
+
+    On several GPUs or machines, launch through torchrun:
+    torchrun --nproc_per_node=4 -m doppel train WS --minutes 600
+
+    \b
+    Examples:
+      doppel train shot1 --minutes 10
+      doppel train shot1 --preset cpu-128 --iterations 20000
+      doppel train shot2 --init-from shot1 --minutes 30
+    """
+    from doppel.train.config import PRESETS
+
+    if list_presets:
+        for p in PRESETS.values():
+            m = p.model
+            out.print(f"[bold]{p.name}[/]: {m.arch} {m.resolution}px, batch {p.train.batch_size} - {p.description}")
+        return
+    from doppel.train.loop import Budget, Trainer, distributed
+    from doppel.workspace import Workspace
+
+    overrides = {k: v for k, v in (("batch_size", batch_size), ("learning_rate", learning_rate), ("bf16", bf16))
+                 if v is not None}
+    rank, world = distributed()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device != "cpu" and _cuda() else "gloo")
+    with Workspace.open(workspace) as ws:
+        trainer = Trainer.open(ws, name=model_name, preset=preset, device=device, init_from=init_from,
+                               overrides=overrides)
+        budget = Budget(iterations, minutes, preview_minutes, checkpoint_minutes)
+        if rank == 0 and not as_json:
+            m = trainer.model_cfg
+            out.print(f"model {model_name}: preset {trainer.preset} ({m.arch} {m.resolution}px), step "
+                      f"{trainer.step}, on {trainer.device}{f' x{world}' if world > 1 else ''}")
+        with progress_bars("it") as new_bar:
+            bar = new_bar("train") if rank == 0 and iterations else None
+            first = trainer.step
+
+            def report(step: int, last: int | None, figures: dict[str, float]) -> None:
+                if bar:
+                    bar(step - first, (last or step) - first)
+
+            result = trainer.train(budget, report)
+    if rank != 0:
+        return
+    summary = {"step": result.step, "steps_run": result.steps_run, "seconds": round(result.seconds, 1),
+               "samples_per_s": round(result.samples_per_s, 2), "interrupted": result.interrupted,
+               "rollbacks": result.rollbacks, "losses": result.losses, "validation": result.validation,
+               "checkpoint": str(result.checkpoint), "preview": str(result.preview)}
+    if as_json:
+        _print_json(summary)
+        return
+    state = "stopped by you; saved" if result.interrupted else "saved"
+    out.print(f"{state} at step {result.step} ({result.steps_run} steps, {result.samples_per_s:.1f} samples/s); "
+              f"validation SSIM source {result.validation.get('ssim_src', 0):.3f}, "
+              f"target {result.validation.get('ssim_dst', 0):.3f}")
+    out.print(f"checkpoint: {result.checkpoint}\npreview:    {result.preview}")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @cli.command()

@@ -1,0 +1,1 @@
+"""Training: DeepFaceLab-style face-swap autoencoders, their data pipeline, losses, checkpoints and loop."""

@@ -1,0 +1,136 @@
+"""Checkpoints: weights and optimizer state in safetensors, everything else in JSON, written crash-safely.
+
+Layout under WS/models/<name>/:
+  checkpoints/step-00001200/{model.safetensors, optimizer.safetensors, state.json}
+  latest.json         which checkpoint is current (replaced atomically after the checkpoint is complete)
+A checkpoint folder is built under a temporary name, fsynced, then renamed: a write killed half-way leaves
+the previous checkpoint current and loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from doppel.errors import DoppelError
+from doppel.fsutil import fsync_dir, write_text_atomic
+
+FORMAT = 1
+KEEP_LAST = 3
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    state: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, torch.Tensor]
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer's state dict into tensors (for safetensors) and plain values (for JSON)."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, Any] = {"param_groups": sd["param_groups"], "scalars": {}}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                plain["scalars"][f"{pid}.{key}"] = value
+    return tensors, plain
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    for name, value in plain["scalars"].items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+
+
+def save(folder: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any],
+         *, backup: bool = False) -> Path:
+    """Write checkpoint `step` and make it current; prune old ones (backups are kept). Returns its folder."""
+    ckpts = folder / "checkpoints"
+    ckpts.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:08d}"
+    final = ckpts / name
+    tmp = ckpts / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        opt_tensors, opt_plain = optimizer_tensors(opt)
+        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": str(FORMAT)})
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata={"format": str(FORMAT)})
+        full_state = {**state, "format": FORMAT, "step": step, "backup": backup, "optimizer": opt_plain}
+        (tmp / "state.json").write_text(json.dumps(full_state, indent=1))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        fsync_dir(ckpts)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DoppelError(f"could not write checkpoint ({exc.strerror}); the previous one is kept", final) from exc
+    write_text_atomic(folder / "latest.json", json.dumps({"checkpoint": name, "step": step}))
+    _prune(ckpts, keep=name)
+    return final
+
+
+def _prune(ckpts: Path, keep: str) -> None:
+    regular = []
+    for d in sorted(ckpts.glob("step-*")):
+        try:
+            if json.loads((d / "state.json").read_text()).get("backup"):
+                continue
+        except (OSError, ValueError):
+            pass
+        regular.append(d)
+    for d in regular[:-KEEP_LAST]:
+        if d.name != keep:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def latest(folder: Path) -> Path | None:
+    pointer = folder / "latest.json"
+    if not pointer.is_file():
+        return None
+    try:
+        name = json.loads(pointer.read_text())["checkpoint"]
+    except (ValueError, KeyError) as exc:
+        raise DoppelError("model pointer is unreadable", pointer) from exc
+    return folder / "checkpoints" / name
+
+
+def load(path: Path) -> Checkpoint:
+    """Read a checkpoint folder; a clear error if any part is missing, corrupt or from another format."""
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise DoppelError("checkpoint state is missing or unreadable", path / "state.json") from exc
+    if state.get("format") != FORMAT:
+        raise DoppelError(f"checkpoint format {state.get('format')} is not {FORMAT} (another doppel version)", path)
+    parts = {}
+    for part in ("model", "optimizer"):
+        file = path / f"{part}.safetensors"
+        try:
+            parts[part] = load_file(str(file))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise DoppelError(f"checkpoint file is corrupt or truncated ({exc})", file) from exc
+    return Checkpoint(path, state, parts["model"], parts["optimizer"])

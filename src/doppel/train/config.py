@@ -1,0 +1,136 @@
+"""Model and training configuration: frozen dataclasses, validated on creation, saved beside every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from doppel.errors import DoppelError
+
+ARCHITECTURES = ("df", "liae")
+FACE_TYPES = ("full", "whole_face", "head")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "df"
+    """`df`: shared encoder and inter, one decoder per identity. `liae`: shared encoder and decoder, inter_AB
+    and inter_B; the swap decodes the target's inter_AB code twice."""
+    resolution: int = 64
+    """Side of the faces the model sees and makes, in pixels (a multiple of 16, 64 to 512)."""
+    face_type: str = "whole_face"
+    """Crop type of the training faces; must match the workspace's extraction."""
+    encoder_dims: int = 32
+    """Channels of the first encoder level (doubling at each of four levels)."""
+    bottleneck_dims: int = 128
+    """Width of the dense bottleneck (the identity-free code)."""
+    inter_dims: int = 128
+    """Channels of the decoder's lowest-resolution feature map."""
+    decoder_dims: int = 32
+    """Channels of the last decoder level (doubling towards the bottleneck)."""
+    mask_dims: int = 16
+    """Channels of the last level of the mask decoder."""
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise DoppelError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if not (64 <= self.resolution <= 512 and self.resolution % 16 == 0):
+            raise DoppelError(f"resolution must be a multiple of 16 from 64 to 512, not {self.resolution}")
+        if self.face_type not in FACE_TYPES:
+            raise DoppelError(f"face type must be one of {', '.join(FACE_TYPES)}, not {self.face_type!r}")
+        for f in ("encoder_dims", "bottleneck_dims", "inter_dims", "decoder_dims", "mask_dims"):
+            if getattr(self, f) < 4:
+                raise DoppelError(f"{f} must be at least 4")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 16
+    """Faces per identity per step (the global batch, over all processes)."""
+    learning_rate: float = 2e-4
+    weight_dssim: float = 10.0
+    """Masked structural dissimilarity (DSSIM) on the face."""
+    weight_pixel: float = 10.0
+    """Masked mean squared error on the face."""
+    weight_mask: float = 10.0
+    """Mean squared error of the predicted mask."""
+    weight_eyes_mouth: float = 30.0
+    """Extra mean absolute error on the eyes and mouth, where a face looks alive."""
+    random_warp: bool = True
+    """DeepFaceLab-style random warp of the inputs (the model learns to undo it)."""
+    random_flip: bool = True
+    color_match: bool = True
+    """Match each source face's colour statistics to a random target face (RCT in Lab)."""
+    seed: int = 0
+    holdout: float = 0.1
+    """Share of each clip's last frames kept out of training, for validation."""
+    bf16: bool = False
+    """bfloat16 autocast for the forward pass (CPUs with AVX-512 bf16, and GPUs)."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise DoppelError("batch size must be at least 1")
+        if not 0 < self.learning_rate < 1:
+            raise DoppelError("learning rate must be in (0, 1)")
+        if not 0 <= self.holdout < 0.5:
+            raise DoppelError("holdout must be in [0, 0.5)")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    model: ModelConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(preset: Preset) -> Preset:
+    PRESETS[preset.name] = preset
+    return preset
+
+
+register_preset(Preset(
+    "tiny-64", "A very small 64 px DF for smoke tests and trying a workflow; learns only a blurry face.",
+    ModelConfig("df", 64, encoder_dims=8, bottleneck_dims=32, inter_dims=32, decoder_dims=8, mask_dims=4),
+    TrainConfig(batch_size=4, learning_rate=5e-4),
+))
+register_preset(Preset(
+    "cpu-64", "64 px DF sized for a 2-core CPU: a recognisable, soft swap in about ten minutes. Start here.",
+    ModelConfig("df", 64, encoder_dims=32, bottleneck_dims=128, inter_dims=128, decoder_dims=16, mask_dims=8),
+    TrainConfig(batch_size=16, learning_rate=3e-4),
+))
+register_preset(Preset(
+    "cpu-128", "128 px DF for CPUs: four times the pixels of cpu-64, sharper after an hour or more.",
+    ModelConfig("df", 128, encoder_dims=24, bottleneck_dims=256, inter_dims=256, decoder_dims=16, mask_dims=8),
+    TrainConfig(batch_size=8, learning_rate=2e-4),
+))
+register_preset(Preset(
+    "gpu-256-df", "256 px DF for one GPU (about SAEHD's default size): hours to a good result.",
+    ModelConfig("df", 256, encoder_dims=64, bottleneck_dims=256, inter_dims=256, decoder_dims=64, mask_dims=22),
+    TrainConfig(batch_size=16, learning_rate=1e-4, bf16=True),
+))
+register_preset(Preset(
+    "gpu-256-liae", "256 px LIAE for one GPU: follows the target's lighting and expression more closely than DF.",
+    ModelConfig("liae", 256, encoder_dims=64, bottleneck_dims=256, inter_dims=256, decoder_dims=64, mask_dims=22),
+    TrainConfig(batch_size=16, learning_rate=1e-4, bf16=True),
+))
+register_preset(Preset(
+    "gpu-512-liae", "512 px LIAE for large GPUs or several: days of training, for close-ups.",
+    ModelConfig("liae", 512, encoder_dims=80, bottleneck_dims=384, inter_dims=384, decoder_dims=80, mask_dims=24),
+    TrainConfig(batch_size=8, learning_rate=5e-5, bf16=True),
+))
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return asdict(obj)
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise DoppelError(f"unknown {cls.__name__} fields: {', '.join(sorted(unknown))}")
+    return cls(**data)

@@ -1,0 +1,185 @@
+"""Training data: the chosen people's aligned faces, masks and eye/mouth regions, and batched augmentation.
+
+A batch is a pure function of (seed, salt, step): nothing about the data order needs saving to resume
+exactly, and every process of a distributed run can build the same global batch and take its share.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from doppel.errors import DoppelError
+from doppel.extract.align import transform_points
+from doppel.extract.curate import face_set
+from doppel.extract.layout import LEFT_EYE, MOUTH, RIGHT_EYE
+from doppel.extract.masks import rasterize
+from doppel.train.color import reinhard_transfer
+from doppel.workspace import Workspace
+from doppel.workspace.faces import Face
+
+
+@dataclass
+class FaceTensors:
+    """N faces at the model's resolution R: images (N, 3, R, R) uint8; masks and eye/mouth regions
+    (N, 1, R, R) uint8; `weights` (N,) sampling weights balancing head poses."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    eyes_mouth: torch.Tensor
+    weights: torch.Tensor
+    face_ids: list[int]
+
+    def __len__(self) -> int:
+        return len(self.face_ids)
+
+
+def _region_mask(points: np.ndarray, size: int) -> np.ndarray:
+    """Filled convex hulls of both eyes and the mouth (crop pixels), grown a little: (size, size) uint8."""
+    mask = np.zeros((size, size), np.uint8)
+    eye_w = float(np.ptp(points[RIGHT_EYE, 0]))
+    for region in (RIGHT_EYE, LEFT_EYE, MOUTH):
+        hull = cv2.convexHull(np.round(points[region] * 16).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, 4)
+    grow = max(1, int(round(eye_w * 0.3)))
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+
+
+def _pose_weights(faces: list[Face]) -> torch.Tensor:
+    """1 / (faces in the same 10-degree yaw x pitch cell), so rare poses are seen as often as common ones."""
+    cells = [(int(f.yaw // 10), int(f.pitch // 10)) for f in faces]
+    counts: dict[tuple[int, int], int] = {}
+    for c in cells:
+        counts[c] = counts.get(c, 0) + 1
+    w = torch.tensor([1.0 / counts[c] for c in cells], dtype=torch.float64)
+    return w / w.sum()
+
+
+def load_faces(root: Path, faces: list[Face], resolution: int) -> FaceTensors:
+    images, masks, regions = [], [], []
+    for f in faces:
+        img = cv2.imread(str(root / f.crop_path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DoppelError("aligned face crop is missing or unreadable; run `doppel extract --redo`",
+                              root / f.crop_path)
+        interp = cv2.INTER_AREA if img.shape[0] > resolution else cv2.INTER_CUBIC
+        images.append(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (resolution, resolution),
+                                 interpolation=interp))
+        scale = resolution / f.crop_size
+        to_model = f.matrix * scale
+        masks.append(rasterize(f.polygon, (resolution, resolution), to_model))
+        regions.append(_region_mask(transform_points(to_model, f.lm68), resolution))
+    return FaceTensors(
+        images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
+        masks=torch.from_numpy(np.stack(masks))[:, None].contiguous(),
+        eyes_mouth=torch.from_numpy(np.stack(regions))[:, None].contiguous(),
+        weights=_pose_weights(faces),
+        face_ids=[f.id for f in faces],
+    )
+
+
+def split_holdout(ws: Workspace, faces: list[Face], holdout: float) -> tuple[list[Face], list[Face]]:
+    """Faces from the last `holdout` share of each video are kept for validation."""
+    frames = {m.id: (m.info.frame_count, m.info.kind) for m in ws.media()}
+    train: list[Face] = []
+    held: list[Face] = []
+    for f in faces:
+        count, kind = frames[f.media_id]
+        (held if kind != "image" and f.frame_idx >= math.ceil(count * (1 - holdout)) else train).append(f)
+    return train, held
+
+
+@dataclass
+class TrainingData:
+    src: FaceTensors
+    dst: FaceTensors
+    src_val: FaceTensors | None
+    dst_val: FaceTensors | None
+
+
+def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: float) -> TrainingData:
+    """The usable faces of the chosen source and target persons, split into training and held-out sets."""
+    sets = {}
+    for role in ("source", "target"):
+        faces = face_set(ws, role, excluded=False)
+        if not faces:
+            raise DoppelError(f"no usable {role} faces: run `doppel extract` (and check `doppel faces "
+                              f"--role {role}`)", ws.root)
+        types = {f.face_type for f in faces}
+        if types != {face_type}:
+            raise DoppelError(f"the model wants {face_type} faces but the {role} faces are "
+                              f"{', '.join(sorted(types))}; set [extract] face_type and run `doppel extract --redo`")
+        train, held = split_holdout(ws, faces, holdout)
+        if not train:
+            train, held = faces, []
+        sets[role] = (load_faces(ws.root, train, resolution),
+                      load_faces(ws.root, held, resolution) if held else None)
+    return TrainingData(sets["source"][0], sets["target"][0], sets["source"][1], sets["target"][1])
+
+
+def batch_generator(seed: int, salt: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + salt * 7_919 + step) % (2**63))
+
+
+def _affine_grid(n: int, res: int, g: torch.Generator, warp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampling grids (N, R, R, 2): the target's (random similarity) and the input's (the same plus a smooth
+    random warp, as DeepFaceLab's random_warp: random offsets on a coarse grid, interpolated)."""
+    angle = (torch.rand(n, generator=g) * 2 - 1) * math.radians(10)
+    scale = 1 + (torch.rand(n, generator=g) * 2 - 1) * 0.05
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * 0.05
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, [n, 3, res, res], align_corners=False)
+    if not warp:
+        return grid, grid
+    coarse = torch.randn(n, 2, 5, 5, generator=g) * 0.035
+    coarse[:, :, [0, -1], :] = 0
+    coarse[:, :, :, [0, -1]] = 0
+    flow = F.interpolate(coarse, size=(res, res), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    return grid, grid + flow
+
+
+def augment(faces: FaceTensors, idx: torch.Tensor, g: torch.Generator, *, warp: bool, flip: bool
+            ) -> dict[str, torch.Tensor]:
+    """Warped input, target, mask and eye/mouth region for the faces `idx`: float NCHW in [0, 1]."""
+    img = faces.images[idx].float() / 255
+    mask = faces.masks[idx].float() / 255
+    em = faces.eyes_mouth[idx].float() / 255
+    n, _, res, _ = img.shape
+    if flip:
+        flipped = torch.rand(n, generator=g) < 0.5
+        img[flipped], mask[flipped], em[flipped] = img[flipped].flip(3), mask[flipped].flip(3), em[flipped].flip(3)
+    grid_t, grid_i = _affine_grid(n, res, g, warp)
+    stack = torch.cat([img, mask, em], 1)
+    target = F.grid_sample(stack, grid_t, mode="bilinear", padding_mode="border", align_corners=False)
+    warped = F.grid_sample(img, grid_i, mode="bilinear", padding_mode="border", align_corners=False)
+    return {"input": warped.clamp(0, 1), "target": target[:, :3].clamp(0, 1), "mask": target[:, 3:4],
+            "eyes_mouth": target[:, 4:5]}
+
+
+def make_batch(data: TrainingData, batch_size: int, seed: int, salt: int, step: int, *, warp: bool = True,
+               flip: bool = True, color_match: bool = True, rank: int = 0, world: int = 1
+               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(source batch, target batch) for `step`; with `world` > 1 this process's share of the global batch."""
+    g = batch_generator(seed, salt, step)
+    src_idx = torch.multinomial(data.src.weights, batch_size, replacement=True, generator=g)
+    dst_idx = torch.multinomial(data.dst.weights, batch_size, replacement=True, generator=g)
+    ref_idx = torch.multinomial(data.dst.weights, batch_size, replacement=True, generator=g)
+    src = augment(data.src, src_idx, g, warp=warp, flip=flip)
+    dst = augment(data.dst, dst_idx, g, warp=warp, flip=flip)
+    if color_match:
+        ref = data.dst.images[ref_idx].float() / 255
+        ref_mask = data.dst.masks[ref_idx].float() / 255
+        for key in ("input", "target"):
+            src[key] = reinhard_transfer(src[key], ref, src["mask"], ref_mask)
+    if world > 1:
+        share = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+        src = {k: v[share] for k, v in src.items()}
+        dst = {k: v[share] for k, v in dst.items()}
+    return src, dst

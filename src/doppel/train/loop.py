@@ -1,0 +1,310 @@
+"""The training loop: resumable, crash-safe, distributed when launched with torchrun.
+
+`Trainer.open` finds or creates the model of a workspace; `Trainer.train` runs steps until a budget (steps or
+minutes) is spent or the user presses Ctrl-C, saving checkpoints, previews and a loss log as it goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from doppel import __version__
+from doppel.errors import DoppelError
+from doppel.train import checkpoint
+from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
+from doppel.train.data import TrainingData, load_training_data, make_batch
+from doppel.train.losses import masked_ssim, total_loss
+from doppel.train.models import build_model
+from doppel.train.preview import preview_grid, save_png
+from doppel.workspace import Workspace
+
+StepReport = Callable[[int, int | None, dict[str, float]], None]
+"""Called as report(step, last_step or None, figures) after each step."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    iterations: int | None = None
+    minutes: float | None = None
+    preview_minutes: float = 2.0
+    checkpoint_minutes: float = 5.0
+    backup_minutes: float = 60.0
+    log_every: int = 10
+
+
+@dataclass
+class TrainResult:
+    step: int
+    steps_run: int
+    seconds: float
+    samples_per_s: float
+    interrupted: bool
+    rollbacks: int
+    losses: dict[str, float]
+    validation: dict[str, float]
+    checkpoint: Path
+    preview: Path | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def model_folder(ws: Workspace, name: str) -> Path:
+    return ws.root / "models" / name
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when run plainly."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def pick_device(requested: str | None) -> torch.device:
+    if requested:
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise DoppelError("--device cuda asked for, but no CUDA GPU is available")
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list[bool]]:
+    """Ctrl-C / SIGTERM set a flag the loop checks between steps, so a step is never cut in half."""
+    flag = [False]
+
+    def handler(signum: int, frame: object) -> None:
+        flag[0] = True
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: no signal handling
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class Trainer:
+    def __init__(self, ws: Workspace, folder: Path, preset: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 device: torch.device, step: int = 0, salt: int = 0, elapsed: float = 0.0) -> None:
+        self.ws, self.folder, self.preset = ws, folder, preset
+        self.model_cfg, self.cfg, self.device = model_cfg, train_cfg, device
+        self.rank, self.world = distributed()
+        self.step, self.salt, self.elapsed = step, salt, elapsed
+        torch.manual_seed(train_cfg.seed)
+        # channels-last convolutions run about twice as fast on CPUs (oneDNN) and use tensor cores on GPUs.
+        self.model = build_model(model_cfg).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate, betas=(0.5, 0.999))
+        self.net: torch.nn.Module = self.model
+        self.data: TrainingData | None = None
+
+    # -- opening ------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, ws: Workspace, *, name: str = "main", preset: str | None = None, device: str | None = None,
+             init_from: Path | None = None, overrides: dict[str, Any] | None = None) -> Trainer:
+        """Continue the workspace's model `name`, or start one from `preset` (default cpu-64)."""
+        folder = model_folder(ws, name)
+        current = checkpoint.latest(folder)
+        dev = pick_device(device)
+        if current is not None:
+            ckpt = checkpoint.load(current)
+            state = ckpt.state
+            if state.get("workspace_id") != ws.id:
+                raise DoppelError("this model was trained for another workspace", current)
+            if preset is not None and preset != state["preset"]:
+                raise DoppelError(f"the model here was made with preset {state['preset']!r}, not {preset!r}; "
+                                  "use --model NAME for a second model", folder)
+            model_cfg = from_dict(ModelConfig, state["model"])
+            train_cfg = replace(from_dict(TrainConfig, state["train"]), **(overrides or {}))
+            trainer = cls(ws, folder, state["preset"], model_cfg, train_cfg, dev, state["step"],
+                          state.get("salt", 0), state.get("elapsed_s", 0.0))
+            trainer._restore(ckpt)
+            return trainer
+        chosen = _preset(preset or "cpu-64")
+        model_cfg = replace(chosen.model, face_type=ws.settings.extract.face_type)
+        train_cfg = replace(chosen.train, **(overrides or {}))
+        trainer = cls(ws, folder, chosen.name, model_cfg, train_cfg, dev)
+        if init_from is not None:
+            trainer._init_from(Path(init_from), name)
+        return trainer
+
+    def _restore(self, ckpt: checkpoint.Checkpoint) -> None:
+        try:
+            self.model.load_state_dict(ckpt.model)
+        except RuntimeError as exc:
+            raise DoppelError("checkpoint does not fit this model (another architecture or resolution)",
+                              ckpt.path) from exc
+        checkpoint.load_optimizer(self.opt, ckpt.optimizer, ckpt.state["optimizer"])
+        for group in self.opt.param_groups:
+            group["lr"] = self.cfg.learning_rate
+
+    def _init_from(self, other: Path, name: str) -> None:
+        """Start from another workspace's trained weights (the optimizer starts fresh)."""
+        with Workspace.open(other) as ows:
+            path = checkpoint.latest(model_folder(ows, name)) or checkpoint.latest(model_folder(ows, "main"))
+        if path is None:
+            raise DoppelError(f"no trained model {name!r} to start from", other)
+        ckpt = checkpoint.load(path)
+        theirs = from_dict(ModelConfig, ckpt.state["model"])
+        if theirs != self.model_cfg:
+            raise DoppelError(f"the model in {other} is {theirs.arch} {theirs.resolution}px {theirs.face_type}; "
+                              f"it cannot start a {self.model_cfg.arch} {self.model_cfg.resolution}px "
+                              f"{self.model_cfg.face_type} model", path)
+        self.model.load_state_dict(ckpt.model)
+
+    # -- saving -------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"doppel": __version__, "workspace_id": self.ws.id, "preset": self.preset,
+                "model": to_dict(self.model_cfg), "train": to_dict(self.cfg), "salt": self.salt,
+                "elapsed_s": self.elapsed, "torch": torch.__version__}
+
+    def save(self, *, backup: bool = False, extra: dict[str, Any] | None = None) -> Path:
+        if self.rank != 0:
+            return self.folder
+        return checkpoint.save(self.folder, self.step, self.model, self.opt, {**self.state(), **(extra or {})},
+                               backup=backup)
+
+    def rollback(self) -> None:
+        """Back to the last saved checkpoint, with a fresh data order (the bad batch is not replayed)."""
+        path = checkpoint.latest(self.folder)
+        if self.world > 1:
+            dist.barrier()
+        assert path is not None
+        ckpt = checkpoint.load(path)
+        self._restore(ckpt)
+        self.step = ckpt.state["step"]
+        self.salt = ckpt.state.get("salt", 0) + 1
+
+    # -- training -----------------------------------------------------------------------------------------
+    def load_data(self) -> TrainingData:
+        if self.data is None:
+            self.data = load_training_data(self.ws, self.model_cfg.resolution, self.model_cfg.face_type,
+                                           self.cfg.holdout)
+        return self.data
+
+    def train_step(self) -> tuple[float, dict[str, float]]:
+        data = self.load_data()
+        cfg = self.cfg
+        src, dst = make_batch(data, cfg.batch_size, cfg.seed, self.salt, self.step, warp=cfg.random_warp,
+                              flip=cfg.random_flip, color_match=cfg.color_match, rank=self.rank, world=self.world)
+        src = {k: v.to(self.device, memory_format=torch.channels_last) for k, v in src.items()}
+        dst = {k: v.to(self.device, memory_format=torch.channels_last) for k, v in dst.items()}
+        self.net.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            out = self.net(src["input"], dst["input"])
+        loss, parts = total_loss(out, src, dst, cfg)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        value = loss.detach()
+        if self.world > 1:
+            dist.all_reduce(value)
+            value /= self.world
+        self.step += 1
+        return float(value), parts
+
+    @torch.no_grad()
+    def validate(self, limit: int = 64) -> dict[str, float]:
+        """Masked SSIM of source->source and target->target on held-out faces (training faces if none)."""
+        data = self.load_data()
+        self.model.eval()
+        result = {}
+        for key, held, train in (("src", data.src_val, data.src), ("dst", data.dst_val, data.dst)):
+            faces = held if held is not None and len(held) else train
+            n = min(limit, len(faces))
+            idx = torch.linspace(0, len(faces) - 1, n).long()
+            img = (faces.images[idx].float() / 255).to(self.device)
+            mask = (faces.masks[idx].float() / 255).to(self.device)
+            out = self.model(img, img)
+            result[f"ssim_{key}"] = float(masked_ssim(out[key].float(), img, mask).mean())
+        result["held_out"] = float(data.src_val is not None and data.dst_val is not None)
+        return result
+
+    def write_preview(self) -> Path:
+        data = self.load_data()
+        self.model.eval()
+        n = min(4, len(data.src), len(data.dst))
+        pick = lambda faces: (faces.images[torch.linspace(0, len(faces) - 1, n).long()].float() / 255)  # noqa: E731
+        grid = preview_grid(self.model, pick(data.src).to(self.device), pick(data.dst).to(self.device))
+        path = self.folder / "previews" / f"step-{self.step:08d}.png"
+        save_png(path, grid)
+        save_png(self.folder / "preview.png", grid)
+        return path
+
+    def train(self, budget: Budget, report: StepReport | None = None) -> TrainResult:
+        if budget.iterations is None and budget.minutes is None:
+            raise DoppelError("give --iterations N or --minutes M")
+        self.load_data()
+        if self.world > 1 and not isinstance(self.net, torch.nn.parallel.DistributedDataParallel):
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if checkpoint.latest(self.folder) is None:
+            self.save()  # the rollback target for the very first steps
+        last_step = self.step + budget.iterations if budget.iterations is not None else None
+        deadline = time.monotonic() + budget.minutes * 60 if budget.minutes is not None else math.inf
+        start = time.monotonic()
+        marks = {"preview": start, "checkpoint": start, "backup": start}
+        history: list[float] = []
+        parts: dict[str, float] = {}
+        steps_run = rollbacks = 0
+        preview: Path | None = None
+        log = self.folder / "losses.jsonl"
+        with stop_requests() as stop:
+            while (last_step is None or self.step < last_step) and time.monotonic() < deadline and not stop[0]:
+                t0 = time.monotonic()
+                loss, parts = self.train_step()
+                steps_run += 1
+                median = sorted(history[-50:])[len(history[-50:]) // 2] if len(history) >= 20 else math.inf
+                if not math.isfinite(loss) or loss > 10 * median:
+                    rollbacks += 1
+                    if rollbacks > 5:
+                        raise DoppelError("training keeps diverging (non-finite or exploding loss) after 5 "
+                                          "rollbacks; lower the learning rate", self.folder)
+                    self.rollback()
+                    history.clear()
+                    continue
+                history.append(loss)
+                now = time.monotonic()
+                self.elapsed += now - t0
+                figures = {"loss": loss, **parts, "samples_per_s": self.cfg.batch_size / max(now - t0, 1e-9)}
+                if self.rank == 0 and self.step % budget.log_every == 0:
+                    with open(log, "a") as fh:
+                        fh.write(json.dumps({"step": self.step, "time": round(self.elapsed, 2), **figures}) + "\n")
+                if report:
+                    report(self.step, last_step, figures)
+                if self.rank == 0 and now - marks["preview"] >= budget.preview_minutes * 60:
+                    preview = self.write_preview()
+                    marks["preview"] = now
+                if now - marks["checkpoint"] >= budget.checkpoint_minutes * 60:
+                    backup = now - marks["backup"] >= budget.backup_minutes * 60
+                    self.save(backup=backup)
+                    marks["checkpoint"] = now
+                    if backup:
+                        marks["backup"] = now
+        seconds = time.monotonic() - start
+        validation = self.validate() if self.rank == 0 else {}
+        path = self.save(extra={"validation": validation, "losses": parts})
+        if self.rank == 0:
+            preview = self.write_preview()
+        return TrainResult(self.step, steps_run, seconds, steps_run * self.cfg.batch_size / max(seconds, 1e-9),
+                           bool(stop[0]), rollbacks, parts, validation, path, preview)
+
+
+def _preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise DoppelError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]

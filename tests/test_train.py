@@ -1,0 +1,235 @@
+"""Training: models, losses, data, exact resume, crash safety, rollback, distributed equivalence."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from doppel.cli import cli
+from doppel.errors import DoppelError
+from doppel.train import checkpoint, losses
+from doppel.train.config import PRESETS, ModelConfig
+from doppel.train.data import make_batch
+from doppel.train.loop import Budget, Trainer
+from doppel.train.models import build_model, registered
+from doppel.workspace import Workspace
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def ws(extracted_pair: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "ws"
+    shutil.copytree(extracted_pair, copy)
+    return copy
+
+
+def weights(ws: Path, name: str = "main") -> dict[str, torch.Tensor]:
+    pointer = json.loads((ws / "models" / name / "latest.json").read_text())
+    return load_file(str(ws / "models" / name / "checkpoints" / pointer["checkpoint"] / "model.safetensors"))
+
+
+@pytest.mark.parametrize("arch", registered())
+def test_every_registered_model_maps_faces_to_faces(arch: str) -> None:
+    cfg = ModelConfig(arch, 64, encoder_dims=8, bottleneck_dims=16, inter_dims=16, decoder_dims=8, mask_dims=4)
+    model = build_model(cfg)
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x, x)
+    assert set(out) == {"src", "src_mask", "dst", "dst_mask"}
+    assert out["src"].shape == (2, 3, 64, 64) and out["dst_mask"].shape == (2, 1, 64, 64)
+    with torch.no_grad():
+        face, mask = model.swap(x)
+    assert face.shape == (2, 3, 64, 64) and float(face.min()) >= 0 and float(face.max()) <= 1
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds(name: str) -> None:
+    with torch.device("meta"):
+        model = build_model(PRESETS[name].model)
+    assert sum(p.numel() for p in model.parameters()) > 10_000
+
+
+def test_invalid_configs_are_rejected() -> None:
+    with pytest.raises(DoppelError, match="multiple of 16"):
+        ModelConfig(resolution=100)
+    with pytest.raises(DoppelError, match="unknown architecture"):
+        ModelConfig(arch="gan")
+
+
+def test_ssim_is_one_for_equal_images_and_drops_with_noise() -> None:
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(losses.ssim(x, x), torch.ones(2), atol=1e-5)
+    noisy = (x + 0.3 * torch.randn_like(x)).clamp(0, 1)
+    assert float(losses.ssim(x, noisy).mean()) < 0.8
+
+
+def test_batches_are_a_function_of_the_step_and_warp_only_the_input(ws: Path) -> None:
+    with Workspace.open(ws) as w:
+        trainer = Trainer.open(w, preset="tiny-64")
+        data = trainer.load_data()
+    a_src, a_dst = make_batch(data, 4, seed=0, salt=0, step=7)
+    b_src, b_dst = make_batch(data, 4, seed=0, salt=0, step=7)
+    c_src, _ = make_batch(data, 4, seed=0, salt=0, step=8)
+    assert all(torch.equal(a_src[k], b_src[k]) for k in a_src)
+    assert not torch.equal(a_src["target"], c_src["target"])
+    assert a_src["input"].shape == (4, 3, 64, 64) and a_src["mask"].shape == (4, 1, 64, 64)
+    plain_src, _ = make_batch(data, 4, seed=0, salt=0, step=7, warp=False, color_match=False)
+    assert torch.allclose(plain_src["input"], plain_src["target"], atol=1e-6)
+    assert not torch.allclose(a_src["input"], a_src["target"], atol=1e-3)
+
+
+def test_short_training_lowers_the_loss_and_saves_everything(ws: Path) -> None:
+    with Workspace.open(ws) as w:
+        trainer = Trainer.open(w, preset="tiny-64")
+        first = [trainer.train_step()[0] for _ in range(5)]
+        result = trainer.train(Budget(iterations=115, preview_minutes=1e9))
+    assert result.step == 120 and result.rollbacks == 0
+    log = [json.loads(line) for line in (ws / "models" / "main" / "losses.jsonl").read_text().splitlines()]
+    last = sum(r["loss"] for r in log[-3:]) / 3
+    assert last < 0.7 * (sum(first) / len(first))
+    assert (ws / "models" / "main" / "preview.png").is_file()
+    state = json.loads((result.checkpoint / "state.json").read_text())
+    assert state["step"] == 120 and state["preset"] == "tiny-64" and 0 < state["validation"]["ssim_src"] <= 1
+
+
+def test_exact_resume_after_kill_9(ws: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    shutil.copytree(ws, straight)
+    total = 40
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    cmd = [sys.executable, "-m", "doppel", "train"]
+    subprocess.run([*cmd, str(straight), "--preset", "tiny-64", "--iterations", str(total)], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    proc = subprocess.Popen([*cmd, str(ws), "--preset", "tiny-64", "--iterations", str(total),
+                             "--checkpoint-minutes", "0"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    pointer = ws / "models" / "main" / "latest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if pointer.exists() and json.loads(pointer.read_text())["step"] >= total // 2:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads(pointer.read_text())["step"]
+    assert total // 2 <= done < total
+    subprocess.run([*cmd, str(ws), "--iterations", str(total - done)], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a, b = weights(straight), weights(ws)
+    assert json.loads(pointer.read_text())["step"] == total
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_write_killed_half_way_keeps_the_previous_one(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Workspace.open(ws) as w:
+        trainer = Trainer.open(w, preset="tiny-64")
+        trainer.train(Budget(iterations=3, preview_minutes=1e9))
+        good = checkpoint.latest(trainer.folder)
+
+        def dies(*args: object, **kwargs: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(checkpoint, "save_file", dies)
+        trainer.train_step()
+        with pytest.raises(DoppelError, match="previous one is kept"):
+            trainer.save()
+    assert checkpoint.latest(ws / "models" / "main") == good
+    assert checkpoint.load(good).state["step"] == 3
+    assert not list((ws / "models" / "main" / "checkpoints").glob(".*"))
+
+
+def test_non_finite_loss_rolls_back(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Workspace.open(ws) as w:
+        trainer = Trainer.open(w, preset="tiny-64")
+        real = trainer.train_step
+        calls = {"n": 0}
+
+        def flaky() -> tuple[float, dict[str, float]]:
+            calls["n"] += 1
+            loss, parts = real()
+            if calls["n"] == 5:
+                with torch.no_grad():
+                    for p in trainer.model.parameters():
+                        p.fill_(float("nan"))
+                return float("nan"), parts
+            return loss, parts
+
+        monkeypatch.setattr(trainer, "train_step", flaky)
+        result = trainer.train(Budget(iterations=10, preview_minutes=1e9))
+    assert result.rollbacks == 1 and result.step == 10
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_bad_models_and_data_are_clear_errors(ws: Path, tmp_path: Path) -> None:
+    assert run("train", ws, "--preset", "tiny-64", "--iterations", "2")[0] == 0
+    code, _, err = run("train", ws, "--preset", "cpu-64", "--iterations", "1")
+    assert code == 1 and "made with preset 'tiny-64'" in err
+    code, _, err = run("train", ws, "--model", "other", "--preset", "cpu-64", "--iterations", "1",
+                       "--init-from", ws)
+    assert code == 1 and "cannot start" in err
+    # A corrupted weights file.
+    latest = checkpoint.latest(ws / "models" / "main")
+    assert latest is not None
+    data = (latest / "model.safetensors").read_bytes()
+    (latest / "model.safetensors").write_bytes(data[: len(data) // 2])
+    code, _, err = run("train", ws, "--iterations", "1")
+    assert code == 1 and "corrupt or truncated" in err
+    # A checkpoint of another resolution in the place of this one.
+    state = json.loads((latest / "state.json").read_text())
+    state["model"]["resolution"] = 128
+    (latest / "model.safetensors").write_bytes(data)
+    (latest / "state.json").write_text(json.dumps(state))
+    code, _, err = run("train", ws, "--iterations", "1")
+    assert code == 1 and "does not fit this model" in err
+    # No faces at all.
+    run("init", tmp_path / "empty")
+    code, _, err = run("train", tmp_path / "empty", "--iterations", "1")
+    assert code == 1 and "no usable source faces" in err
+
+
+def test_init_from_another_workspace(ws: Path, tmp_path: Path) -> None:
+    assert run("train", ws, "--preset", "tiny-64", "--iterations", "3")[0] == 0
+    second = tmp_path / "second"
+    shutil.copytree(ws, second)
+    shutil.rmtree(second / "models")
+    code, _, err = run("train", second, "--preset", "tiny-64", "--init-from", ws, "--iterations", "0")
+    assert code == 0, err
+    a, b = weights(ws), weights(second)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_process_ddp_matches_one_process(ws: Path, tmp_path: Path) -> None:
+    single = tmp_path / "single"
+    shutil.copytree(ws, single)
+    args = ["train", "--preset", "tiny-64", "--iterations", "6", "--batch-size", "4", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "doppel", args[0], str(single), *args[1:]], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "doppel", args[0], str(ws), *args[1:]], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = weights(single), weights(ws)
+    assert json.loads((ws / "models" / "main" / "latest.json").read_text())["step"] == 6
+    # Summation order differs between one process and two, and Adam's normalisation turns those last-bit
+    # differences on near-zero gradients into full-size steps; so compare the whole update, not each element:
+    # the two runs' weights must differ by under 5 % of how far training moved them. (A wrong split of the
+    # global batch gives differences as large as the update itself.)
+    start = load_file(str(ws / "models" / "main" / "checkpoints" / "step-00000000" / "model.safetensors"))
+    diff = torch.sqrt(sum(((a[k] - b[k]) ** 2).sum() for k in a))
+    moved = torch.sqrt(sum(((a[k] - start[k]) ** 2).sum() for k in a))
+    assert float(diff / moved) < 0.05, float(diff / moved)

@@ -7,8 +7,9 @@ exactly, and every process of a distributed run can build the same global batch 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,12 +18,13 @@ import torch.nn.functional as F
 
 from doppel.errors import DoppelError
 from doppel.extract.align import transform_points
-from doppel.extract.curate import face_set
 from doppel.extract.layout import LEFT_EYE, MOUTH, RIGHT_EYE
 from doppel.extract.masks import rasterize
 from doppel.train.color import reinhard_transfer
-from doppel.workspace import Workspace
-from doppel.workspace.faces import Face
+
+if TYPE_CHECKING:  # the workspace (and with it video I/O) is only needed to load faces, not to train on them
+    from doppel.workspace import Workspace
+    from doppel.workspace.faces import Face
 
 
 @dataclass
@@ -38,6 +40,11 @@ class FaceTensors:
 
     def __len__(self) -> int:
         return len(self.face_ids)
+
+    def to(self, device: torch.device) -> FaceTensors:
+        """The same faces on `device` (augmentation then runs there too: a GPU never waits for the CPU)."""
+        return replace(self, images=self.images.to(device), masks=self.masks.to(device),
+                       eyes_mouth=self.eyes_mouth.to(device))
 
 
 def _region_mask(points: np.ndarray, size: int) -> np.ndarray:
@@ -105,6 +112,8 @@ class TrainingData:
 
 def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: float) -> TrainingData:
     """The usable faces of the chosen source and target persons, split into training and held-out sets."""
+    from doppel.extract.curate import face_set
+
     sets = {}
     for role in ("source", "target"):
         faces = face_set(ws, role, excluded=False)
@@ -148,14 +157,18 @@ def _affine_grid(n: int, res: int, g: torch.Generator, warp: bool) -> tuple[torc
 def augment(faces: FaceTensors, idx: torch.Tensor, g: torch.Generator, *, warp: bool, flip: bool
             ) -> dict[str, torch.Tensor]:
     """Warped input, target, mask and eye/mouth region for the faces `idx`: float NCHW in [0, 1]."""
+    device = faces.images.device
+    idx = idx.to(device)
     img = faces.images[idx].float() / 255
     mask = faces.masks[idx].float() / 255
     em = faces.eyes_mouth[idx].float() / 255
     n, _, res, _ = img.shape
     if flip:
-        flipped = torch.rand(n, generator=g) < 0.5
-        img[flipped], mask[flipped], em[flipped] = img[flipped].flip(3), mask[flipped].flip(3), em[flipped].flip(3)
-    grid_t, grid_i = _affine_grid(n, res, g, warp)
+        flipped = (torch.rand(n, generator=g) < 0.5).to(device)
+        img = torch.where(flipped.view(-1, 1, 1, 1), img.flip(3), img)
+        mask = torch.where(flipped.view(-1, 1, 1, 1), mask.flip(3), mask)
+        em = torch.where(flipped.view(-1, 1, 1, 1), em.flip(3), em)
+    grid_t, grid_i = (grid.to(device) for grid in _affine_grid(n, res, g, warp))
     stack = torch.cat([img, mask, em], 1)
     target = F.grid_sample(stack, grid_t, mode="bilinear", padding_mode="border", align_corners=False)
     warped = F.grid_sample(img, grid_i, mode="bilinear", padding_mode="border", align_corners=False)
@@ -174,6 +187,7 @@ def make_batch(data: TrainingData, batch_size: int, seed: int, salt: int, step: 
     src = augment(data.src, src_idx, g, warp=warp, flip=flip)
     dst = augment(data.dst, dst_idx, g, warp=warp, flip=flip)
     if color_match:
+        ref_idx = ref_idx.to(data.dst.images.device)
         ref = data.dst.images[ref_idx].float() / 255
         ref_mask = data.dst.masks[ref_idx].float() / 255
         for key in ("input", "target"):

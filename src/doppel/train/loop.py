@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -28,7 +28,9 @@ from doppel.train.data import TrainingData, load_training_data, make_batch
 from doppel.train.losses import masked_ssim, total_loss
 from doppel.train.models import build_model
 from doppel.train.preview import preview_grid, save_png
-from doppel.workspace import Workspace
+
+if TYPE_CHECKING:  # only the CLI opens workspaces; the training step itself needs no video I/O
+    from doppel.workspace import Workspace
 
 StepReport = Callable[[int, int | None, dict[str, float]], None]
 """Called as report(step, last_step or None, figures) after each step."""
@@ -154,6 +156,8 @@ class Trainer:
 
     def _init_from(self, other: Path, name: str) -> None:
         """Start from another workspace's trained weights (the optimizer starts fresh)."""
+        from doppel.workspace import Workspace
+
         with Workspace.open(other) as ows:
             path = checkpoint.latest(model_folder(ows, name)) or checkpoint.latest(model_folder(ows, "main"))
         if path is None:
@@ -192,24 +196,17 @@ class Trainer:
     # -- training -----------------------------------------------------------------------------------------
     def load_data(self) -> TrainingData:
         if self.data is None:
-            self.data = load_training_data(self.ws, self.model_cfg.resolution, self.model_cfg.face_type,
-                                           self.cfg.holdout)
+            data = load_training_data(self.ws, self.model_cfg.resolution, self.model_cfg.face_type, self.cfg.holdout)
+            if self.device.type != "cpu":
+                data = TrainingData(data.src.to(self.device), data.dst.to(self.device),
+                                    data.src_val.to(self.device) if data.src_val else None,
+                                    data.dst_val.to(self.device) if data.dst_val else None)
+            self.data = data
         return self.data
 
     def train_step(self) -> tuple[float, dict[str, float]]:
-        data = self.load_data()
-        cfg = self.cfg
-        src, dst = make_batch(data, cfg.batch_size, cfg.seed, self.salt, self.step, warp=cfg.random_warp,
-                              flip=cfg.random_flip, color_match=cfg.color_match, rank=self.rank, world=self.world)
-        src = {k: v.to(self.device, memory_format=torch.channels_last) for k, v in src.items()}
-        dst = {k: v.to(self.device, memory_format=torch.channels_last) for k, v in dst.items()}
-        self.net.train()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            out = self.net(src["input"], dst["input"])
-        loss, parts = total_loss(out, src, dst, cfg)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        loss, parts = optimization_step(self.net, self.opt, self.load_data(), self.cfg, self.salt, self.step,
+                                        self.rank, self.world)
         value = loss.detach()
         if self.world > 1:
             dist.all_reduce(value)
@@ -302,6 +299,23 @@ class Trainer:
             preview = self.write_preview()
         return TrainResult(self.step, steps_run, seconds, steps_run * self.cfg.batch_size / max(seconds, 1e-9),
                            bool(stop[0]), rollbacks, parts, validation, path, preview)
+
+
+def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainingData, cfg: TrainConfig,
+                      salt: int, step: int, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
+    """One step: the batch for `step` (this process's share), forward, weighted losses, backward, update."""
+    src, dst = make_batch(data, cfg.batch_size, cfg.seed, salt, step, warp=cfg.random_warp, flip=cfg.random_flip,
+                          color_match=cfg.color_match, rank=rank, world=world)
+    src = {k: v.contiguous(memory_format=torch.channels_last) for k, v in src.items()}
+    dst = {k: v.contiguous(memory_format=torch.channels_last) for k, v in dst.items()}
+    net.train()
+    with torch.autocast(src["input"].device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        out = net(src["input"], dst["input"])
+    loss, parts = total_loss(out, src, dst, cfg)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, parts
 
 
 def _preset(name: str) -> Preset:

@@ -79,5 +79,6 @@ def total_loss(out: dict[str, torch.Tensor], src: dict[str, torch.Tensor], dst: 
         value = fn(out["src"].float(), out["src_mask"].float(), src) + fn(
             out["dst"].float(), out["dst_mask"].float(), dst)
         total = total + weight * value
-        parts[name] = float(value.detach())
+        parts[name] = value.detach()  # type: ignore[assignment]  # made floats below, in one sync
+    parts = {k: float(v) for k, v in parts.items()}
     return total, parts

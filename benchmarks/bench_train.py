@@ -78,7 +78,8 @@ def synthetic_faces(n: int, res: int, seed: int) -> FaceTensors:
                        list(range(n)))
 
 
-def throughput(preset: str, device: torch.device, steps: int, bf16: bool, peak: float) -> dict[str, float]:
+def throughput(preset: str, device: torch.device, steps: int, bf16: bool, peak: float,
+               compile_model: bool = False) -> dict[str, float]:
     p = PRESETS[preset]
     cfg = p.train.__class__(**{**p.train.__dict__, "bf16": bf16})
     res = p.model.resolution
@@ -89,6 +90,17 @@ def throughput(preset: str, device: torch.device, steps: int, bf16: bool, peak: 
     with FlopCounterMode(display=False) as counter:
         optimization_step(model, opt, data, cfg, 0, 0)
     flops = counter.get_total_flops()
+    net = torch.compile(model) if compile_model else model
+    # How long building one batch (sampling, warps, colour transfer) takes on this device, alone.
+    from doppel.train.data import make_batch
+
+    for i in range(3):
+        if i == 1:
+            sync(device)
+            t = time.perf_counter()
+        make_batch(data, cfg.batch_size, 0, 0, i)
+    sync(device)
+    batch_ms = (time.perf_counter() - t) / 2 * 1000
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     warm = 3
@@ -96,14 +108,15 @@ def throughput(preset: str, device: torch.device, steps: int, bf16: bool, peak: 
         if i == warm:
             sync(device)
             t = time.perf_counter()
-        optimization_step(model, opt, data, cfg, 0, i)
+        optimization_step(net, opt, data, cfg, 0, i)
     sync(device)
     seconds = (time.perf_counter() - t) / steps
     memory = (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda"
               else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     gflops = flops / seconds / 1e9
     return {"samples_per_s": cfg.batch_size / seconds, "gflop_per_step": flops / 1e9, "gflops": gflops,
-            "mfu": gflops / peak, "memory_gib": memory, "batch": cfg.batch_size}
+            "mfu": gflops / peak, "memory_gib": memory, "batch": cfg.batch_size, "batch_ms": batch_ms,
+            "step_ms": seconds * 1000}
 
 
 def cmd_throughput(args: argparse.Namespace) -> None:
@@ -117,10 +130,11 @@ def cmd_throughput(args: argparse.Namespace) -> None:
     presets = args.presets or [p for p in PRESETS if p.startswith("cpu" if device.type == "cpu" else "gpu")]
     results = {}
     for preset in presets:
-        for mode in ("fp32", "bf16"):
-            r = throughput(preset, device, args.steps, mode == "bf16", peaks[mode])
+        for mode in args.modes:
+            r = throughput(preset, device, args.steps, mode == "bf16", peaks[mode], args.compile)
             results[f"{preset}/{mode}"] = r
-            print(f"{preset:14s} {mode}: {r['samples_per_s']:7.1f} samples/s (batch {r['batch']}), "
+            print(f"{preset:14s} {mode}{' compiled' if args.compile else ''}: {r['samples_per_s']:7.1f} samples/s "
+                  f"(batch {r['batch']}, {r['step_ms']:.0f} ms/step, {r['batch_ms']:.1f} ms to build a batch), "
                   f"{r['gflop_per_step']:.0f} GFLOP/step, {r['gflops']:8.0f} GFLOP/s = {100 * r['mfu']:.0f} % of the "
                   f"{mode} matmul peak; peak memory {r['memory_gib']:.2f} GiB", flush=True)
     if args.json:
@@ -159,6 +173,8 @@ def main() -> None:
     t.add_argument("--device")
     t.add_argument("--steps", type=int, default=10)
     t.add_argument("--json")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--modes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     q = sub.add_parser("quality")
     q.add_argument("--minutes", type=float, nargs="+", default=[10, 30])
     q.add_argument("--keep", help="copy the final preview here")

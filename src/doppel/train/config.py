@@ -65,7 +65,10 @@ class TrainConfig:
     holdout: float = 0.1
     """Share of each clip's last frames kept out of training, for validation."""
     bf16: bool = False
-    """bfloat16 autocast for the forward pass (CPUs with AVX-512 bf16, and GPUs)."""
+    """bfloat16 autocast for the forward pass, where the hardware has bf16 arithmetic (CPUs with AVX-512 bf16
+    or AMX, recent GPUs); elsewhere training falls back to float32. About 1.7x (CPU) to 7x (H200) faster."""
+    compile: bool = False
+    """torch.compile the model on GPUs (about 1.5x faster after a minute of compiling; ignored on CPUs)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -100,27 +103,27 @@ register_preset(Preset(
 register_preset(Preset(
     "cpu-64", "64 px DF sized for a 2-core CPU: a recognisable, soft swap in about ten minutes. Start here.",
     ModelConfig("df", 64, encoder_dims=32, bottleneck_dims=128, inter_dims=128, decoder_dims=16, mask_dims=8),
-    TrainConfig(batch_size=16, learning_rate=3e-4),
+    TrainConfig(batch_size=16, learning_rate=3e-4, bf16=True),
 ))
 register_preset(Preset(
     "cpu-128", "128 px DF for CPUs: four times the pixels of cpu-64, sharper after an hour or more.",
     ModelConfig("df", 128, encoder_dims=24, bottleneck_dims=256, inter_dims=256, decoder_dims=16, mask_dims=8),
-    TrainConfig(batch_size=8, learning_rate=2e-4),
+    TrainConfig(batch_size=8, learning_rate=2e-4, bf16=True),
 ))
 register_preset(Preset(
     "gpu-256-df", "256 px DF for one GPU (about SAEHD's default size): hours to a good result.",
     ModelConfig("df", 256, encoder_dims=64, bottleneck_dims=256, inter_dims=256, decoder_dims=64, mask_dims=22),
-    TrainConfig(batch_size=16, learning_rate=1e-4, bf16=True),
+    TrainConfig(batch_size=16, learning_rate=1e-4, bf16=True, compile=True),
 ))
 register_preset(Preset(
     "gpu-256-liae", "256 px LIAE for one GPU: follows the target's lighting and expression more closely than DF.",
     ModelConfig("liae", 256, encoder_dims=64, bottleneck_dims=256, inter_dims=256, decoder_dims=64, mask_dims=22),
-    TrainConfig(batch_size=16, learning_rate=1e-4, bf16=True),
+    TrainConfig(batch_size=16, learning_rate=1e-4, bf16=True, compile=True),
 ))
 register_preset(Preset(
     "gpu-512-liae", "512 px LIAE for large GPUs or several: days of training, for close-ups.",
     ModelConfig("liae", 512, encoder_dims=80, bottleneck_dims=384, inter_dims=384, decoder_dims=80, mask_dims=24),
-    TrainConfig(batch_size=8, learning_rate=5e-5, bf16=True),
+    TrainConfig(batch_size=8, learning_rate=5e-5, bf16=True, compile=True),
 ))
 
 

@@ -80,6 +80,17 @@ def pick_device(requested: str | None) -> torch.device:
     return torch.device("cpu")
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether `device` does bfloat16 arithmetic natively (emulated bf16 is slower than float32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @contextlib.contextmanager
 def stop_requests() -> Iterator[list[bool]]:
     """Ctrl-C / SIGTERM set a flag the loop checks between steps, so a step is never cut in half."""
@@ -104,6 +115,8 @@ class Trainer:
     def __init__(self, ws: Workspace, folder: Path, preset: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
                  device: torch.device, step: int = 0, salt: int = 0, elapsed: float = 0.0) -> None:
         self.ws, self.folder, self.preset = ws, folder, preset
+        if train_cfg.bf16 and not bf16_supported(device):
+            train_cfg = replace(train_cfg, bf16=False)
         self.model_cfg, self.cfg, self.device = model_cfg, train_cfg, device
         self.rank, self.world = distributed()
         self.step, self.salt, self.elapsed = step, salt, elapsed
@@ -246,9 +259,12 @@ class Trainer:
         if budget.iterations is None and budget.minutes is None:
             raise DoppelError("give --iterations N or --minutes M")
         self.load_data()
-        if self.world > 1 and not isinstance(self.net, torch.nn.parallel.DistributedDataParallel):
-            self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.net is self.model:
+            if self.world > 1:
+                self.net = torch.nn.parallel.DistributedDataParallel(
+                    self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.cfg.compile and self.device.type == "cuda":
+                self.net = torch.compile(self.net)  # type: ignore[assignment]
         if checkpoint.latest(self.folder) is None:
             self.save()  # the rollback target for the very first steps
         last_step = self.step + budget.iterations if budget.iterations is not None else None

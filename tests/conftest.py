@@ -36,3 +36,19 @@ def extracted_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
         result = runner.invoke(cli, [str(a) for a in args])
         assert result.exit_code == 0, result.output
     return ws
+
+
+@pytest.fixture(scope="session")
+def trained_pair(extracted_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`extracted_pair` with a tiny model trained for a few steps (enough to merge and export)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from doppel.cli import cli
+
+    ws = tmp_path_factory.mktemp("trained") / "ws"
+    shutil.copytree(extracted_pair, ws)
+    result = CliRunner().invoke(cli, ["train", str(ws), "--preset", "tiny-64", "--iterations", "3"])
+    assert result.exit_code == 0, result.output
+    return ws

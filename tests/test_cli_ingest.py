@@ -136,17 +136,25 @@ def test_help_has_an_example(command: str) -> None:
     assert code == 0 and "Example" in out
 
 
-@pytest.mark.parametrize("command", ["merge", "eval", "studio"])
+@pytest.mark.parametrize("command", ["studio"])
 def test_unbuilt_commands_say_so(ws: Path, command: str) -> None:
     code, _, err = run(command, ws)
     assert code == 1 and "not built yet" in err
 
 
-def test_demo_builds_clips_and_ingests_them(tmp_path: Path) -> None:
-    code, out, err = run("demo", tmp_path / "demo")
+def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
+    code, out, err = run("demo", tmp_path / "demo", "--minutes", "0.05", "--preset", "tiny-64")
     assert code == 0, err
     summary = json.loads(run("info", tmp_path / "demo" / "workspace", "--json")[1])
     assert [(m["role"], m["frame_count"], len(m["audio"]), m["faces"]) for m in summary["media"]] == [
         ("source", 75, 1, 75), ("target", 75, 1, 75)]
+    from doppel.media import probe
+
+    video = probe(tmp_path / "demo" / "swapped.mp4")
+    assert video.frame_count == 75 and len(video.audio) == 1
+    report = json.loads((tmp_path / "demo" / "workspace" / "eval" / "report.json").read_text())
+    assert report["swapped"] == 75
     code, _, err = run("demo", tmp_path / "demo")
     assert code == 1 and "already exists" in err
+    code, _, err = run("demo", tmp_path / "other", "--source", tmp_path / "demo" / "swapped.mp4")
+    assert code == 1 and "give both" in err

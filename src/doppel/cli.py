@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
@@ -142,6 +143,10 @@ def info(workspace: Path, as_json: bool) -> None:
     out.print(table)
     out.print(f"frames: {summary['frames']['source']} source, {summary['frames']['target']} target; "
               f"faces: {summary['faces']}")
+    for name, model in summary["models"].items():
+        out.print(f"model {name}: step {model['step']}")
+    if summary["merged_frames"]:
+        out.print(f"merged: {summary['merged_frames']} frames ({summary['swapped_frames']} swapped)")
 
 
 @cli.command()
@@ -333,31 +338,189 @@ def _cuda() -> bool:
 
 @cli.command()
 @WS_ARG
-def merge(workspace: Path) -> None:
-    """Render the swapped face onto every target frame (not built yet)."""
-    _not_built("merge", 5)
+@click.option("--set", "assignments", nargs=2, multiple=True, metavar="FRAMES KEY=VALUE",
+              help="Override a [merge] setting for a frame range, e.g. --set 120-180 erode=15. Repeatable.")
+@click.option("--list-overrides", is_flag=True, help="List the frame-range overrides and exit.")
+@click.option("--clear-overrides", is_flag=True, help="Remove every override (or those given by --remove).")
+@click.option("--remove", "remove_ids", default=None, help="Remove overrides by id, e.g. 2,5.")
+@click.option("--force", is_flag=True, help="Render every frame again, even those that are up to date.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overrides: bool, clear_overrides: bool,
+          remove_ids: str | None, force: bool, device: str | None, as_json: bool) -> None:
+    """Render the swapped face onto every target frame; only frames whose inputs changed are redone.
+
+    Settings come from [merge] in doppel.toml; --set overrides them for a range of frames.
+
+    \b
+    Examples:
+      doppel merge shot1
+      doppel merge shot1 --set 120-180 erode=15 --set 120-180 color=mkl --set 300-320 swap=false
+      doppel merge shot1 --list-overrides
+    """
+    from doppel.extract.curate import parse_ids
+    from doppel.merge import overrides as ov
+    from doppel.merge.render import merge as run_merge
+    from doppel.workspace import Workspace
+
+    with Workspace.open(workspace) as ws:
+        target = ws.target()
+        if target is None:
+            raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
+        for frames, assignment in assignments:
+            first, last = ov.parse_range(frames, target.info.frame_count)
+            key, value = ov.parse_assignment(assignment)
+            oid = ov.add_override(ws, first, last, key, value)
+            stderr.print(f"override #{oid}: frames {first}-{last} {key} = {value!r}")
+        if clear_overrides or remove_ids:
+            n = ov.remove_overrides(ws, parse_ids(remove_ids) if remove_ids else None)
+            stderr.print(f"removed {n} override(s)")
+        if list_overrides:
+            rows = [o.__dict__ for o in ov.list_overrides(ws)]
+            if as_json:
+                _print_json(rows)
+            for o in rows if not as_json else []:
+                out.print(f"#{o['id']}: frames {o['first']}-{o['last']} {o['key']} = {o['value']!r}")
+            return
+        with progress_bars() as new_bar:
+            report = run_merge(ws, device=device, force=force, progress=new_bar("merge"))
+    if as_json:
+        _print_json({**report.__dict__, "fps": round(report.fps, 2)})
+        return
+    out.print(f"merged {report.frames} frames with model {report.model}: {report.rendered} rendered"
+              + (f" at {report.fps:.1f} frames/s" if report.rendered else "")
+              + f", {report.cached} up to date, {report.passthrough} without a swap")
+    for w in report.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
 
 
 @cli.command()
 @WS_ARG
 @click.argument("output", type=click.Path(path_type=Path))
-def export(workspace: Path, output: Path) -> None:
-    """Encode the finished shot with its audio and provenance marks (not built yet)."""
-    _not_built("export", 5)
+@click.option("--codec", type=click.Choice(["h264", "ffv1", "prores", "png"]), default=None,
+              help="Video codec (default from doppel.toml: h264).")
+@click.option("--crf", type=int, default=None, help="H.264 quality (lower is better).")
+@click.option("--layers", type=click.Path(path_type=Path), default=None,
+              help="Also write per-frame face RGBA and mask PNGs and transforms.json here, for compositing.")
+@click.option("--disclosure", type=click.Choice(["badge", "credits"]), default="badge", show_default=True,
+              help="badge: a label on every frame. credits: title cards at the start and end instead, for "
+                   "declared artistic, satirical or fictional works.")
+@click.option("--disclosure-text", default="AI-generated", show_default=True, help="The disclosure's wording.")
+@click.option("--author", default=None, help="Author recorded in the C2PA manifest.")
+@click.option("--purpose", default=None, help="Purpose recorded in the manifest, e.g. parody, film, research.")
+@click.option("--consent", default=None, help="A reference to the depicted people's consent, for the manifest.")
+@click.option("--cert", type=click.Path(path_type=Path), default=None,
+              help="Your signing certificate chain (PEM, leaf first); default: the workspace's self-signed one.")
+@click.option("--key", type=click.Path(path_type=Path), default=None, help="The private key (PEM) for --cert.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def export(workspace: Path, output: Path, codec: str | None, crf: int | None, layers: Path | None,
+           disclosure: str, disclosure_text: str, author: str | None, purpose: str | None, consent: str | None,
+           cert: Path | None, key: Path | None, as_json: bool) -> None:
+    """Encode the finished shot at the plate's timestamps with its audio, labelled as synthetic media:
+    a visible disclosure, an invisible watermark, and (MP4/MOV) a signed C2PA manifest.
+
+    There is no option to leave the labels out.
+
+    \b
+    Examples:
+      doppel export shot1 shot1.mp4
+      doppel export shot1 shot1.mov --codec prores --layers shot1_layers
+      doppel export shot1 short_film.mp4 --disclosure credits
+    """
+    from doppel.export.video import export as run_export
+    from doppel.provenance import Disclosure
+    from doppel.provenance.keys import load_identity
+    from doppel.workspace import Workspace
+
+    if (cert is None) != (key is None):
+        raise DoppelError("give both --cert and --key, or neither")
+    identity = load_identity(cert, key) if cert is not None and key is not None else None
+    with Workspace.open(workspace) as ws, progress_bars() as new_bar:
+        report = run_export(ws, output, codec=codec, crf=crf, layers=layers,
+                            disclosure=Disclosure(disclosure, disclosure_text), identity=identity, author=author,
+                            purpose=purpose, consent=consent, progress=new_bar("export"))
+    summary = {"path": str(report.path), "frames": report.frames, "seconds": round(report.seconds, 2),
+               "c2pa": report.c2pa, "self_signed": report.self_signed,
+               "codec": report.codec, "audio_streams": report.audio_streams,
+               "layers": str(report.layers) if report.layers else None}
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(f"wrote {report.path} ({report.frames} frames, {report.codec}, {report.audio_streams} audio "
+              f"stream(s) copied) in {report.seconds:.1f} s; watermarked"
+              + ("; C2PA manifest signed" + (" with the workspace's self-signed certificate" if report.self_signed
+                                             else "") if report.c2pa else "; no C2PA (not an MP4/MOV file)"))
+    if report.layers:
+        out.print(f"layers in {report.layers}")
 
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-def verify(file: Path) -> None:
-    """Read a video's C2PA manifest and watermark (not built yet)."""
-    _not_built("verify", 6)
+@click.option("--seconds", type=float, default=10.0, show_default=True,
+              help="How much of the video to search for the watermark.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def verify(file: Path, seconds: float, as_json: bool) -> None:
+    """Say whether a video is doppel output: its C2PA manifest (valid? tampered? signer, actions,
+    ingredients) and its watermark (found even after re-encoding, resizing or cropping strip the manifest).
+
+    Exit code 0: doppel marks found; 3: none found; 1: the file could not be read.
+
+    \b
+    Examples:
+      doppel verify shot1.mp4
+      doppel verify downloaded_clip.mp4 --json
+    """
+    from doppel.provenance.verify import verify as run_verify
+
+    report = run_verify(file, seconds)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        m = report.manifest
+        if not m.present:
+            out.print("C2PA manifest: none")
+        else:
+            trust = " (self-signed / untrusted signer: not on a trust list)" if m.self_signed_or_untrusted else ""
+            out.print(f"C2PA manifest: {'VALID' if m.valid else 'INVALID - the file was changed after signing'}"
+                      f" ({m.state}); signer {m.signer or '?'}{trust}")
+            out.print(f"  actions: {', '.join(m.actions)}; source type: {m.digital_source_type.rsplit('/', 1)[-1]}")
+            for ing in m.ingredients:
+                out.print(f"  ingredient: {ing['title']} ({ing['relationship']})")
+            for problem in m.problems:
+                out.print(f"  problem: {problem}")
+        wm = (f"FOUND (score {report.watermark_score} > {report.watermark_threshold}, chance of a false alarm "
+              f"<= {report.watermark_false_positive_rate:.1e}; workspace tag {report.watermark_tag or 'unreadable'})"
+              if report.watermark_found else f"not found (score {report.watermark_score})")
+        out.print(f"watermark: {wm} over {report.watermark_frames} frames")
+        out.print(f"container metadata says synthetic: {'yes' if report.metadata_says_synthetic else 'no'}")
+        out.print("verdict: " + ("doppel output (synthetic media)" if report.marked else "no doppel marks found")
+                  + ("; TAMPERED" if report.tampered else ""))
+    if not report.marked:
+        sys.exit(3)
 
 
 @cli.command(name="eval")
 @WS_ARG
-def evaluate(workspace: Path) -> None:
-    """Identity, expression and flicker figures for the merged shot (not built yet)."""
-    _not_built("eval", 5)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def evaluate(workspace: Path, as_json: bool) -> None:
+    """Identity, expression and flicker figures for the merged shot, with a report and a plot.
+
+    \b
+    Example:
+      doppel eval shot1
+    """
+    from doppel.evaluate.metrics import evaluate as run_eval
+    from doppel.evaluate.metrics import write_report
+    from doppel.workspace import Workspace
+
+    with Workspace.open(workspace) as ws, progress_bars() as new_bar:
+        report = run_eval(ws, progress=new_bar("eval"))
+        folder = write_report(ws, report)
+    if as_json:
+        _print_json(report.summary())
+        return
+    out.print((folder / "report.txt").read_text().rstrip())
+    out.print(f"report: {folder / 'report.txt'}, plot: {folder / 'report.png'}")
 
 
 @cli.command()
@@ -369,37 +532,66 @@ def studio(workspace: Path) -> None:
 
 @cli.command()
 @click.argument("folder", type=click.Path(path_type=Path), default=Path("demo-out"))
-def demo(folder: Path) -> None:
-    """Run doppel on the bundled default: two moving clips made from public-domain portraits.
+@click.option("--source", type=click.Path(path_type=Path), default=None,
+              help="Your own source video (the identity to put in) instead of the bundled one.")
+@click.option("--target", type=click.Path(path_type=Path), default=None,
+              help="Your own target video (the plate) instead of the bundled one.")
+@click.option("--minutes", type=float, default=8.0, show_default=True, help="Training time.")
+@click.option("--preset", default="cpu-64", show_default=True, help="Model preset.")
+def demo(folder: Path, source: Path | None, target: Path | None, minutes: float, preset: str) -> None:
+    """The whole job on a bundled default: ingest, extract, train, merge, export (labelled), evaluate.
+
+    The default clips are made from public-domain portraits that ship with scikit-image (the astronaut
+    Eileen Collins) and matplotlib (Grace Hopper). About 10 minutes on a 2-core laptop.
 
     \b
-    Example:
+    Examples:
       doppel demo demo-out
+      doppel demo my-demo --source me.mp4 --target plate.mp4 --minutes 30
     """
     from doppel.demo import make_demo_clips
+    from doppel.evaluate.metrics import evaluate as run_eval
+    from doppel.evaluate.metrics import write_report
+    from doppel.export.video import export as run_export
     from doppel.extract.run import extract as run_extract
     from doppel.ingest import add_media
+    from doppel.merge.render import merge as run_merge
+    from doppel.train.loop import Budget, Trainer
     from doppel.workspace import Workspace
 
+    if (source is None) != (target is None):
+        raise DoppelError("give both --source and --target, or neither")
     folder = folder.expanduser().resolve()
     ws_path = folder / "workspace"
     if ws_path.exists():
         raise DoppelError("demo workspace already exists; remove it or pick another folder", ws_path)
-    out.print("making demo clips from the astronaut and Grace Hopper portraits ...")
-    source, target = make_demo_clips(folder / "clips")
+    if source is None or target is None:
+        out.print("1/7 making demo clips from the astronaut and Grace Hopper portraits")
+        source, target = make_demo_clips(folder / "clips")
+    video = folder / "swapped.mp4"
     with Workspace.create(ws_path) as ws, progress_bars() as new_bar:
+        out.print("2/7 ingesting")
         add_media(ws, [source], "source", progress_for=lambda p: new_bar(f"probe {p.name}"))
         add_media(ws, [target], "target", progress_for=lambda p: new_bar(f"probe {p.name}"))
+        out.print("3/7 extracting faces")
         report = run_extract(ws, progress_for=lambda m: new_bar(f"extract {m.name}"))
-        summary = ws.summary()
-    for m in summary["media"]:
-        out.print(f"  {m['role']:<6} {m['name']}: {m['width']}x{m['height']}, {m['frame_count']} frames, "
-                  f"{len(m['audio'])} audio stream(s), {m['faces']} faces")
-    for w in report.warnings:
-        out.print(f"[yellow]warning:[/] {w}")
-    out.print(f"clips:     {folder / 'clips'}\nworkspace: {ws_path}\naligned faces: {ws_path / 'faces'}\n"
-              "next stages (train, merge, export) arrive with their issues; "
-              f"see `doppel info {ws_path}` and `doppel faces {ws_path}`")
+        for w in report.warnings:
+            out.print(f"[yellow]warning:[/] {w}")
+        out.print(f"4/7 training the {preset} model for {minutes:g} minutes (previews in {ws_path / 'models'})")
+        trainer = Trainer.open(ws, preset=preset)
+        bar = new_bar("train")
+        trained = trainer.train(Budget(minutes=minutes, preview_minutes=1.0),
+                                lambda step, last, fig: bar(int(trainer.elapsed), int(minutes * 60)))
+        out.print(f"    {trained.step} steps, {trained.samples_per_s:.1f} samples/s")
+        out.print("5/7 merging")
+        run_merge(ws, progress=new_bar("merge"))
+        out.print("6/7 exporting, labelled as synthetic media")
+        run_export(ws, video, progress=new_bar("export"))
+        out.print("7/7 evaluating")
+        folder_eval = write_report(ws, run_eval(ws, progress=new_bar("eval")))
+    out.print((folder_eval / "report.txt").read_text().rstrip())
+    out.print(f"\nswapped video: {video}\nworkspace:     {ws_path}\ntraining preview: {trained.preview}\n"
+              f"evaluation:    {folder_eval / 'report.txt'} and report.png")
 
 
 def main() -> None:

@@ -87,10 +87,13 @@ class Workspace:
             (tmp / SETTINGS_NAME).write_text(default_toml(), encoding="utf-8")
             db = _connect(tmp / DB_NAME)
             migrate(db, tmp / DB_NAME)
-            db.execute("INSERT INTO meta VALUES ('workspace_id', ?), ('created_at', ?)",
-                       (uuid.uuid4().hex, now()))
+            workspace_id = uuid.uuid4().hex
+            db.execute("INSERT INTO meta VALUES ('workspace_id', ?), ('created_at', ?)", (workspace_id, now()))
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             db.close()
+            from doppel.provenance.keys import ensure_workspace_identity
+
+            ensure_workspace_identity(tmp, workspace_id)
             if root.exists():
                 root.rmdir()
             os.replace(tmp, root)
@@ -201,7 +204,18 @@ class Workspace:
         pending = dict(self.db.execute(
             "SELECT media_id, COUNT(*) FROM frames WHERE status = 'new' GROUP BY media_id").fetchall())
         faces = sum(per_media.values())
+        models = {}
+        for pointer in sorted((self.root / "models").glob("*/latest.json")):
+            try:
+                step = json.loads(pointer.read_text())["step"]
+            except (OSError, ValueError, KeyError):
+                continue
+            models[pointer.parent.name] = {"step": step}
+        renders = self.db.execute("SELECT COUNT(*), COUNT(path) FROM renders").fetchone()
         return {
+            "models": models,
+            "merged_frames": renders[0],
+            "swapped_frames": renders[1],
             "workspace": str(self.root),
             "id": self.id,
             "schema_version": schema_version(self.db),

@@ -100,6 +100,18 @@ MIGRATIONS: list[str] = [
         chosen INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 2 -> 3: merge render cache.
+    """
+    CREATE TABLE renders (
+        frame_idx INTEGER PRIMARY KEY,
+        cache_key TEXT NOT NULL,
+        path TEXT,
+        layer_path TEXT,
+        face_id INTEGER,
+        matrix TEXT,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

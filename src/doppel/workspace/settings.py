@@ -14,8 +14,9 @@ from typing import Any
 from doppel.errors import DoppelError
 
 
-def _f(default: Any, help: str, choices: tuple[Any, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _f(default: Any, help: str, choices: tuple[Any, ...] | None = None,
+       bounds: tuple[float, float] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "bounds": bounds})
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,25 @@ class ExtractSettings:
 
 
 @dataclass(frozen=True)
+class MergeSettings:
+    model: str = _f("main", "Which trained model of the workspace renders the face.")
+    swap: bool = _f(True, "Replace the face at all (an override can turn it off for a range of frames).")
+    mask: str = _f("intersect", "Compositing mask: the landmark polygon, the model's learned mask, or both.",
+                   ("landmarks", "learned", "intersect", "union"))
+    erode: float = _f(2.0, "Shrink (>0) or grow (<0) the mask, in percent of the face crop.", bounds=(-20.0, 40.0))
+    feather: float = _f(6.0, "Soften the mask's edge over this percent of the face crop.", bounds=(0.0, 40.0))
+    color: str = _f("rct", "Colour transfer from the plate to the generated face.",
+                    ("none", "rct", "lct", "mkl", "idt", "sot"))
+    temporal_color: int = _f(7, "Frames over which the plate's colour statistics are averaged (1: off).",
+                             bounds=(1, 121))
+    blend: str = _f("alpha", "Alpha blending, or seamless (Poisson) cloning.", ("alpha", "seamless"))
+    hist_match: bool = _f(False, "Also match each colour channel's histogram to the plate's.")
+    sharpen: float = _f(0.0, "Sharpen (>0) or soften (<0) the generated face, -1 to 1.", bounds=(-1.0, 1.0))
+    grain: float = _f(1.0, "Add grain until the face's fine detail matches this share of the plate's.",
+                      bounds=(0.0, 2.0))
+
+
+@dataclass(frozen=True)
 class ExportSettings:
     codec: str = _f("h264", "Video codec of `doppel export`.", ("h264", "ffv1", "prores", "png"))
     crf: int = _f(18, "H.264 quality (lower is better, 0 is lossless).")
@@ -41,6 +61,7 @@ class ExportSettings:
 class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
+    merge: MergeSettings = field(default_factory=MergeSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
 
 
@@ -65,6 +86,8 @@ def default_toml() -> str:
             comment = f.metadata["help"]
             if f.metadata["choices"]:
                 comment += " One of: " + ", ".join(map(str, f.metadata["choices"])) + "."
+            if f.metadata["bounds"]:
+                comment += " Range: {} to {}.".format(*f.metadata["bounds"])
             lines += [f"# {comment}", f"{f.name} = {_toml_value(getattr(obj, f.name))}"]
     return "\n".join(lines) + "\n"
 
@@ -81,7 +104,15 @@ def _check(section: str, obj: Any, key: str, value: Any, path: Path) -> Any:
     choices = spec[key].metadata["choices"]
     if choices and value not in choices:
         raise DoppelError(f"[{section}] {key} = {value!r} is not one of {', '.join(map(str, choices))}", path)
+    bounds = spec[key].metadata["bounds"]
+    if bounds and not bounds[0] <= value <= bounds[1]:
+        raise DoppelError(f"[{section}] {key} = {value!r} is out of range ({bounds[0]} to {bounds[1]})", path)
     return value
+
+
+def check_value(section: str, key: str, value: Any, path: Path) -> Any:
+    """Validate one setting of `section` (for overrides): unknown keys, wrong types, choices, bounds."""
+    return _check(section, getattr(Settings(), section), key, value, path)
 
 
 def parse_settings(data: dict[str, Any], path: Path) -> Settings:

@@ -1,0 +1,1 @@
+"""Evaluation: identity, expression and flicker figures for a merged shot."""

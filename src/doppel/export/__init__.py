@@ -1,0 +1,1 @@
+"""Export: the finished shot, encoded at the plate's timestamps with its audio, always with provenance marks."""

@@ -1,0 +1,144 @@
+"""`doppel export`: encode the merged shot, and optionally the layers a compositor needs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from doppel.errors import DoppelError
+from doppel.fsutil import atomic_path, write_text_atomic
+from doppel.media.encode import CODECS, VideoWriter
+from doppel.media.probe import Progress
+from doppel.media.video import MediaReader
+from doppel.merge.model import SwapModel
+from doppel.merge.render import stale_frames
+from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
+from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
+from doppel.provenance.manifest import Ingredient, ManifestInfo, sign_mp4
+from doppel.provenance.watermark import workspace_tag
+from doppel.workspace import Workspace
+
+_SIGNABLE = {".mp4": "video/mp4", ".mov": "video/quicktime"}
+_MIME = {".mp4": "video/mp4", ".mov": "video/quicktime", ".png": "image/png", ".jpg": "image/jpeg",
+         ".jpeg": "image/jpeg"}
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    frames: int
+    seconds: float
+    codec: str
+    audio_streams: int
+    layers: Path | None
+    c2pa: bool = False
+    self_signed: bool = True
+
+
+def _read_png(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    img = cv2.imread(str(path), flags)
+    if img is None:
+        raise DoppelError("render is missing or unreadable; run `doppel merge`", path)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | None = None,
+           disclosure: Disclosure | None = None, layers: Path | None = None,
+           identity: SigningIdentity | None = None, author: str | None = None, purpose: str | None = None,
+           consent: str | None = None, progress: Progress | None = None) -> ExportReport:
+    """Encode every target frame (rendered where swapped, the plate elsewhere) with provenance marks: the
+    visible disclosure and the watermark on every frame, and for MP4/MOV a signed C2PA manifest."""
+    start = time.perf_counter()
+    disclosure = disclosure or Disclosure()
+    codec = codec or ws.settings.export.codec
+    if codec not in CODECS:
+        raise DoppelError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    target = ws.target()
+    if target is None:
+        raise DoppelError("the workspace has no target", ws.root)
+    model = SwapModel(ws, ws.settings.merge.model, "cpu")
+    stale = stale_frames(ws, model.id)
+    if stale:
+        raise DoppelError(f"{len(stale)} frame(s) are not rendered or out of date (first: {stale[0]}); "
+                          "run `doppel merge` first", ws.root)
+    renders = {r[0]: (r[1], r[2], r[3]) for r in ws.db.execute("SELECT frame_idx, path, layer_path, matrix "
+                                                                  "FROM renders").fetchall()}
+    info = target.info
+    output = Path(output).expanduser().resolve()
+    signable = _SIGNABLE.get(output.suffix.lower()) if codec != "png" else None
+    identity = identity or ensure_workspace_identity(ws.root, ws.id)
+    tag = workspace_tag(ws.id)
+    encode_to = output.with_name(f".{output.stem}.unsigned{output.suffix}") if signable else output
+    audio = Path(info.path) if info.kind == "video" and info.audio else None
+    layer_tmp = None
+    if layers is not None:
+        layers = Path(layers).expanduser().resolve()
+        layer_tmp = layers.with_name(f".{layers.name}.part")
+        shutil.rmtree(layer_tmp, ignore_errors=True)
+        (layer_tmp / "face").mkdir(parents=True)
+        (layer_tmp / "mask").mkdir()
+    card_frames = 0
+    if disclosure.mode == "credits":
+        card_frames = max(1, round(disclosure.card_seconds * float(info.fps)))
+    try:
+        with MediaReader(info) as reader, VideoWriter(
+            encode_to, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps, codec=codec,
+            crf=crf if crf is not None else ws.settings.export.crf, audio_from=audio,
+            metadata=container_metadata(disclosure, ws.id),
+        ) as writer:
+            transforms = []
+            n = info.frame_count
+            for i in range(n):
+                path, layer_path, matrix = renders.get(i, (None, None, None))
+                image = _read_png(ws.root / path) if path else reader[i]
+                if card_frames and (i < card_frames or i >= n - card_frames):
+                    image = title_card(info.width, info.height, disclosure.text)
+                image = mark_frame(image, disclosure, tag)
+                writer.write(np.ascontiguousarray(image), info.pts[i])
+                if layer_tmp is not None:
+                    rgba = np.zeros((info.height, info.width, 4), np.uint8)
+                    if layer_path:
+                        part = _read_png(ws.root / layer_path, cv2.IMREAD_UNCHANGED)
+                        x, y = (int(v) for v in Path(layer_path).stem.split("_")[1:3])
+                        rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
+                    cv2.imwrite(str(layer_tmp / "face" / f"{i:06d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+                    cv2.imwrite(str(layer_tmp / "mask" / f"{i:06d}.png"), rgba[..., 3])
+                    transforms.append({"frame": i, "time_s": float((info.pts[i] - info.pts[0]) * info.time_base),
+                                       "swapped": path is not None,
+                                       "frame_to_crop": json.loads(matrix) if matrix else None})
+                if progress and i % 10 == 0:
+                    progress(i + 1, n)
+        if signable:
+            ingredients = [Ingredient(m.path, m.name, _MIME.get(m.path.suffix.lower(), "video/mp4"),
+                                      "parentOf" if m.role == "target" else "inputTo", m.info.sha256)
+                           for m in ws.media() if m.path.is_file() and m.path.suffix.lower() in _MIME]
+            manifest = ManifestInfo(title=output.name, workspace_id=ws.id, disclosure_text=disclosure.text,
+                                    ingredients=ingredients, author=author, purpose=purpose, consent=consent)
+            with atomic_path(output) as tmp:
+                sign_mp4(encode_to, tmp, manifest, identity)
+            encode_to.unlink()
+        if layer_tmp is not None and layers is not None:
+            write_text_atomic(layer_tmp / "transforms.json", json.dumps({
+                "frames": transforms, "width": info.width, "height": info.height,
+                "fps": f"{Fraction(info.fps).numerator}/{Fraction(info.fps).denominator}",
+                "model_resolution": model.config.resolution, "face_type": model.config.face_type,
+                "about": "frame_to_crop maps frame pixels to the model's aligned crop; face/ is the recoloured "
+                         "face in frame space with its alpha, mask/ the alpha alone"}, indent=1))
+            if layers.exists():
+                shutil.rmtree(layers)
+            layer_tmp.rename(layers)
+    except BaseException:
+        if encode_to != output:
+            encode_to.unlink(missing_ok=True)
+        if layer_tmp is not None:
+            shutil.rmtree(layer_tmp, ignore_errors=True)
+        raise
+    return ExportReport(output, info.frame_count, time.perf_counter() - start, codec,
+                        len(info.audio) if audio else 0, layers, bool(signable), identity.self_signed)

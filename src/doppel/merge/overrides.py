@@ -1,0 +1,74 @@
+"""Frame-range overrides of the merge settings, stored in the workspace database.
+
+An override sets one [merge] key for frames first..last (inclusive). Later overrides win over earlier ones.
+Keys and values are checked like doppel.toml's, so a typo or an out-of-range value is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from doppel.errors import DoppelError
+from doppel.workspace import Workspace
+from doppel.workspace.db import now
+from doppel.workspace.settings import MergeSettings, check_value
+
+
+@dataclass(frozen=True)
+class Override:
+    id: int
+    first: int
+    last: int
+    key: str
+    value: Any
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """'erode=15' -> ('erode', 15); values are read as JSON where they can be (true, 1.5, "x"), else text."""
+    if "=" not in text:
+        raise DoppelError(f"an override looks like key=value, not {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def parse_range(text: str, frame_count: int) -> tuple[int, int]:
+    """'120-180' or '42' -> inclusive frame range, checked against the plate."""
+    try:
+        first, last = (int(p) for p in text.split("-", 1)) if "-" in text else (int(text), int(text))
+    except ValueError as exc:
+        raise DoppelError(f"a frame range looks like 120-180, not {text!r}") from exc
+    if not 0 <= first <= last < frame_count:
+        raise DoppelError(f"frames {first}-{last} are outside the plate (0-{frame_count - 1})")
+    return first, last
+
+
+def add_override(ws: Workspace, first: int, last: int, key: str, value: Any) -> int:
+    value = check_value("merge", key, value, ws.root / "doppel.db")
+    with ws.transaction() as db:
+        cur = db.execute("INSERT INTO overrides (first_frame, last_frame, key, value_json, created_at) "
+                         "VALUES (?,?,?,?,?)", (first, last, key, json.dumps(value), now()))
+        return int(cur.lastrowid or 0)
+
+
+def remove_overrides(ws: Workspace, ids: list[int] | None = None) -> int:
+    with ws.transaction() as db:
+        if ids is None:
+            return db.execute("DELETE FROM overrides").rowcount
+        return sum(db.execute("DELETE FROM overrides WHERE id = ?", (i,)).rowcount for i in ids)
+
+
+def list_overrides(ws: Workspace) -> list[Override]:
+    rows = ws.db.execute("SELECT id, first_frame, last_frame, key, value_json FROM overrides ORDER BY id")
+    return [Override(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+
+def settings_for(base: MergeSettings, overrides: list[Override], frame: int) -> MergeSettings:
+    """The merge settings in force at `frame`."""
+    changes = {o.key: o.value for o in overrides if o.first <= frame <= o.last}
+    return replace(base, **changes) if changes else base

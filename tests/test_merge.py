@@ -1,0 +1,149 @@
+"""Merge and export on tiny generated media: warp-back accuracy, overrides, the render cache, export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from doppel.cli import cli
+from doppel.extract.align import align_matrix
+from doppel.media import MediaReader, probe
+from doppel.merge.render import composite, subject_faces
+from doppel.workspace import Workspace
+from doppel.workspace.settings import MergeSettings
+from tests.mediagen import audio_payloads
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def trained(trained_pair: Path) -> Path:
+    return trained_pair
+
+
+@pytest.fixture
+def ws(trained_pair: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "ws"
+    shutil.copytree(trained_pair, copy)
+    return copy
+
+
+def rendered(ws: Path) -> dict[int, str | None]:
+    db = sqlite3.connect(ws / "doppel.db")
+    return dict(db.execute("SELECT frame_idx, updated_at || cache_key FROM renders").fetchall())
+
+
+def test_warp_back_puts_the_face_exactly_where_it_was(trained: Path) -> None:
+    """If the model gave back the plate's own face, compositing must give back the plate."""
+    with Workspace.open(trained) as w:
+        target = w.target()
+        assert target is not None
+        face = subject_faces(w, target.id)[5]
+        with MediaReader(target.info) as reader:
+            plate = reader[5]
+    res = 128
+    m = align_matrix(face.lm68_smooth, "whole_face", res)
+    crop = cv2.warpAffine(plate, m, (res, res), flags=cv2.INTER_CUBIC).astype(np.float32) / 255
+    s = MergeSettings(mask="landmarks", erode=0.0, feather=0.0, color="none", grain=0.0)
+    out, layer, (x0, y0) = composite(plate, crop, np.ones((res, res), np.float32), face, s, m, res, None, 0)
+    inside = layer[..., 3] > 250
+    region = plate[y0:y0 + layer.shape[0], x0:x0 + layer.shape[1]]
+    err = np.abs(out[y0:y0 + layer.shape[0], x0:x0 + layer.shape[1]].astype(int) - region.astype(int))[inside]
+    assert inside.sum() > 1000
+    assert err.mean() < 4  # a half-pixel shift alone would give ~10 on this detailed face
+    assert np.array_equal(out[:, : max(0, x0)], plate[:, : max(0, x0)])  # outside the face: untouched
+
+
+def test_merge_renders_then_only_what_changed(ws: Path) -> None:
+    code, out, err = run("merge", ws, "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["rendered"] == 16 and first["passthrough"] == 0
+    before = rendered(ws)
+    code, out, _ = run("merge", ws, "--json")
+    assert json.loads(out)["rendered"] == 0 and rendered(ws) == before
+    # An override re-renders its frames only.
+    assert run("merge", ws, "--set", "3-4", "erode=15", "--set", "10-11", "swap=false")[0] == 0
+    after = rendered(ws)
+    assert sorted(i for i in after if after[i] != before[i]) == [3, 4, 10, 11]
+    db = sqlite3.connect(ws / "doppel.db")
+    assert db.execute("SELECT path FROM renders WHERE frame_idx = 10").fetchone() == (None,)
+    # A changed setting in doppel.toml re-renders everything that is swapped.
+    toml = ws / "doppel.toml"
+    toml.write_text(toml.read_text().replace('color = "rct"', 'color = "mkl"'))
+    code, out, _ = run("merge", ws, "--json")
+    assert json.loads(out)["rendered"] == 14
+    # So does a newer model.
+    assert run("train", ws, "--iterations", "1")[0] == 0
+    code, out, _ = run("merge", ws, "--json")
+    assert json.loads(out)["rendered"] == 14
+
+
+def test_bad_overrides_and_merging_before_training(ws: Path, extracted_pair: Path, tmp_path: Path) -> None:
+    code, _, err = run("merge", ws, "--set", "2-5", "eroded=3")
+    assert code == 1 and "unknown setting [merge] eroded" in err
+    code, _, err = run("merge", ws, "--set", "2-5", "erode=99")
+    assert code == 1 and "out of range" in err
+    code, _, err = run("merge", ws, "--set", "2-500", "erode=5")
+    assert code == 1 and "outside the plate" in err
+    code, _, err = run("merge", ws, "--set", "2-5", "color=sepia")
+    assert code == 1 and "is not one of" in err
+    assert run("merge", ws, "--list-overrides", "--json")[1].strip() == "[]"
+    fresh = tmp_path / "fresh"
+    shutil.copytree(extracted_pair, fresh)
+    code, _, err = run("merge", fresh)
+    assert code == 1 and "run `doppel train` first" in err
+    # A model copied in from another workspace is refused.
+    assert run("init", tmp_path / "other")[0] == 0
+    assert run("add", tmp_path / "other", "--target", extracted_pair.parent / "hopper.mp4")[0] == 0
+    shutil.copytree(ws / "models", tmp_path / "other" / "models")
+    code, _, err = run("merge", tmp_path / "other")
+    assert code == 1 and "trained for another workspace" in err
+
+
+def test_export_keeps_timestamps_and_audio_and_labels_every_frame(ws: Path, tmp_path: Path) -> None:
+    code, _, err = run("export", ws, tmp_path / "early.mp4")
+    assert code == 1 and "run `doppel merge` first" in err and not (tmp_path / "early.mp4").exists()
+    # (A 3-step model's learned mask is still empty: use the landmark mask so the layers hold a face.)
+    assert run("merge", ws, "--set", "0-1", "swap=false", "--set", "0-15", "mask=landmarks")[0] == 0
+    code, out, err = run("export", ws, tmp_path / "out.mp4", "--layers", tmp_path / "layers", "--json")
+    assert code == 0, err
+    with Workspace.open(ws) as w:
+        target = w.target()
+        assert target is not None
+        plate = target.info
+    info = probe(tmp_path / "out.mp4")
+    assert info.frame_count == plate.frame_count
+    assert [(p - info.pts[0]) * info.time_base for p in info.pts] == [
+        (p - plate.pts[0]) * plate.time_base for p in plate.pts]
+    assert audio_payloads(tmp_path / "out.mp4") == audio_payloads(Path(plate.path))
+    with MediaReader(info) as out_reader, MediaReader(plate) as plate_reader:
+        exported, original = out_reader[0], plate_reader[0]
+    h, w = original.shape[:2]
+    corner = np.abs(exported[int(h * 0.88):, int(w * 0.55):].astype(int) - original[int(h * 0.88):, int(w * 0.55):])
+    assert corner.mean() > 20  # the badge
+    top = np.abs(exported[: h // 3].astype(int) - original[: h // 3].astype(int))
+    assert top.mean() < 4  # frame 0 is not swapped: only coding noise elsewhere
+    layers = json.loads((tmp_path / "layers" / "transforms.json").read_text())
+    assert len(layers["frames"]) == 16 and layers["frames"][0]["swapped"] is False and layers["frames"][5]["swapped"]
+    rgba = cv2.imread(str(tmp_path / "layers" / "face" / "000005.png"), cv2.IMREAD_UNCHANGED)
+    assert rgba.shape == (h, w, 4) and rgba[..., 3].max() == 255 and rgba[0, 0, 3] == 0
+
+
+def test_credits_disclosure_replaces_the_badge_with_title_cards(ws: Path, tmp_path: Path) -> None:
+    assert run("merge", ws)[0] == 0
+    code, _, err = run("export", ws, tmp_path / "film.mp4", "--disclosure", "credits")
+    assert code == 0, err
+    with MediaReader(probe(tmp_path / "film.mp4")) as reader:
+        first, last = reader[0], reader[15]
+    assert first.mean() < 40 and last.mean() < 40  # dark title cards at both ends (16 frames at 25 fps)

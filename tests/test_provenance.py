@@ -1,0 +1,151 @@
+"""Provenance: the watermark's robustness, C2PA sign -> verify, tampering, and no way around the marks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from doppel.cli import cli
+from doppel.demo import moving_frames
+from doppel.provenance import watermark
+from tests.faces import astro
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return moving_frames(astro(), frames=30, size=(352, 288), seed=4)
+
+
+def detect(images: list[np.ndarray]) -> watermark.Detection:
+    d = watermark.Detector()
+    for img in images:
+        d.add(img)
+    return d.result()
+
+
+def test_watermark_is_invisible_enough_and_carries_its_payload(frames: list[np.ndarray]) -> None:
+    marked = [watermark.embed(f, 0xBEEF) for f in frames]
+    assert min(watermark.psnr(a, b) for a, b in zip(frames, marked, strict=True)) >= 40.0
+    found = detect(marked)
+    assert found.found and found.tag == 0xBEEF and found.scale == 1.0
+    assert not detect(frames).found
+    assert watermark.false_positive_rate() <= 1e-6
+
+
+@pytest.mark.parametrize("attack", ["half-size", "crop-10%", "jpeg-75", "crop-and-zoom"])
+def test_watermark_survives_what_platforms_do(frames: list[np.ndarray], attack: str) -> None:
+    marked = [watermark.embed(f, 0x1234) for f in frames]
+    h, w = marked[0].shape[:2]
+    if attack == "half-size":
+        attacked = [cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA) for f in marked]
+    elif attack == "crop-10%":
+        attacked = [f[h // 10: h - h // 10, w // 10: w - w // 10] for f in marked]
+    elif attack == "jpeg-75":
+        attacked = [cv2.imdecode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 75])[1], cv2.IMREAD_COLOR)
+                    for f in marked]
+    else:
+        attacked = [cv2.resize(f[h // 10: h - h // 10, w // 10: w - w // 10], (w, h)) for f in marked]
+    assert detect(attacked).found
+    assert not detect([a for a in [cv2.resize(f, (w // 2, h // 2)) for f in frames]]).found
+
+
+@pytest.fixture(scope="module")
+def cif_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A merged workspace with a CIF-sized, two-second target: enough picture for the watermark to add up
+    (it pools over pixels and frames; the 16-frame 192-px test clips are too small to verify)."""
+    from doppel.demo import grace_hopper, write_clip
+
+    root = tmp_path_factory.mktemp("cif")
+    src = write_clip(root / "astro.mp4", moving_frames(astro(), frames=12, size=(192, 192), seed=1), tone_hz=None)
+    dst = write_clip(root / "plate.mp4", moving_frames(grace_hopper(), frames=50, size=(352, 288), seed=2))
+    ws = root / "ws"
+    for args in (["init", ws], ["add", ws, "--source", src], ["add", ws, "--target", dst],
+                 ["extract", ws, "--workers", "1"], ["train", ws, "--preset", "tiny-64", "--iterations", "2"],
+                 ["merge", ws]):
+        code, _, err = run(*args)
+        assert code == 0, err
+    return ws
+
+
+def test_export_signs_and_verify_reads_it_back(cif_ws: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(cif_ws, ws)
+    code, out, err = run("export", ws, tmp_path / "out.mp4", "--author", "Test Studio", "--purpose", "research",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["c2pa"] is True
+    code, out, _ = run("verify", tmp_path / "out.mp4", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["marked"] and not report["tampered"]
+    m = report["manifest"]
+    assert m["valid"] and m["self_signed_or_untrusted"]
+    assert m["actions"] == ["c2pa.created", "c2pa.edited"]
+    assert m["digital_source_type"].endswith("compositeWithTrainedAlgorithmicMedia")
+    assert sorted(i["relationship"] for i in m["ingredients"]) == ["inputTo", "parentOf"]
+    assert m["disclosure"]["author"] == "Test Studio" and m["disclosure"]["purpose"] == "research"
+    assert report["watermark_found"] and report["metadata_says_synthetic"]
+
+    # Flipping bytes inside the video data: verify reports tampering.
+    data = bytearray((tmp_path / "out.mp4").read_bytes())
+    mdat = data.find(b"mdat")
+    for k in range(200):
+        data[mdat + 2000 + 37 * k] ^= 0xFF
+    (tmp_path / "tampered.mp4").write_bytes(bytes(data))
+    code, out, _ = run("verify", tmp_path / "tampered.mp4", "--json")
+    tampered = json.loads(out)
+    assert tampered["tampered"] and not tampered["manifest"]["valid"]
+
+    # Re-encoding strips the manifest; the watermark is still found, after a low-bitrate re-encode and after
+    # a re-encode at half the size. (Both at once, on a clip this short, is not yet reliable: see the note.)
+    for name, scale, crf in (("low-bitrate", 1.0, 30), ("half-size", 0.5, 20)):
+        _reencode(tmp_path / "out.mp4", tmp_path / f"{name}.mp4", scale=scale, crf=crf)
+        code, out, _ = run("verify", tmp_path / f"{name}.mp4", "--json")
+        again = json.loads(out)
+        assert code == 0 and not again["manifest"]["present"] and again["watermark_found"], (name, again)
+
+
+def _reencode(src: Path, dst: Path, scale: float, crf: int) -> None:
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        s_in = inp.streams.video[0]
+        s_out = out.add_stream("libx264", rate=s_in.average_rate, options={"crf": str(crf)})
+        s_out.width = int(s_in.codec_context.width * scale) // 2 * 2
+        s_out.height = int(s_in.codec_context.height * scale) // 2 * 2
+        s_out.pix_fmt = "yuv420p"
+        for i, frame in enumerate(inp.decode(s_in)):
+            img = frame.to_ndarray(format="rgb24")
+            img = cv2.resize(img, (s_out.width, s_out.height), interpolation=cv2.INTER_AREA)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in s_out.encode(f):
+                out.mux(p)
+        for p in s_out.encode(None):
+            out.mux(p)
+
+
+def test_unmarked_video_never_verifies(cif_ws: Path) -> None:
+    code, out, _ = run("verify", cif_ws.parent / "plate.mp4", "--json")
+    report = json.loads(out)
+    assert code == 3 and not report["marked"] and not report["watermark_found"]
+
+
+def test_no_cli_option_exports_without_marks(trained_pair: Path, tmp_path: Path) -> None:
+    _, help_text, _ = run("export", "--help")
+    for word in ("no-watermark", "no-c2pa", "no-disclosure", "strip", "unlabel"):
+        assert word not in help_text
+    for flag in ("--no-watermark", "--no-c2pa", "--disclosure=none", "--no-badge"):
+        code, _, _ = run("export", trained_pair, tmp_path / "x.mp4", flag)
+        assert code == 2  # click: no such option / invalid choice
+    assert not (tmp_path / "x.mp4").exists()

@@ -96,7 +96,7 @@ def main() -> None:
         for start in starts:
             excerpt = frames[start:start + n]
             t0 = time.perf_counter()
-            marked = [watermark.embed(f, 0xD0BB) for f in excerpt]
+            marked = [watermark.embed(f, 0xD0B) for f in excerpt]
             if excerpt[0].shape[:2] == (288, 352):
                 embed_time += time.perf_counter() - t0
                 embed_frames += len(excerpt)

@@ -37,17 +37,17 @@ def detect(images: list[np.ndarray]) -> watermark.Detection:
 
 
 def test_watermark_is_invisible_enough_and_carries_its_payload(frames: list[np.ndarray]) -> None:
-    marked = [watermark.embed(f, 0xBEEF) for f in frames]
+    marked = [watermark.embed(f, 0xBEE) for f in frames]
     assert min(watermark.psnr(a, b) for a, b in zip(frames, marked, strict=True)) >= 40.0
     found = detect(marked)
-    assert found.found and found.tag == 0xBEEF and found.scale == 1.0
+    assert found.found and found.tag == 0xBEE and found.scale == 1.0
     assert not detect(frames).found
     assert watermark.false_positive_rate() <= 1e-6
 
 
 @pytest.mark.parametrize("attack", ["half-size", "crop-10%", "jpeg-75", "crop-and-zoom"])
 def test_watermark_survives_what_platforms_do(frames: list[np.ndarray], attack: str) -> None:
-    marked = [watermark.embed(f, 0x1234) for f in frames]
+    marked = [watermark.embed(f, 0x123) for f in frames]
     h, w = marked[0].shape[:2]
     if attack == "half-size":
         attacked = [cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA) for f in marked]

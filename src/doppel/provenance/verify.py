@@ -67,6 +67,6 @@ def verify(path: Path, seconds: float = 10.0) -> VerifyReport:
     return VerifyReport(
         path=str(path), manifest=manifest, watermark_found=found.found, watermark_score=round(found.score, 2),
         watermark_threshold=watermark.THRESHOLD, watermark_false_positive_rate=watermark.false_positive_rate(),
-        watermark_tag=f"{found.tag:04x}" if found.found and found.tag is not None else None,
+        watermark_tag=f"{found.tag:03x}" if found.found and found.tag is not None else None,
         watermark_frames=found.frames, metadata_says_synthetic=_metadata(path),
     )

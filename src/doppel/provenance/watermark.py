@@ -1,6 +1,6 @@
 """An invisible, robust watermark: a tiled spread-spectrum pattern in the luma, detected by folding.
 
-Design (ours): a 128x128-pixel tile of smooth pseudo-random noise (random +/-1 on a 4-pixel grid,
+Design (ours): a 128x128-pixel tile of smooth pseudo-random noise (random +/-1 on a 3-pixel grid,
 interpolated) is repeated over every frame and added to the luma at a few grey levels. The tile is the sum of
 a *sync* pattern, which says "doppel made this" (60 % of the power: finding it is what matters), and 20
 payload patterns whose signs carry 12 bits of the workspace's id and an 8-bit checksum (read when the mark is
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 TILE = 128
-CELL = 4
+CELL = 3
 PAYLOAD_BITS = 12
 CHECK_BITS = 8
 STRENGTH = 2.4
@@ -102,10 +102,10 @@ def embed(image: np.ndarray, tag: int) -> np.ndarray:
 def _residual(gray: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """High-passed, contrast-normalised picture: keeps the pattern's band (as seen at `scale`), flattens the
     picture."""
-    low = cv2.GaussianBlur(gray, (0, 0), 3.0 * scale)
-    fine = cv2.GaussianBlur(gray, (0, 0), max(0.4, 0.7 * scale))
+    low = cv2.GaussianBlur(gray, (0, 0), 2.25 * scale)
+    fine = cv2.GaussianBlur(gray, (0, 0), max(0.4, 0.525 * scale))
     r = fine - low
-    local = np.sqrt(cv2.GaussianBlur(r * r, (0, 0), 8.0 * scale)) + 2.0
+    local = np.sqrt(cv2.GaussianBlur(r * r, (0, 0), 6.0 * scale)) + 2.0
     return np.clip(r / local, -3, 3)
 
 

@@ -549,49 +549,14 @@ def demo(folder: Path, source: Path | None, target: Path | None, minutes: float,
       doppel demo demo-out
       doppel demo my-demo --source me.mp4 --target plate.mp4 --minutes 30
     """
-    from doppel.demo import make_demo_clips
-    from doppel.evaluate.metrics import evaluate as run_eval
-    from doppel.evaluate.metrics import write_report
-    from doppel.export.video import export as run_export
-    from doppel.extract.run import extract as run_extract
-    from doppel.ingest import add_media
-    from doppel.merge.render import merge as run_merge
-    from doppel.train.loop import Budget, Trainer
-    from doppel.workspace import Workspace
+    from doppel.demo import run_demo
 
-    if (source is None) != (target is None):
-        raise DoppelError("give both --source and --target, or neither")
-    folder = folder.expanduser().resolve()
-    ws_path = folder / "workspace"
-    if ws_path.exists():
-        raise DoppelError("demo workspace already exists; remove it or pick another folder", ws_path)
-    if source is None or target is None:
-        out.print("1/7 making demo clips from the astronaut and Grace Hopper portraits")
-        source, target = make_demo_clips(folder / "clips")
-    video = folder / "swapped.mp4"
-    with Workspace.create(ws_path) as ws, progress_bars() as new_bar:
-        out.print("2/7 ingesting")
-        add_media(ws, [source], "source", progress_for=lambda p: new_bar(f"probe {p.name}"))
-        add_media(ws, [target], "target", progress_for=lambda p: new_bar(f"probe {p.name}"))
-        out.print("3/7 extracting faces")
-        report = run_extract(ws, progress_for=lambda m: new_bar(f"extract {m.name}"))
-        for w in report.warnings:
-            out.print(f"[yellow]warning:[/] {w}")
-        out.print(f"4/7 training the {preset} model for {minutes:g} minutes (previews in {ws_path / 'models'})")
-        trainer = Trainer.open(ws, preset=preset)
-        bar = new_bar("train")
-        trained = trainer.train(Budget(minutes=minutes, preview_minutes=1.0),
-                                lambda step, last, fig: bar(int(trainer.elapsed), int(minutes * 60)))
-        out.print(f"    {trained.step} steps, {trained.samples_per_s:.1f} samples/s")
-        out.print("5/7 merging")
-        run_merge(ws, progress=new_bar("merge"))
-        out.print("6/7 exporting, labelled as synthetic media")
-        run_export(ws, video, progress=new_bar("export"))
-        out.print("7/7 evaluating")
-        folder_eval = write_report(ws, run_eval(ws, progress=new_bar("eval")))
-    out.print((folder_eval / "report.txt").read_text().rstrip())
-    out.print(f"\nswapped video: {video}\nworkspace:     {ws_path}\ntraining preview: {trained.preview}\n"
-              f"evaluation:    {folder_eval / 'report.txt'} and report.png")
+    with progress_bars() as new_bar:
+        result = run_demo(folder, source=source, target=target, minutes=minutes, preset=preset,
+                          say=out.print, new_bar=new_bar)
+    out.print((result.report / "report.txt").read_text().rstrip())
+    out.print(f"\nswapped video: {result.video}\nworkspace:     {result.workspace}\n"
+              f"training preview: {result.preview}\nevaluation:    {result.report / 'report.txt'} and report.png")
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ both portraits are public-domain works of the US government.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,7 +16,9 @@ import av
 import numpy as np
 from PIL import Image
 
+from doppel.errors import DoppelError
 from doppel.fsutil import atomic_path
+from doppel.media.probe import Progress
 
 
 def astronaut() -> np.ndarray:
@@ -92,3 +96,57 @@ def make_demo_clips(folder: Path, *, frames: int = 75, size: tuple[int, int] = (
     target = write_clip(folder / "target.mp4", moving_frames(grace_hopper(), frames=frames, size=size, seed=2),
                         tone_hz=330.0)
     return source, target
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    video: Path
+    workspace: Path
+    preview: Path | None
+    report: Path
+
+
+def run_demo(folder: Path, *, source: Path | None = None, target: Path | None = None, minutes: float = 8.0,
+             preset: str = "cpu-64", say: Callable[[str], object] = print,
+             new_bar: Callable[[str], Progress | None] = lambda label: None) -> DemoResult:
+    """The whole job: clips (the bundled portraits unless `source` and `target` are given), ingest, extract,
+    train for `minutes`, merge, export with provenance, evaluate. Everything goes under `folder`."""
+    from doppel.evaluate.metrics import evaluate, write_report
+    from doppel.export.video import export
+    from doppel.extract.run import extract
+    from doppel.ingest import add_media
+    from doppel.merge.render import merge
+    from doppel.train.loop import Budget, Trainer
+    from doppel.workspace import Workspace
+
+    if (source is None) != (target is None):
+        raise DoppelError("give both --source and --target, or neither")
+    folder = folder.expanduser().resolve()
+    ws_path = folder / "workspace"
+    if ws_path.exists():
+        raise DoppelError("demo workspace already exists; remove it or pick another folder", ws_path)
+    if source is None or target is None:
+        say("1/7 making demo clips from the astronaut and Grace Hopper portraits")
+        source, target = make_demo_clips(folder / "clips")
+    video = folder / "swapped.mp4"
+    with Workspace.create(ws_path) as ws:
+        say("2/7 ingesting")
+        add_media(ws, [source], "source", progress_for=lambda p: new_bar(f"probe {p.name}"))
+        add_media(ws, [target], "target", progress_for=lambda p: new_bar(f"probe {p.name}"))
+        say("3/7 extracting faces")
+        report = extract(ws, progress_for=lambda m: new_bar(f"extract {m.name}"))
+        for warning in report.warnings:
+            say(f"warning: {warning}")
+        say(f"4/7 training the {preset} model for {minutes:g} minutes (previews in {ws_path / 'models'})")
+        trainer = Trainer.open(ws, preset=preset)
+        bar = new_bar("train")
+        trained = trainer.train(Budget(minutes=minutes, preview_minutes=1.0),
+                                lambda step, last, fig: bar(int(trainer.elapsed), int(minutes * 60)) if bar else None)
+        say(f"    {trained.step} steps, {trained.samples_per_s:.1f} samples/s")
+        say("5/7 merging")
+        merge(ws, progress=new_bar("merge"))
+        say("6/7 exporting, labelled as synthetic media")
+        export(ws, video, progress=new_bar("export"))
+        say("7/7 evaluating")
+        folder_eval = write_report(ws, evaluate(ws, progress=new_bar("eval")))
+    return DemoResult(video, ws_path, trained.preview, folder_eval)

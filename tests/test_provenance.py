@@ -149,3 +149,25 @@ def test_no_cli_option_exports_without_marks(trained_pair: Path, tmp_path: Path)
         code, _, _ = run("export", trained_pair, tmp_path / "x.mp4", flag)
         assert code == 2  # click: no such option / invalid choice
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_every_export_format_carries_a_manifest(cif_ws: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(cif_ws, ws)
+    code, _, err = run("export", ws, tmp_path / "master.mov", "--codec", "lossless")
+    assert code == 0, err
+    code, out, _ = run("verify", tmp_path / "master.mov", "--json")
+    assert code == 0 and json.loads(out)["manifest"]["valid"]
+    code, _, err = run("export", ws, tmp_path / "frames", "--codec", "png")
+    assert code == 0, err
+    frames = sorted((tmp_path / "frames").glob("*.png"))
+    assert len(frames) == 50
+    code, out, _ = run("verify", tmp_path / "frames", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["manifest"]["valid"] and report["watermark_found"]
+    from doppel.provenance.manifest import read_manifest
+
+    assert read_manifest(frames[-1]).valid
+    code, _, err = run("export", ws, tmp_path / "wrong.mp4", "--codec", "prores")
+    assert code == 1 and ".mov" in err and not (tmp_path / "wrong.mp4").exists()
+    assert run("export", ws, tmp_path / "x.mkv", "--codec", "ffv1")[0] == 2

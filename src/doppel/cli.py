@@ -397,8 +397,9 @@ def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overri
 @cli.command()
 @WS_ARG
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--codec", type=click.Choice(["h264", "ffv1", "prores", "png"]), default=None,
-              help="Video codec (default from doppel.toml: h264).")
+@click.option("--codec", type=click.Choice(["h264", "prores", "lossless", "png"]), default=None,
+              help="h264 (.mp4), prores (ProRes 4444 .mov), lossless (PNG frames in .mov), png (a folder of "
+                   "frames); default from doppel.toml: h264. Every format carries the C2PA manifest.")
 @click.option("--crf", type=int, default=None, help="H.264 quality (lower is better).")
 @click.option("--layers", type=click.Path(path_type=Path), default=None,
               help="Also write per-frame face RGBA and mask PNGs and transforms.json here, for compositing.")
@@ -425,6 +426,7 @@ def export(workspace: Path, output: Path, codec: str | None, crf: int | None, la
     Examples:
       doppel export shot1 shot1.mp4
       doppel export shot1 shot1.mov --codec prores --layers shot1_layers
+      doppel export shot1 shot1_frames --codec png
       doppel export shot1 short_film.mp4 --disclosure credits
     """
     from doppel.export.video import export as run_export
@@ -447,9 +449,8 @@ def export(workspace: Path, output: Path, codec: str | None, crf: int | None, la
         _print_json(summary)
         return
     out.print(f"wrote {report.path} ({report.frames} frames, {report.codec}, {report.audio_streams} audio "
-              f"stream(s) copied) in {report.seconds:.1f} s; watermarked"
-              + ("; C2PA manifest signed" + (" with the workspace's self-signed certificate" if report.self_signed
-                                             else "") if report.c2pa else "; no C2PA (not an MP4/MOV file)"))
+              f"stream(s) copied) in {report.seconds:.1f} s; watermarked; C2PA manifest signed"
+              + (" with the workspace's self-signed certificate" if report.self_signed else ""))
     if report.layers:
         out.print(f"layers in {report.layers}")
 

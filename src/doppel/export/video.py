@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,13 +21,13 @@ from doppel.merge.model import SwapModel
 from doppel.merge.render import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
 from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
-from doppel.provenance.manifest import Ingredient, ManifestInfo, sign_mp4
+from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
 from doppel.provenance.watermark import workspace_tag
 from doppel.workspace import Workspace
 
-_SIGNABLE = {".mp4": "video/mp4", ".mov": "video/quicktime"}
-_MIME = {".mp4": "video/mp4", ".mov": "video/quicktime", ".png": "image/png", ".jpg": "image/jpeg",
-         ".jpeg": "image/jpeg"}
+EXPORT_CODECS = ("h264", "prores", "lossless", "png")
+"""Every export format carries a C2PA manifest: MP4/MOV files embed one; a PNG sequence has one per frame."""
+_CONTAINERS = {"h264": (".mp4", ".mov", ".m4v"), "prores": (".mov",), "lossless": (".mov",)}
 
 
 @dataclass
@@ -58,8 +58,10 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     start = time.perf_counter()
     disclosure = disclosure or Disclosure()
     codec = codec or ws.settings.export.codec
-    if codec not in CODECS:
-        raise DoppelError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    if codec not in EXPORT_CODECS or codec not in CODECS:
+        raise DoppelError(f"unknown export codec {codec!r}; choose one of {', '.join(EXPORT_CODECS)}")
+    if codec in _CONTAINERS and Path(output).suffix.lower() not in _CONTAINERS[codec]:
+        raise DoppelError(f"{codec} exports go into {' or '.join(_CONTAINERS[codec])} files", output)
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
@@ -72,7 +74,7 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
                                                                   "FROM renders").fetchall()}
     info = target.info
     output = Path(output).expanduser().resolve()
-    signable = _SIGNABLE.get(output.suffix.lower()) if codec != "png" else None
+    signable = MIME_TYPES.get(output.suffix.lower()) if codec != "png" else None
     identity = identity or ensure_workspace_identity(ws.root, ws.id)
     tag = workspace_tag(ws.id)
     encode_to = output.with_name(f".{output.stem}.unsigned{output.suffix}") if signable else output
@@ -115,15 +117,20 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
                                        "frame_to_crop": json.loads(matrix) if matrix else None})
                 if progress and i % 10 == 0:
                     progress(i + 1, n)
+        ingredients = [Ingredient(m.path, m.name, MIME_TYPES.get(m.path.suffix.lower(), "video/mp4"),
+                                  "parentOf" if m.role == "target" else "inputTo", m.info.sha256)
+                       for m in ws.media() if m.path.is_file() and m.path.suffix.lower() in MIME_TYPES]
+        manifest = ManifestInfo(title=output.name, workspace_id=ws.id, disclosure_text=disclosure.text,
+                                ingredients=ingredients, author=author, purpose=purpose, consent=consent)
         if signable:
-            ingredients = [Ingredient(m.path, m.name, _MIME.get(m.path.suffix.lower(), "video/mp4"),
-                                      "parentOf" if m.role == "target" else "inputTo", m.info.sha256)
-                           for m in ws.media() if m.path.is_file() and m.path.suffix.lower() in _MIME]
-            manifest = ManifestInfo(title=output.name, workspace_id=ws.id, disclosure_text=disclosure.text,
-                                    ingredients=ingredients, author=author, purpose=purpose, consent=consent)
             with atomic_path(output) as tmp:
-                sign_mp4(encode_to, tmp, manifest, identity)
+                sign_file(encode_to, tmp, manifest, identity, signable)
             encode_to.unlink()
+        else:  # a PNG sequence: every frame carries the manifest (ingredients by hash, not re-embedded)
+            per_frame = replace(manifest, embed_ingredients=False)
+            for frame in sorted(output.glob("*.png")):
+                with atomic_path(frame) as tmp:
+                    sign_file(frame, tmp, per_frame, identity, "image/png")
         if layer_tmp is not None and layers is not None:
             write_text_atomic(layer_tmp / "transforms.json", json.dumps({
                 "frames": transforms, "width": info.width, "height": info.height,
@@ -141,4 +148,4 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
             shutil.rmtree(layer_tmp, ignore_errors=True)
         raise
     return ExportReport(output, info.frame_count, time.perf_counter() - start, codec,
-                        len(info.audio) if audio else 0, layers, bool(signable), identity.self_signed)
+                        len(info.audio) if audio and codec != "png" else 0, layers, True, identity.self_signed)

@@ -4,6 +4,7 @@ Codecs (all inside PyAV's bundled FFmpeg, checked at import by `available_codecs
 - ``h264``: libx264, yuv420p, CRF quality, ``.mp4`` with faststart: the delivery format.
 - ``ffv1``: FFV1 in RGB (bgr0), mathematically lossless, ``.mkv``: archival / VFX hand-off.
 - ``prores``: ProRes 4444 (prores_ks, yuv444p10le), ``.mov``: the intermediate most compositors read.
+- ``lossless``: PNG-coded frames in a QuickTime ``.mov``: bit-exact RGB that can carry a C2PA manifest.
 - ``png``: a folder of numbered PNG files plus ``timestamps.json`` (for image-sequence pipelines).
 """
 
@@ -43,6 +44,7 @@ CODECS: dict[str, CodecSpec] = {
     "h264": CodecSpec("libx264", ".mp4", "yuv420p", {"preset": "medium"}, {"movflags": "+faststart"}, True),
     "ffv1": CodecSpec("ffv1", ".mkv", "bgr0", {"level": "3", "slicecrc": "1"}),
     "prores": CodecSpec("prores_ks", ".mov", "yuv444p10le", {"profile": "4"}),
+    "lossless": CodecSpec("png", ".mov", "rgb24"),
     "png": CodecSpec("png", "", "rgb24"),
 }
 
@@ -81,7 +83,7 @@ class VideoWriter:
         self._audio_in: av.container.InputContainer | None = None
         self._audio_packets: Iterator[av.Packet] | None = None
         self._pending_audio: av.Packet | None = None
-        if codec == "png":
+        if codec == "png" and self.path.suffix.lower() not in (".mov", ".mp4"):
             self._png_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
             return
         self._atomic = atomic_path(self.path)

@@ -38,6 +38,8 @@ class ManifestInfo:
     author: str | None = None
     purpose: str | None = None
     consent: str | None = None
+    embed_ingredients: bool = True
+    """Add each ingredient file to the manifest (hashing it); otherwise they are listed by hash only."""
 
 
 def manifest_json(info: ManifestInfo) -> dict[str, Any]:
@@ -62,19 +64,25 @@ def manifest_json(info: ManifestInfo) -> dict[str, Any]:
     }
 
 
-def sign_mp4(src: Path, dst: Path, info: ManifestInfo, identity: SigningIdentity) -> None:
-    """Write `dst`: `src` with a signed C2PA manifest embedded."""
+MIME_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".png": "image/png",
+              ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def sign_file(src: Path, dst: Path, info: ManifestInfo, identity: SigningIdentity, mime: str) -> None:
+    """Write `dst`: `src` (an MP4, MOV or PNG) with a signed C2PA manifest embedded."""
     import c2pa
 
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", identity.chain_pem, identity.key_pem, None))
-        with c2pa.Builder(manifest_json(info)) as builder:
-            for ing in info.ingredients:
+        manifest = manifest_json(info)
+        manifest["format"] = mime
+        with c2pa.Builder(manifest) as builder:
+            for ing in info.ingredients if info.embed_ingredients else []:
                 meta = {"title": ing.title, "format": ing.mime, "relationship": ing.relationship}
                 with open(ing.path, "rb") as stream:
                     builder.add_ingredient(meta, ing.mime, stream)
             with open(src, "rb") as source, open(dst, "wb") as dest:
-                builder.sign(signer, "video/mp4", source, dest)
+                builder.sign(signer, mime, source, dest)
     except c2pa.C2paError as exc:
         raise DoppelError(f"C2PA signing failed ({exc})", dst) from exc
 
@@ -94,10 +102,14 @@ class ManifestReport:
 
 
 def read_manifest(path: Path) -> ManifestReport:
+    """The C2PA manifest of an MP4, MOV, PNG or JPEG file (not present for other formats)."""
     import c2pa
 
+    mime = MIME_TYPES.get(Path(path).suffix.lower())
+    if mime is None:
+        return ManifestReport(present=False)
     try:
-        with open(path, "rb") as stream, c2pa.Reader("video/mp4", stream) as reader:
+        with open(path, "rb") as stream, c2pa.Reader(mime, stream) as reader:
             store = json.loads(reader.json())
             state = reader.get_validation_state() or ""
     except c2pa.C2paError as exc:

@@ -43,6 +43,8 @@ class VerifyReport:
 
 
 def _metadata(path: Path) -> bool:
+    if path.is_dir():
+        return False
     try:
         with av.open(str(path)) as c:
             text = " ".join(str(v) for v in c.metadata.values())
@@ -56,8 +58,9 @@ def verify(path: Path, seconds: float = 10.0) -> VerifyReport:
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise DoppelError("no such file", path)
-    manifest = read_manifest(path) if path.suffix.lower() in (".mp4", ".mov", ".m4v") else ManifestReport(False)
     info = probe(path)
+    # An image sequence: each frame carries the manifest; read the first.
+    manifest = read_manifest(path / info.files[0] if path.is_dir() else path)
     detector = watermark.Detector()
     limit = max(1, int(seconds * float(info.fps))) if info.kind != "image" else 1
     with MediaReader(info) as reader:

@@ -53,7 +53,8 @@ class MergeSettings:
 
 @dataclass(frozen=True)
 class ExportSettings:
-    codec: str = _f("h264", "Video codec of `doppel export`.", ("h264", "ffv1", "prores", "png"))
+    codec: str = _f("h264", "Video codec of `doppel export` (lossless: PNG-coded frames in a .mov).",
+                    ("h264", "prores", "lossless", "png"))
     crf: int = _f(18, "H.264 quality (lower is better, 0 is lossless).")
 
 

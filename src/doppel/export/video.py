@@ -17,7 +17,7 @@ from doppel.fsutil import atomic_path, write_text_atomic
 from doppel.media.encode import CODECS, VideoWriter
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
-from doppel.merge.model import SwapModel
+from doppel.merge.model import model_identity
 from doppel.merge.render import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
 from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
@@ -65,8 +65,8 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
-    model = SwapModel(ws, ws.settings.merge.model, "cpu")
-    stale = stale_frames(ws, model.id)
+    model_id, model_config = model_identity(ws, ws.settings.merge.model)
+    stale = stale_frames(ws, model_id)
     if stale:
         raise DoppelError(f"{len(stale)} frame(s) are not rendered or out of date (first: {stale[0]}); "
                           "run `doppel merge` first", ws.root)
@@ -135,7 +135,7 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
             write_text_atomic(layer_tmp / "transforms.json", json.dumps({
                 "frames": transforms, "width": info.width, "height": info.height,
                 "fps": f"{Fraction(info.fps).numerator}/{Fraction(info.fps).denominator}",
-                "model_resolution": model.config.resolution, "face_type": model.config.face_type,
+                "model_resolution": model_config.resolution, "face_type": model_config.face_type,
                 "about": "frame_to_crop maps frame pixels to the model's aligned crop; face/ is the recoloured "
                          "face in frame space with its alpha, mask/ the alpha alone"}, indent=1))
             if layers.exists():

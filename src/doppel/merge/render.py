@@ -104,12 +104,17 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
     return plans
 
 
-def _plate_stats(reader: MediaReader, plans: list[FramePlan], resolution: int, face_type: str
-                 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Lab mean/std of the plate's face region per frame, averaged over `temporal_color` frames around it."""
+def _plate_stats(reader: MediaReader, plans: list[FramePlan], todo: list[FramePlan], resolution: int,
+                 face_type: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Lab mean/std of the plate's face region for each frame of `todo` using rct, averaged over the
+    `temporal_color` frames around it. Only those frames and their neighbours are decoded, so re-rendering a
+    few frames does not read the whole plate."""
+    wanted = [p for p in todo if not p.passthrough and p.settings.color == "rct"]
+    near_wanted = {j for p in wanted for j in range(p.index - p.settings.temporal_color // 2,
+                                                    p.index + p.settings.temporal_color // 2 + 1)}
     raw: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for p in plans:
-        if p.passthrough or p.settings.color != "rct":
+        if p.index not in near_wanted or p.passthrough or p.settings.color != "rct":
             continue
         assert p.face is not None
         m = _matrix(p.face, resolution, face_type)
@@ -117,7 +122,7 @@ def _plate_stats(reader: MediaReader, plans: list[FramePlan], resolution: int, f
         mask = _landmark_mask(p.face, resolution)
         raw[p.index] = color.lab_stats(crop.astype(np.float32) / 255, mask)
     smoothed = {}
-    for i in raw:
+    for i in (p.index for p in wanted):
         half = plans[i].settings.temporal_color // 2
         near = [raw[j] for j in range(i - half, i + half + 1) if j in raw]
         smoothed[i] = (np.mean([n[0] for n in near], 0), np.mean([n[1] for n in near], 0))
@@ -211,8 +216,7 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
     if not any(not p.passthrough for p in plans):
         report.warnings.append("no frame has the chosen person's face: the plate passes through unchanged")
     with MediaReader(target.info) as reader:
-        stats = _plate_stats(reader, plans, res, model.config.face_type) if any(
-            not p.passthrough and p.settings.color == "rct" for p in todo) else {}
+        stats = _plate_stats(reader, plans, todo, res, model.config.face_type)
         done = 0
         for b in range(0, len(todo), BATCH):
             batch = todo[b:b + BATCH]

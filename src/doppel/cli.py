@@ -287,17 +287,13 @@ def train(workspace: Path, preset: str | None, iterations: int | None, minutes: 
             m = p.model
             out.print(f"[bold]{p.name}[/]: {m.arch} {m.resolution}px, batch {p.train.batch_size} - {p.description}")
         return
-    from doppel.train.loop import Budget, Trainer, distributed
+    from doppel.train.loop import Budget, Trainer, distributed, process_group
     from doppel.workspace import Workspace
 
     overrides = {k: v for k, v in (("batch_size", batch_size), ("learning_rate", learning_rate), ("bf16", bf16))
                  if v is not None}
     rank, world = distributed()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if device != "cpu" and _cuda() else "gloo")
-    with Workspace.open(workspace) as ws:
+    with process_group(device), Workspace.open(workspace) as ws:
         trainer = Trainer.open(ws, name=model_name, preset=preset, device=device, init_from=init_from,
                                overrides=overrides)
         budget = Budget(iterations, minutes, preview_minutes, checkpoint_minutes)
@@ -328,12 +324,6 @@ def train(workspace: Path, preset: str | None, iterations: int | None, minutes: 
               f"validation SSIM source {result.validation.get('ssim_src', 0):.3f}, "
               f"target {result.validation.get('ssim_dst', 0):.3f}")
     out.print(f"checkpoint: {result.checkpoint}\npreview:    {result.preview}")
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 @cli.command()

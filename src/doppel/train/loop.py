@@ -80,6 +80,22 @@ def pick_device(requested: str | None) -> torch.device:
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def process_group(device: str | None) -> Iterator[None]:
+    """Under torchrun, join the process group (NCCL on GPUs, gloo on CPUs) and leave it cleanly at the end:
+    a process that exits without destroying it can abort in gloo's teardown ("terminate called ...")."""
+    _, world = distributed()
+    if world == 1:
+        yield
+        return
+    dist.init_process_group("nccl" if device != "cpu" and torch.cuda.is_available() else "gloo")
+    try:
+        yield
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
 def bf16_supported(device: torch.device) -> bool:
     """Whether `device` does bfloat16 arithmetic natively (emulated bf16 is slower than float32)."""
     if device.type == "cuda":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -13,17 +14,21 @@ import cv2
 import numpy as np
 
 from doppel.errors import DoppelError
-from doppel.fsutil import atomic_path, write_text_atomic
+from doppel.export.outputs import check_destination
+from doppel.fsutil import atomic_path, replace_dir, resolve, temporary_name, write_text_atomic
 from doppel.media.encode import CODECS, VideoWriter
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge.model import model_identity
 from doppel.merge.render import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
-from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
+from doppel.provenance.keys import SigningIdentity, workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
 from doppel.provenance.watermark import workspace_tag
 from doppel.workspace import Workspace
+from doppel.workspace.lock import stage_lock
+from doppel.workspace.media_check import check_media
+from doppel.workspace.settings import check_value
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
 """Every export format carries a C2PA manifest: MP4/MOV files embed one; a PNG sequence has one per frame."""
@@ -52,9 +57,25 @@ def _read_png(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
 def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | None = None,
            disclosure: Disclosure | None = None, layers: Path | None = None,
            identity: SigningIdentity | None = None, author: str | None = None, purpose: str | None = None,
-           consent: str | None = None, progress: Progress | None = None) -> ExportReport:
+           consent: str | None = None, progress: Progress | None = None, new_identity: bool = False,
+           ) -> ExportReport:
     """Encode every target frame (rendered where swapped, the plate elsewhere) with provenance marks: the
-    visible disclosure and the watermark on every frame, and for MP4/MOV a signed C2PA manifest."""
+    visible disclosure and the watermark on every frame, and for MP4/MOV a signed C2PA manifest.
+
+    Everything is checked before anything is written: the settings, the destination (never inside the
+    workspace, over registered media, or over a folder doppel did not make), the media (unchanged since
+    `doppel add`) and the signing identity. One export per workspace at a time."""
+    if crf is not None:
+        check_value("export", "crf", crf, Path("--crf"))
+    with stage_lock(ws.root, "export"):
+        return _export(ws, output, codec=codec, crf=crf, disclosure=disclosure, layers=layers, identity=identity,
+                       author=author, purpose=purpose, consent=consent, progress=progress,
+                       new_identity=new_identity)
+
+
+def _export(ws: Workspace, output: Path, *, codec: str | None, crf: int | None, disclosure: Disclosure | None,
+            layers: Path | None, identity: SigningIdentity | None, author: str | None, purpose: str | None,
+            consent: str | None, progress: Progress | None, new_identity: bool) -> ExportReport:
     start = time.perf_counter()
     disclosure = disclosure or Disclosure()
     codec = codec or ws.settings.export.codec
@@ -65,6 +86,13 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
+    media = ws.media()
+    registered = [resolve(m.path) for m in media]
+    output = check_destination(output, root=ws.root, media=registered, folder=codec == "png", what="export")
+    if layers is not None:
+        layers = check_destination(layers, root=ws.root, media=[*registered, output], folder=True,
+                                   what="layers folder")
+    check_media(ws, media)
     model_id, model_config = model_identity(ws, ws.settings.merge.model)
     stale = stale_frames(ws, model_id)
     if stale:
@@ -73,17 +101,15 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     renders = {r[0]: (r[1], r[2], r[3]) for r in ws.db.execute("SELECT frame_idx, path, layer_path, matrix "
                                                                   "FROM renders").fetchall()}
     info = target.info
-    output = Path(output).expanduser().resolve()
     signable = MIME_TYPES.get(output.suffix.lower()) if codec != "png" else None
-    identity = identity or ensure_workspace_identity(ws.root, ws.id)
+    identity = identity or workspace_identity(ws.root, ws.id, create=new_identity)
     tag = workspace_tag(ws.id)
-    encode_to = output.with_name(f".{output.stem}.unsigned{output.suffix}") if signable else output
+    # Everything is made under temporary names beside its destination and renamed into place at the end.
+    encode_to = temporary_name(output, "" if codec == "png" else None)
     audio = Path(info.path) if info.kind == "video" and info.audio else None
     layer_tmp = None
     if layers is not None:
-        layers = Path(layers).expanduser().resolve()
-        layer_tmp = layers.with_name(f".{layers.name}.part")
-        shutil.rmtree(layer_tmp, ignore_errors=True)
+        layer_tmp = Path(tempfile.mkdtemp(prefix=f".{layers.name}.", suffix=".part", dir=layers.parent))
         (layer_tmp / "face").mkdir(parents=True)
         (layer_tmp / "mask").mkdir()
     card_frames = 0
@@ -99,7 +125,7 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
             n = info.frame_count
             for i in range(n):
                 path, layer_path, matrix = renders.get(i, (None, None, None))
-                image = _read_png(ws.root / path) if path else reader[i]
+                image = _read_png(ws.inside(path, "render path")) if path else reader[i]
                 if card_frames and (i < card_frames or i >= n - card_frames):
                     image = title_card(info.width, info.height, disclosure.text)
                 image = mark_frame(image, disclosure, tag)
@@ -107,7 +133,7 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
                 if layer_tmp is not None:
                     rgba = np.zeros((info.height, info.width, 4), np.uint8)
                     if layer_path:
-                        part = _read_png(ws.root / layer_path, cv2.IMREAD_UNCHANGED)
+                        part = _read_png(ws.inside(layer_path, "layer path"), cv2.IMREAD_UNCHANGED)
                         x, y = (int(v) for v in Path(layer_path).stem.split("_")[1:3])
                         rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
                     cv2.imwrite(str(layer_tmp / "face" / f"{i:06d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
@@ -119,18 +145,22 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
                     progress(i + 1, n)
         ingredients = [Ingredient(m.path, m.name, MIME_TYPES.get(m.path.suffix.lower(), "video/mp4"),
                                   "parentOf" if m.role == "target" else "inputTo", m.info.sha256)
-                       for m in ws.media() if m.path.is_file() and m.path.suffix.lower() in MIME_TYPES]
+                       for m in media if m.path.is_file() and m.path.suffix.lower() in MIME_TYPES]
         manifest = ManifestInfo(title=output.name, workspace_id=ws.id, disclosure_text=disclosure.text,
                                 ingredients=ingredients, author=author, purpose=purpose, consent=consent)
-        if signable:
-            with atomic_path(output) as tmp:
-                sign_file(encode_to, tmp, manifest, identity, signable)
-            encode_to.unlink()
-        else:  # a PNG sequence: every frame carries the manifest (ingredients by hash, not re-embedded)
-            per_frame = replace(manifest, embed_ingredients=False)
-            for frame in sorted(output.glob("*.png")):
-                with atomic_path(frame) as tmp:
-                    sign_file(frame, tmp, per_frame, identity, "image/png")
+        try:
+            if signable:
+                with atomic_path(output) as tmp:
+                    sign_file(encode_to, tmp, manifest, identity, signable)
+                encode_to.unlink()
+            else:  # a PNG sequence: every frame carries the manifest (ingredients by hash, not re-embedded)
+                per_frame = replace(manifest, embed_ingredients=False)
+                for frame in sorted(encode_to.glob("*.png")):
+                    with atomic_path(frame) as tmp:
+                        sign_file(frame, tmp, per_frame, identity, "image/png")
+                replace_dir(encode_to, output)
+        except DoppelError as exc:  # name the output, not the temporary file being signed
+            raise DoppelError(exc.message, output) from exc
         if layer_tmp is not None and layers is not None:
             write_text_atomic(layer_tmp / "transforms.json", json.dumps({
                 "frames": transforms, "width": info.width, "height": info.height,
@@ -138,11 +168,11 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
                 "model_resolution": model_config.resolution, "face_type": model_config.face_type,
                 "about": "frame_to_crop maps frame pixels to the model's aligned crop; face/ is the recoloured "
                          "face in frame space with its alpha, mask/ the alpha alone"}, indent=1))
-            if layers.exists():
-                shutil.rmtree(layers)
-            layer_tmp.rename(layers)
+            replace_dir(layer_tmp, layers)
     except BaseException:
-        if encode_to != output:
+        if encode_to.is_dir() and not encode_to.is_symlink():
+            shutil.rmtree(encode_to, ignore_errors=True)
+        else:
             encode_to.unlink(missing_ok=True)
         if layer_tmp is not None:
             shutil.rmtree(layer_tmp, ignore_errors=True)

@@ -20,11 +20,14 @@ from doppel.extract import people as ppl
 from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
 from doppel.extract.layout import to_68
 from doppel.extract.worker import analyze_batch, init_worker, to_records
+from doppel.fsutil import remove_temporaries
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader, load_image
 from doppel.workspace import Media, Workspace
 from doppel.workspace.db import now
 from doppel.workspace.faces import blob, insert_face, query_faces, unblob
+from doppel.workspace.lock import stage_lock
+from doppel.workspace.media_check import check_media
 
 BATCH = 8
 
@@ -80,11 +83,30 @@ def extract(
     redo: bool = False,
     progress_for: Callable[[Media], Progress | None] | None = None,
 ) -> ExtractReport:
-    """Extract faces from every pending frame of every media item, then link tracks and people."""
+    """Extract faces from every pending frame of every media item, then link tracks and people.
+
+    One extraction per workspace at a time (a second gets a "busy" error); the media are checked to be
+    unchanged and the temporary files of a killed run are removed before anything else."""
+    with stage_lock(ws.root, "extract"):
+        remove_temporaries(ws.subdir("faces"))
+        return _extract(ws, workers=workers, reference=reference, source_reference=source_reference, redo=redo,
+                        progress_for=progress_for)
+
+
+def _extract(
+    ws: Workspace,
+    *,
+    workers: int | None,
+    reference: Path | None,
+    source_reference: Path | None,
+    redo: bool,
+    progress_for: Callable[[Media], Progress | None] | None,
+) -> ExtractReport:
     config = config_from(ws)
     media = ws.media("source") + ws.media("target")
     if not media:
         raise DoppelError("the workspace has no media; add some with `doppel add`", ws.root)
+    check_media(ws, media)
     # Check the references before any work, so a bad one costs nothing.
     refs = {}
     for key, path in (("target_reference", reference), ("source_reference", source_reference)):
@@ -101,7 +123,7 @@ def extract(
     pool = None
     if workers > 1:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker, initargs=(config,))
+                                   initializer=init_worker, initargs=(config, os.getpid()))
     local = FaceAnalyzer(config) if pool is None else None
     try:
         for m in media:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,15 +14,31 @@ import cv2
 import numpy as np
 
 from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer, FaceResult
+from doppel.workspace.paths import inside
 
 # Per-process state of pool workers: each process builds its models once, in `init_worker`.
 _analyzer: FaceAnalyzer | None = None
 
 
-def init_worker(config: AnalyzerConfig) -> None:
+def init_worker(config: AnalyzerConfig, parent_pid: int | None = None) -> None:
     global _analyzer
+    exit_with_parent(parent_pid or os.getppid())
     cv2.setNumThreads(1)
     _analyzer = FaceAnalyzer(config, threads=1)
+
+
+def exit_with_parent(parent_pid: int, interval_s: float = 0.2) -> threading.Thread:
+    """Watch the parent from a daemon thread and end this process as soon as it is gone (killed with -9, a
+    pool's own clean-up never runs): a pool worker then outlives it by `interval_s`, not by a whole batch."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
 
 
 def write_crop(root: Path, rel: str, crop: np.ndarray) -> str:
@@ -28,7 +46,7 @@ def write_crop(root: Path, rel: str, crop: np.ndarray) -> str:
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise OSError(f"could not encode {rel}")
-    path = root / rel
+    path = inside(root, rel, "face crop path")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     tmp.write_bytes(data.tobytes())

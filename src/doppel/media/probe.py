@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -20,9 +21,12 @@ import av.error
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from doppel.errors import DoppelError
-from doppel.fsutil import sha256_file
+from doppel.fsutil import resolve, sha256_file
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+MAX_PIXELS = 8192 * 8192
+"""Largest picture doppel decodes (an 8K frame is 33 megapixels): bigger ones, or headers that claim to be
+bigger, are refused before any pixel is decoded (decompression bombs)."""
 
 MediaKind = Literal["video", "image", "sequence"]
 Progress = Callable[[int, int], None]
@@ -94,17 +98,67 @@ class MediaInfo:
 
 def probe(path: Path, *, fps: Fraction | None = None, progress: Progress | None = None) -> MediaInfo:
     """Probe a video file, an image file or a folder of images. Raises DoppelError naming the file."""
-    path = Path(path).expanduser().resolve()
+    path = resolve(path)
     if not path.exists():
         raise DoppelError("no such file or folder", path)
     if path.is_dir():
         return _probe_sequence(path, fps or Fraction(25), progress)
+    check_regular_file(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _probe_image(path)
     return _probe_video(path, progress)
 
 
+def stat_stamp(path: Path, files: tuple[str, ...] = ()) -> str:
+    """Size and modification time (ns) of a file, or of every file of an image sequence, as one short string:
+    a cheap test of whether the media may have changed since it was probed. OSError when a file is gone."""
+    h = hashlib.sha256()
+    for p in [path / f for f in files] if files else [path]:
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:24]
+
+
+def content_hash(path: Path, files: tuple[str, ...] = ()) -> str:
+    """The SHA-256 that `probe` records: of the file, or for an image sequence of its files' names and hashes."""
+    if not files:
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0" + sha256_file(path / name).encode())
+    return digest.hexdigest()
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse FIFOs, devices and sockets before opening them: reading one can block forever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise DoppelError(f"cannot read ({exc.strerror})", path) from exc
+    if not stat.S_ISREG(mode):
+        raise DoppelError("not a regular file (a FIFO, device or socket); give a video or image file", path)
+
+
+def check_pixels(width: int, height: int, path: Path) -> None:
+    """Refuse pictures above MAX_PIXELS, and sizes that make no sense, before decoding them."""
+    if width <= 0 or height <= 0:
+        raise DoppelError(f"picture size {width}x{height} is not valid", path)
+    if width * height > MAX_PIXELS:
+        raise DoppelError(f"picture is {width}x{height} ({width * height / 1e6:.0f} megapixels); doppel reads "
+                          f"pictures up to {MAX_PIXELS / 1e6:.0f} megapixels", path)
+
+
+def check_rotation(rotation: float, path: Path) -> int:
+    """The display rotation as a whole number of degrees; refused unless it is a multiple of 90."""
+    degrees = round(float(rotation))
+    if abs(float(rotation) - degrees) > 1e-3 or degrees % 90:
+        raise DoppelError(f"display rotation of {float(rotation):g} degrees is not supported (only multiples "
+                          "of 90); re-encode the video upright", path)
+    return degrees
+
+
 def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
+    stamp = stat_stamp(path)  # before reading: a change while probing then shows at the next check
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -114,6 +168,7 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
         if not container.streams.video:
             raise DoppelError("has no video stream", path)
         stream = container.streams.video[0]
+        check_pixels(stream.codec_context.width, stream.codec_context.height, path)
         stream.thread_type = "AUTO"
         audio_streams = list(container.streams.audio)
         expected = stream.frames or 0
@@ -131,7 +186,7 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
                 for decoded in packet.decode():
                     frame = cast(av.VideoFrame, decoded)
                     if not pts:
-                        rotation = int(frame.rotation or 0)
+                        rotation = check_rotation(frame.rotation or 0, path)
                         pix_fmt = frame.format.name
                     pts.append(frame.pts)
                     if progress and len(pts) % 25 == 0:
@@ -170,7 +225,7 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
         return MediaInfo(
             path=str(path), kind="video", sha256=sha256_file(path), size_bytes=path.stat().st_size,
             codec=stream.codec_context.name, width=width, height=height, pix_fmt=pix_fmt, fps=fps,
-            time_base=time_base, pts=frame_pts, rotation=rotation, audio=audio,
+            time_base=time_base, pts=frame_pts, rotation=rotation, audio=audio, extra={"stat": stamp},
         )
 
 
@@ -178,21 +233,25 @@ def _read_image_header(path: Path) -> tuple[int, int, str, int]:
     """(upright width, upright height, mode, EXIF rotation) of an image, checking that it decodes."""
     try:
         with Image.open(path) as im:
+            check_pixels(im.width, im.height, path)
             im.load()
             upright = ImageOps.exif_transpose(im)
             orientation = im.getexif().get(0x0112, 1)
             rotation = {3: 180, 6: -90, 8: 90}.get(orientation, 0)
             return upright.width, upright.height, im.mode, rotation
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise DoppelError(f"image is too large to decode safely ({exc})", path) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DoppelError("not an image that can be read (corrupt or another format)", path) from exc
 
 
 def _probe_image(path: Path) -> MediaInfo:
+    stamp = stat_stamp(path)
     width, height, mode, rotation = _read_image_header(path)
     return MediaInfo(
         path=str(path), kind="image", sha256=sha256_file(path), size_bytes=path.stat().st_size,
         codec=path.suffix.lower().lstrip("."), width=width, height=height, pix_fmt=mode,
-        fps=Fraction(1), time_base=Fraction(1), pts=(0,), rotation=rotation,
+        fps=Fraction(1), time_base=Fraction(1), pts=(0,), rotation=rotation, extra={"stat": stamp},
     )
 
 
@@ -207,20 +266,20 @@ def _probe_sequence(folder: Path, fps: Fraction, progress: Progress | None) -> M
     )
     if not files:
         raise DoppelError("folder holds no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")", folder)
-    digest = hashlib.sha256()
     sizes = set()
     mode = ""
+    names = tuple(f.name for f in files)
+    stamp = stat_stamp(folder, names)
     for i, f in enumerate(files):
         width, height, mode, _ = _read_image_header(f)
         sizes.add((width, height))
-        digest.update(f.name.encode() + b"\0" + sha256_file(f).encode())
         if progress and i % 25 == 0:
             progress(i, len(files))
     width, height = next(iter(sizes)) if len(sizes) == 1 else (0, 0)
     return MediaInfo(
-        path=str(folder), kind="sequence", sha256=digest.hexdigest(),
+        path=str(folder), kind="sequence", sha256=content_hash(folder, names),
         size_bytes=sum(f.stat().st_size for f in files), codec=files[0].suffix.lower().lstrip("."),
         width=width, height=height, pix_fmt=mode, fps=fps, time_base=1 / fps,
         pts=tuple(range(len(files))), files=tuple(f.name for f in files),
-        extra={"mixed_sizes": len(sizes) > 1},
+        extra={"mixed_sizes": len(sizes) > 1, "stat": stamp},
     )

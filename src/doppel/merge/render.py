@@ -21,6 +21,7 @@ from doppel.errors import DoppelError
 from doppel.extract.align import align_matrix, invert
 from doppel.extract.curate import chosen_person
 from doppel.extract.masks import rasterize
+from doppel.fsutil import remove_temporaries
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge import blend, color
@@ -30,6 +31,8 @@ from doppel.merge.overrides import list_overrides, settings_for
 from doppel.workspace import Workspace
 from doppel.workspace.db import now
 from doppel.workspace.faces import Face, query_faces
+from doppel.workspace.lock import stage_lock
+from doppel.workspace.media_check import check_media
 from doppel.workspace.settings import MergeSettings
 
 BATCH = 16
@@ -99,7 +102,7 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
             key = _key(target.info.sha256, i, model_id, asdict(s), face.id, lm.tobytes(), face.polygon.tobytes(),
                        face.matrix.tobytes())
         old = stored.get(i)
-        needs = old is None or old[0] != key or (old[1] is not None and not (ws.root / old[1]).is_file())
+        needs = old is None or old[0] != key or (old[1] is not None and not ws.inside(old[1], "render path").is_file())
         plans.append(FramePlan(i, key, s, face, needs))
     return plans
 
@@ -201,12 +204,24 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
           progress: Progress | None = None, model: SwapModel | None = None) -> MergeReport:
-    """Render every out-of-date target frame. Returns what was done."""
+    """Render every out-of-date target frame. Returns what was done.
+
+    One merge per workspace at a time (a second gets a "busy" error); the plate is checked to be unchanged
+    and the temporary files of a killed run are removed first."""
+    with stage_lock(ws.root, "merge"):
+        remove_temporaries(ws.subdir("renders"))
+        return _merge(ws, device=device, force=force, progress=progress, model=model)
+
+
+def _merge(ws: Workspace, *, device: str | None, force: bool, progress: Progress | None,
+           model: SwapModel | None) -> MergeReport:
     start = time.perf_counter()
+    target = ws.target()
+    if target is None:
+        raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
+    check_media(ws, [target])
     model = model or SwapModel(ws, ws.settings.merge.model, device)
     plans = plan(ws, model.id)
-    target = ws.target()
-    assert target is not None  # plan() checked
     if model.config.face_type != ws.settings.extract.face_type:
         raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
                           f"{ws.settings.extract.face_type}")
@@ -234,8 +249,8 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
                                                      matrices[p.index], res, stats.get(p.index), seed=p.index)
                     rel = f"renders/{p.index:06d}.png"
                     layer_rel = f"renders/layers/{p.index:06d}_{corner[0]}_{corner[1]}.png"
-                    _write_png(ws.root / rel, frame)
-                    _write_png(ws.root / layer_rel, layer)
+                    _write_png(ws.inside(rel), frame)
+                    _write_png(ws.inside(layer_rel), layer)
                     rows.append((p.index, p.key, rel, layer_rel, p.face.id,
                                  json.dumps(matrices[p.index].tolist())))
             rows += [(p.index, p.key, None, None, None, None) for p in batch if p.passthrough]

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -22,12 +23,14 @@ import torch.distributed as dist
 
 from doppel import __version__
 from doppel.errors import DoppelError
+from doppel.fsutil import remove_temporaries
 from doppel.train import checkpoint
 from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
 from doppel.train.data import TrainingData, load_training_data, make_batch
 from doppel.train.losses import masked_ssim, total_loss
 from doppel.train.models import build_model
 from doppel.train.preview import preview_grid, save_png
+from doppel.workspace.lock import stage_lock
 
 if TYPE_CHECKING:  # only the CLI opens workspaces; the training step itself needs no video I/O
     from doppel.workspace import Workspace
@@ -61,8 +64,15 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+
+
 def model_folder(ws: Workspace, name: str) -> Path:
-    return ws.root / "models" / name
+    """WS/models/NAME; refused when NAME is not a plain name or the folder leads outside the workspace."""
+    if not MODEL_NAME.fullmatch(name):
+        raise DoppelError(f"model name {name!r} is not valid (letters, digits, '.', '_' and '-'; not starting "
+                          "with '.')", ws.root)
+    return ws.inside(f"models/{name}", "model folder")
 
 
 def distributed() -> tuple[int, int]:
@@ -272,6 +282,15 @@ class Trainer:
         return path
 
     def train(self, budget: Budget, report: StepReport | None = None) -> TrainResult:
+        """Train within `budget`. One `doppel train` per workspace at a time: rank 0 holds the workspace's
+        train lock (a second run gets a "busy" error) and first removes a killed run's temporary files."""
+        with contextlib.ExitStack() as stack:
+            if self.rank == 0:
+                stack.enter_context(stage_lock(self.ws.root, "train"))
+                remove_temporaries(self.folder)
+            return self._train(budget, report)
+
+    def _train(self, budget: Budget, report: StepReport | None = None) -> TrainResult:
         if budget.iterations is None and budget.minutes is None:
             raise DoppelError("give --iterations N or --minutes M")
         self.load_data()

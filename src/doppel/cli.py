@@ -42,7 +42,7 @@ class DoppelGroup(click.Group):
             ctx.exit(1)
         except sqlite3.DatabaseError as exc:
             ws = ctx.meta.get("doppel.workspace")
-            where = f"{Path(ws).expanduser().resolve() / 'doppel.db'}: " if ws else ""
+            where = f"{os.path.abspath(Path(ws).expanduser() / 'doppel.db')}: " if ws else ""
             click.echo(f"error: {where}workspace database is damaged or unreadable ({exc}); restore doppel.db "
                        "from a backup", err=True)
             ctx.exit(1)

@@ -20,7 +20,7 @@ from doppel.extract import people as ppl
 from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
 from doppel.extract.layout import to_68
 from doppel.extract.worker import analyze_batch, init_worker, to_records
-from doppel.fsutil import remove_temporaries
+from doppel.fsutil import remove_temporaries, resolve
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader, load_image
 from doppel.workspace import Media, Workspace
@@ -111,7 +111,7 @@ def _extract(
     refs = {}
     for key, path in (("target_reference", reference), ("source_reference", source_reference)):
         if path is not None:
-            refs[key] = {"path": str(Path(path).resolve()), "embedding": reference_embedding(path, config).tolist()}
+            refs[key] = {"path": str(resolve(path)), "embedding": reference_embedding(path, config).tolist()}
     with ws.transaction() as db:
         for key, value in refs.items():
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))

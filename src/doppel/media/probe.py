@@ -177,6 +177,7 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
         pix_fmt = stream.codec_context.pix_fmt or ""
         audio_packets = {s.index: 0 for s in audio_streams}
         failure: Exception | None = None
+        damaged: list[int | None] = []  # pts of frames the decoder had to conceal errors in
         try:
             for packet in container.demux(stream, *audio_streams):
                 if packet.stream.type == "audio":
@@ -189,6 +190,8 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
                         rotation = check_rotation(frame.rotation or 0, path)
                         pix_fmt = frame.format.name
                     pts.append(frame.pts)
+                    if frame.is_corrupt:
+                        damaged.append(frame.pts if frame.pts is not None else len(pts) - 1)
                     if progress and len(pts) % 25 == 0:
                         progress(len(pts), expected)
         except av.error.FFmpegError as exc:
@@ -206,6 +209,8 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
             frame_pts = tuple(range(len(pts)))
         else:
             frame_pts = tuple(sorted(p for p in pts if p is not None))
+        if damaged:
+            _refuse_damaged(path, damaged, frame_pts)
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation % 180:
             width, height = height, width
@@ -229,6 +234,19 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
         )
 
 
+def _refuse_damaged(path: Path, damaged: list[int | None], frame_pts: tuple[int, ...]) -> None:
+    """Refuse a video in which the decoder concealed errors (it flags those frames as corrupt).
+
+    Any such frame is an error, not a warning: concealment fills the damaged area with guessed pixels, which
+    would be extracted, rendered and exported as if they were the footage. Repairing or re-encoding the file
+    first is the only way to know what is in it."""
+    where = {p: i for i, p in enumerate(frame_pts)}
+    frames = sorted({where.get(p, p) for p in damaged if p is not None})
+    shown = ", ".join(map(str, frames[:8])) + (", ..." if len(frames) > 8 else "")
+    raise DoppelError(f"damaged: the decoder concealed errors in {len(frames)} of {len(frame_pts)} frames "
+                      f"(frame {shown}); repair or re-encode the file", path)
+
+
 def _read_image_header(path: Path) -> tuple[int, int, str, int]:
     """(upright width, upright height, mode, EXIF rotation) of an image, checking that it decodes."""
     try:
@@ -240,7 +258,8 @@ def _read_image_header(path: Path) -> tuple[int, int, str, int]:
             rotation = {3: 180, 6: -90, 8: 90}.get(orientation, 0)
             return upright.width, upright.height, im.mode, rotation
     except Image.DecompressionBombError as exc:
-        raise DoppelError(f"image is too large to decode safely ({exc})", path) from exc
+        raise DoppelError(f"picture is larger than doppel reads ({MAX_PIXELS / 1e6:.0f} megapixels at most): a "
+                          "decompression bomb or a damaged header", path) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DoppelError("not an image that can be read (corrupt or another format)", path) from exc
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from doppel.errors import DoppelError
-from doppel.media.probe import MediaInfo, check_pixels
+from doppel.media.probe import MAX_PIXELS, MediaInfo, check_pixels
 
 # Decoding forward this many frames is cheaper than a seek (a seek restarts at a keyframe anyway).
 _FORWARD_WINDOW = 48
@@ -61,7 +61,8 @@ def load_image(path: Path) -> np.ndarray:
             check_pixels(im.width, im.height, Path(path))
             return to_rgb8(ImageOps.exif_transpose(im))
     except Image.DecompressionBombError as exc:
-        raise DoppelError(f"image is too large to decode safely ({exc})", path) from exc
+        raise DoppelError(f"picture is larger than doppel reads ({MAX_PIXELS / 1e6:.0f} megapixels at most): a "
+                          "decompression bomb or a damaged header", path) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DoppelError("cannot read image", path) from exc
 

@@ -10,6 +10,7 @@ import av
 import av.error
 
 from doppel.errors import DoppelError
+from doppel.fsutil import resolve
 from doppel.media.probe import probe
 from doppel.media.video import MediaReader
 from doppel.provenance import watermark
@@ -55,7 +56,7 @@ def _metadata(path: Path) -> bool:
 
 def verify(path: Path, seconds: float = 10.0) -> VerifyReport:
     """Read the manifest (MP4/MOV) and look for the watermark in the first `seconds` of frames."""
-    path = Path(path).expanduser().resolve()
+    path = resolve(path)
     if not path.exists():
         raise DoppelError("no such file", path)
     info = probe(path)

@@ -43,9 +43,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def schema_version(db: sqlite3.Connection) -> int:
     try:
-        return int(db.execute("SELECT version FROM schema_version").fetchone()[0])
+        row = db.execute("SELECT version FROM schema_version").fetchone()
     except sqlite3.OperationalError:
         return 0
+    return row[0] if row is not None and isinstance(row[0], int) else 0
 
 
 def migrate(db: sqlite3.Connection, path: Path) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from doppel.errors import DoppelError
+
 
 def blob(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype=np.float32).tobytes()
@@ -52,7 +54,8 @@ class Face:
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> Face:
-        return cls(
+        """The record of a face row; ValueError (or TypeError) when the row is damaged."""
+        face = cls(
             id=r["id"], media_id=r["media_id"], frame_idx=r["frame_idx"], face_idx=r["face_idx"],
             box=np.array([r["x0"], r["y0"], r["x1"], r["y1"]], np.float32), score=r["score"],
             lm68=unblob(r["lm68"], 2),
@@ -63,6 +66,18 @@ class Face:
             sharpness=r["sharpness"], size_px=r["size_px"], track_id=r["track_id"], person_id=r["person_id"],
             excluded=bool(r["excluded"]), exclude_reason=r["exclude_reason"],
         )
+        shapes = {"lm68": (face.lm68.shape, (68, 2)), "matrix": (face.matrix.shape, (2, 3)),
+                  "lm68_smooth": (face.lm68_smooth.shape if face.lm68_smooth is not None else (68, 2), (68, 2))}
+        for name, (shape, wanted) in shapes.items():
+            if shape != wanted:
+                raise ValueError(f"{name} has shape {shape}, not {wanted}")
+        if face.polygon.shape[0] < 3 or not face.embedding.size or not isinstance(face.crop_size, int) \
+                or face.crop_size <= 0 or not isinstance(face.crop_path, str):
+            raise ValueError("polygon, embedding, crop size or crop path")
+        arrays = (face.lm68, face.matrix, face.polygon, face.embedding, face.box)
+        if not all(np.isfinite(a).all() for a in arrays):
+            raise ValueError("a coordinate is not a finite number")
+        return face
 
     def mesh(self, db: sqlite3.Connection) -> np.ndarray:
         """The dense 468x3 mesh (loaded on demand: it is the bulk of a face row)."""
@@ -87,7 +102,15 @@ _COLUMNS = ("id, media_id, frame_idx, face_idx, x0, y0, x1, y1, score, lm68, lm6
 def query_faces(db: sqlite3.Connection, where: str = "", params: Iterable[Any] = ()) -> list[Face]:
     sql = f"SELECT {_COLUMNS} FROM faces" + (f" WHERE {where}" if where else "")
     sql += " ORDER BY media_id, frame_idx, face_idx"
-    return [Face.from_row(r) for r in db.execute(sql, tuple(params))]
+    faces = []
+    for r in db.execute(sql, tuple(params)):
+        try:
+            faces.append(Face.from_row(r))
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            path = db.execute("PRAGMA database_list").fetchone()[2]
+            raise DoppelError(f"face #{r['id']} is damaged in the database ({exc}); restore doppel.db from a "
+                              "backup", path or None) from exc
+    return faces
 
 
 def insert_face(db: sqlite3.Connection, media_id: int, frame_idx: int, record: dict[str, Any]) -> None:

@@ -67,8 +67,12 @@ class Campaign:
             self.problems.append(f"{label}: {args[0]} exit {code}: {err.strip()[:300]}")
         elif code == 1 and (not one_line_error(err) or "internal error" in err):
             self.problems.append(f"{label}: {args[0]} error is not one clear line: {err.strip()[:300]}")
-        if code != 0 and ws is not None and tree_hash(ws) != before:
-            self.problems.append(f"{label}: {args[0]} failed (exit {code}) but changed the workspace")
+        after = tree_hash(ws) if code != 0 and ws is not None else before
+        if after != before:
+            assert before is not None and after is not None
+            changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            self.problems.append(f"{label}: {args[0]} failed (exit {code}: {err.strip()[:200]}) but changed "
+                                 f"the workspace: {', '.join(changed[:5])}")
         return code
 
 

@@ -28,7 +28,7 @@ from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge.render import subject_faces
 from doppel.workspace import Workspace
-from doppel.workspace.faces import unblob
+from doppel.workspace.faces import person_embedding
 
 
 @dataclass
@@ -52,10 +52,10 @@ class EvalReport:
 
 
 def _person_embedding(ws: Workspace, role: str) -> np.ndarray:
-    row = ws.db.execute("SELECT embedding FROM people WHERE role = ? AND chosen = 1", (role,)).fetchone()
+    row = ws.db.execute("SELECT id, embedding FROM people WHERE role = ? AND chosen = 1", (role,)).fetchone()
     if row is None:
         raise DoppelError(f"no {role} person: run `doppel extract` first", ws.root)
-    return unblob(row[0])
+    return person_embedding(ws.db, row[0], row[1])
 
 
 def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:

@@ -8,14 +8,14 @@ import numpy as np
 
 from doppel.errors import DoppelError
 from doppel.workspace import Workspace
-from doppel.workspace.faces import Face, query_faces, unblob
+from doppel.workspace.faces import Face, person_embedding, query_faces
 
 SORT_KEYS = ("frame", "sharpness", "yaw", "pitch", "size", "identity")
 
 
 def chosen_person(ws: Workspace, role: str) -> tuple[int, np.ndarray] | None:
     row = ws.db.execute("SELECT id, embedding FROM people WHERE role = ? AND chosen = 1", (role,)).fetchone()
-    return None if row is None else (int(row[0]), unblob(row[1]))
+    return None if row is None else (int(row[0]), person_embedding(ws.db, row[0], row[1]))
 
 
 def face_set(ws: Workspace, role: str, *, person: str = "chosen", excluded: bool = True) -> list[Face]:

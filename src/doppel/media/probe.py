@@ -168,9 +168,12 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
         if not container.streams.video:
             raise DoppelError("has no video stream", path)
         stream = container.streams.video[0]
+        audio_streams = list(container.streams.audio)
+        if stream.codec_context is None or any(s.codec_context is None for s in audio_streams):
+            raise DoppelError("has a video or audio stream in a codec that cannot be decoded (corrupt or "
+                              "unsupported)", path)
         check_pixels(stream.codec_context.width, stream.codec_context.height, path)
         stream.thread_type = "AUTO"
-        audio_streams = list(container.streams.audio)
         expected = stream.frames or 0
         pts: list[int | None] = []
         rotation = 0
@@ -211,6 +214,9 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
             frame_pts = tuple(sorted(p for p in pts if p is not None))
         if damaged:
             _refuse_damaged(path, damaged, frame_pts)
+        if len(set(frame_pts)) != len(frame_pts):
+            raise DoppelError(f"damaged: {len(frame_pts) - len(set(frame_pts))} frames repeat another frame's "
+                              "timestamp; repair or re-encode the file", path)
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation % 180:
             width, height = height, width

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,8 +19,11 @@ def blob(a: np.ndarray) -> bytes:
 
 
 def unblob(b: bytes | None, cols: int | None = None) -> np.ndarray:
+    """float32 array of a blob (rows of `cols` when given); ValueError when the blob is not one."""
     if b is None:
         return np.zeros((0, cols or 1), np.float32)
+    if not isinstance(b, bytes) or len(b) % (4 * (cols or 1)):
+        raise ValueError(f"not an array of float32{f' rows of {cols}' if cols else ''}")
     a = np.frombuffer(b, dtype=np.float32)
     return a.reshape(-1, cols) if cols else a
 
@@ -74,6 +78,11 @@ class Face:
         if face.polygon.shape[0] < 3 or not face.embedding.size or not isinstance(face.crop_size, int) \
                 or face.crop_size <= 0 or not isinstance(face.crop_path, str):
             raise ValueError("polygon, embedding, crop size or crop path")
+        numbers = (face.score, face.yaw, face.pitch, face.roll, face.sharpness, face.size_px)
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
+            raise ValueError("score, pose, sharpness or size is not a finite number")
+        if not all(v is None or isinstance(v, int) for v in (face.track_id, face.person_id, face.frame_idx)):
+            raise ValueError("a track, person or frame id is not a whole number")
         arrays = (face.lm68, face.matrix, face.polygon, face.embedding, face.box)
         if not all(np.isfinite(a).all() for a in arrays):
             raise ValueError("a coordinate is not a finite number")
@@ -97,6 +106,19 @@ class Face:
 _COLUMNS = ("id, media_id, frame_idx, face_idx, x0, y0, x1, y1, score, lm68, lm68_smooth, matrix, face_type, "
             "crop_size, crop_path, polygon, embedding, yaw, pitch, roll, sharpness, size_px, track_id, "
             "person_id, excluded, exclude_reason")
+
+
+def person_embedding(db: sqlite3.Connection, person_id: int, value: bytes) -> np.ndarray:
+    """The stored mean identity of a person; a DoppelError naming the database when the blob is damaged."""
+    try:
+        embedding = unblob(value)
+        if not embedding.size or not np.isfinite(embedding).all():
+            raise ValueError("empty or not finite")
+        return embedding
+    except ValueError as exc:
+        path = db.execute("PRAGMA database_list").fetchone()[2]
+        raise DoppelError(f"person #{person_id} is damaged in the database ({exc}); restore doppel.db from a "
+                          "backup", path or None) from exc
 
 
 def query_faces(db: sqlite3.Connection, where: str = "", params: Iterable[Any] = ()) -> list[Face]:

@@ -39,10 +39,14 @@ class Media:
                 raise ValueError(f"{key} = {row[key]!r}")
         if not isinstance(row["path"], str) or not row["path"] or not Path(row["path"]).is_absolute():
             raise ValueError(f"path {row['path']!r}")
+        if not isinstance(row["rotation"], int) or row["rotation"] % 90:
+            raise ValueError(f"rotation = {row['rotation']!r}")
         files = json.loads(row["files_json"])
         if not isinstance(files, list) or any(not isinstance(f, str) or Path(f).name != f or f in ("", ".", "..")
                                               for f in files):
             raise ValueError("the file list of an image sequence names paths outside its folder")
+        if not isinstance(json.loads(row["extra_json"]), dict):
+            raise ValueError("extra_json is not an object")
         info = MediaInfo(
             path=row["path"], kind=row["kind"], sha256=row["sha256"], size_bytes=row["size_bytes"],
             codec=row["codec"], width=row["width"], height=row["height"], pix_fmt=row["pix_fmt"],

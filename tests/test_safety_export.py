@@ -101,3 +101,20 @@ def test_a_signing_failure_names_the_output_not_a_temporary_file(ws: Path, tmp_p
     assert code == 1 and one_line_error(err, f"{tmp_path / 'out.mp4'}: "), err
     assert ".part" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ws"]
+
+
+def test_a_killed_exports_temporaries_are_removed_by_the_next_export_and_nothing_else(ws: Path,
+                                                                                       tmp_path: Path) -> None:
+    left = [tmp_path / ".shot.0123456789ab.part.mp4", tmp_path / "..shot.0123456789ab.part.0123456789ab.part.mp4",
+            tmp_path / ".layers.abcdef012345.part", tmp_path / ".layers.abcdef012345.old.tmp"]
+    left[0].write_bytes(b"half an mp4")
+    left[1].write_bytes(b"half an mp4")
+    (left[2] / "face").mkdir(parents=True)
+    left[3].mkdir()
+    keep = [tmp_path / ".shot.notes", tmp_path / ".shot.mp4.part", tmp_path / "shot.0123456789ab.part.mp4"]
+    for path in keep:
+        path.write_text("not doppel's")
+    code, _, err = run("export", ws, tmp_path / "shot.mp4", "--layers", tmp_path / "layers")
+    assert code == 0, err
+    assert not any(p.exists() for p in left) and all(p.read_text() == "not doppel's" for p in keep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ws", "shot.mp4", "layers", *(p.name for p in keep)])

@@ -52,7 +52,8 @@ def atomic_path(target: Path, suffix: str | None = None) -> Iterator[Path]:
 def temporary_name(target: Path, suffix: str | None = None) -> Path:
     """A fresh hidden name beside `target` that `remove_temporaries` recognises: `.NAME.RANDOM.part.SUFFIX`
     (the real suffix last, so that FFmpeg and Pillow still guess the format from it)."""
-    return target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.part{suffix or target.suffix}")
+    return target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.part"
+                            f"{target.suffix if suffix is None else suffix}")
 
 
 def remove_temporaries(folder: Path) -> int:

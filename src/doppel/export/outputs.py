@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,6 +39,26 @@ def is_layers_export(folder: Path) -> bool:
         elif not (e.name == "transforms.json" and e.is_file()):
             return False
     return True
+
+
+def remove_export_temporaries(destination: Path) -> int:
+    """Delete what a killed export to `destination` left beside it: names made by `fsutil.temporary_name`
+    (`.NAME.<12 hex>.part...`) and by `fsutil.replace_dir` (`.NAME.<12 hex>.old.tmp`), nothing else.
+    Returns how many were removed."""
+    stem, name = re.escape(destination.stem), re.escape(destination.name)
+    pattern = re.compile(rf"\.{{1,2}}{stem}\.[0-9a-f]{{12}}\.part.*|\.{name}\.[0-9a-f]{{12}}\.old\.tmp")
+    removed = 0
+    if not destination.parent.is_dir():
+        return 0
+    for entry in destination.parent.iterdir():
+        if not pattern.fullmatch(entry.name) or entry.is_symlink():
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _overlaps(path: Path, other: Path) -> bool:

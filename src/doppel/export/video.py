@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -14,7 +13,7 @@ import cv2
 import numpy as np
 
 from doppel.errors import DoppelError
-from doppel.export.outputs import check_destination
+from doppel.export.outputs import check_destination, remove_export_temporaries
 from doppel.fsutil import atomic_path, replace_dir, resolve, temporary_name, write_text_atomic
 from doppel.media.encode import CODECS, VideoWriter
 from doppel.media.probe import Progress
@@ -93,6 +92,9 @@ def _export(ws: Workspace, output: Path, *, codec: str | None, crf: int | None, 
         layers = check_destination(layers, root=ws.root, media=[*registered, output], folder=True,
                                    what="layers folder")
     check_media(ws, media)
+    for destination in (output, layers):
+        if destination is not None:
+            remove_export_temporaries(destination)
     model_id, model_config = model_identity(ws, ws.settings.merge.model)
     stale = stale_frames(ws, model_id)
     if stale:
@@ -109,7 +111,7 @@ def _export(ws: Workspace, output: Path, *, codec: str | None, crf: int | None, 
     audio = Path(info.path) if info.kind == "video" and info.audio else None
     layer_tmp = None
     if layers is not None:
-        layer_tmp = Path(tempfile.mkdtemp(prefix=f".{layers.name}.", suffix=".part", dir=layers.parent))
+        layer_tmp = temporary_name(layers, "")
         (layer_tmp / "face").mkdir(parents=True)
         (layer_tmp / "mask").mkdir()
     card_frames = 0

@@ -287,6 +287,8 @@ class Trainer:
         with contextlib.ExitStack() as stack:
             if self.rank == 0:
                 stack.enter_context(stage_lock(self.ws.root, "train"))
+                # checkpoints/ too must not lead outside the workspace (model_folder checked the rest)
+                self.ws.inside(f"{self.folder.relative_to(self.ws.root)}/checkpoints", "checkpoint folder")
                 remove_temporaries(self.folder)
             return self._train(budget, report)
 

@@ -246,8 +246,9 @@ class Workspace:
         models = {}
         for pointer in sorted((self.root / "models").glob("*/latest.json")):
             try:
+                pointer = self.inside(str(pointer.relative_to(self.root)), "model pointer")
                 step = json.loads(pointer.read_text())["step"]
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError):
                 continue
             models[pointer.parent.name] = {"step": step}
         renders = self.db.execute("SELECT COUNT(*), COUNT(path) FROM renders").fetchone()

@@ -24,6 +24,7 @@ from doppel.provenance import Disclosure, container_metadata, mark_frame, title_
 from doppel.provenance.keys import SigningIdentity, workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
 from doppel.provenance.watermark import workspace_tag
+from doppel.reports import Report
 from doppel.workspace import Workspace
 from doppel.workspace.lock import stage_lock
 from doppel.workspace.media_check import check_media
@@ -34,8 +35,10 @@ EXPORT_CODECS = ("h264", "prores", "lossless", "png")
 _CONTAINERS = {"h264": (".mp4", ".mov", ".m4v"), "prores": (".mov",), "lossless": (".mov",)}
 
 
-@dataclass
-class ExportReport:
+@dataclass(frozen=True)
+class ExportReport(Report):
+    """`export`'s result. Every export is watermarked, carries the visible disclosure and a C2PA manifest."""
+
     path: Path
     frames: int
     seconds: float
@@ -77,6 +80,9 @@ def _export(ws: Workspace, output: Path, *, codec: str | None, crf: int | None, 
             consent: str | None, progress: Progress | None, new_identity: bool) -> ExportReport:
     start = time.perf_counter()
     disclosure = disclosure or Disclosure()
+    if not isinstance(disclosure, Disclosure):
+        raise DoppelError(f"disclosure must be a Disclosure, not {type(disclosure).__name__}")
+    disclosure.check()
     codec = codec or ws.settings.export.codec
     if codec not in EXPORT_CODECS or codec not in CODECS:
         raise DoppelError(f"unknown export codec {codec!r}; choose one of {', '.join(EXPORT_CODECS)}")

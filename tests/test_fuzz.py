@@ -233,7 +233,8 @@ def test_fuzz_damaged_inputs(merged_pair: Path, tmp_path: Path) -> None:
         c.inputs += 1
         label = f"db #{i} ({what})"
         c.check(label, ("info", case), case)
-        c.check(label, ("export", case, tmp_path / f"db{i}.mp4"), case)
+        layers = ("--layers", tmp_path / f"db{i}_layers") if i % 3 == 1 else ()
+        c.check(label, ("export", case, tmp_path / f"db{i}.mp4", *layers), case)
         c.check(label, ("merge", case) if i % 4 == 0 else ("faces", case, "--role", "target"), case)
         shutil.rmtree(case)
 

@@ -110,7 +110,7 @@ def _fps(value: str | float | Fraction | None) -> Fraction | None:
         return None
     try:
         rate = Fraction(value) if not isinstance(value, float) else Fraction(value).limit_denominator(1001)
-    except (ValueError, ZeroDivisionError) as exc:
+    except (ValueError, ZeroDivisionError, OverflowError) as exc:
         raise DoppelError(f"fps {value!r} is not a number or fraction") from exc
     if rate <= 0:
         raise DoppelError(f"fps must be positive, not {value!r}")

@@ -56,6 +56,33 @@ def _read_png(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
+def _face_layer(ws: Workspace, layer_path: str | None, width: int, height: int) -> np.ndarray:
+    """HxWx4 uint8 RGBA: the stored face layer placed at its corner (named in its file name), or empty."""
+    rgba = np.zeros((height, width, 4), np.uint8)
+    if layer_path:
+        path = ws.inside(layer_path, "layer path")
+        part = _read_png(path, cv2.IMREAD_UNCHANGED)
+        try:
+            x, y = (int(v) for v in path.stem.split("_")[1:3])
+            if part.shape[2] != 4 or x < 0 or y < 0 or x + part.shape[1] > width or y + part.shape[0] > height:
+                raise ValueError("does not fit the frame")
+        except ValueError as exc:
+            raise DoppelError(f"face layer is damaged ({exc}); run `doppel merge --force`", path) from exc
+        rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
+    return rgba
+
+
+def _matrix(ws: Workspace, frame: int, stored: str | None) -> list[list[float]] | None:
+    try:
+        matrix = json.loads(stored) if stored else None
+        if matrix is not None and np.asarray(matrix, np.float64).shape != (2, 3):
+            raise ValueError("not a 2x3 matrix")
+    except (ValueError, TypeError) as exc:
+        raise DoppelError(f"the render record of frame {frame} is damaged ({exc}); run `doppel merge --force`",
+                          ws.root / "doppel.db") from exc
+    return matrix
+
+
 def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | None = None,
            disclosure: Disclosure | None = None, layers: Path | None = None,
            identity: SigningIdentity | None = None, author: str | None = None, purpose: str | None = None,
@@ -139,16 +166,12 @@ def _export(ws: Workspace, output: Path, *, codec: str | None, crf: int | None, 
                 image = mark_frame(image, disclosure, tag)
                 writer.write(np.ascontiguousarray(image), info.pts[i])
                 if layer_tmp is not None:
-                    rgba = np.zeros((info.height, info.width, 4), np.uint8)
-                    if layer_path:
-                        part = _read_png(ws.inside(layer_path, "layer path"), cv2.IMREAD_UNCHANGED)
-                        x, y = (int(v) for v in Path(layer_path).stem.split("_")[1:3])
-                        rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
+                    rgba = _face_layer(ws, layer_path, info.width, info.height)
                     cv2.imwrite(str(layer_tmp / "face" / f"{i:06d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
                     cv2.imwrite(str(layer_tmp / "mask" / f"{i:06d}.png"), rgba[..., 3])
                     transforms.append({"frame": i, "time_s": float((info.pts[i] - info.pts[0]) * info.time_base),
                                        "swapped": path is not None,
-                                       "frame_to_crop": json.loads(matrix) if matrix else None})
+                                       "frame_to_crop": _matrix(ws, i, matrix)})
                 if progress and i % 10 == 0:
                     progress(i + 1, n)
         ingredients = [Ingredient(m.path, m.name, MIME_TYPES.get(m.path.suffix.lower(), "video/mp4"),

@@ -22,7 +22,7 @@ def inside(root: Path, stored: Path | str, what: str = "stored path") -> Path:
     all count as escaping. The returned path is fully resolved.
     """
     base = resolve(root)
-    if not str(stored) or "\0" in str(stored):
+    if not isinstance(stored, str | Path) or not str(stored) or "\0" in str(stored):
         raise DoppelError(f"{what} {str(stored)!r} is not a valid path; the workspace is damaged", base)
     target = resolve(base / stored)
     if not target.is_relative_to(base):

@@ -50,9 +50,16 @@ def test_model_names_and_pointers_leading_outside_are_refused(ws: Path, tmp_path
     toml = (ws / "doppel.toml").read_text().replace('model = "main"', 'model = "../../elsewhere"')
     (ws / "doppel.toml").write_text(toml)
     code, _, err = run("merge", ws)
-    assert code == 1 and one_line_error(err, "model name '../../elsewhere' is not valid"), err
-    toml = toml.replace('model = "../../elsewhere"', 'model = "main"')
-    (ws / "doppel.toml").write_text(toml)
+    assert code == 1 and one_line_error(err, "a model name is", "'../../elsewhere'"), err
+    (ws / "doppel.toml").write_text(toml.replace('model = "../../elsewhere"', 'model = "main"'))
+    # The model's current checkpoint as recorded in the database, then as its folder's pointer says.
+    sql(ws, "UPDATE models SET checkpoint = ?", ("../" + tmp_path.name,))
+    before = tree_hash(ws)
+    for args in (("merge", ws), ("export", ws, tmp_path / "out.mp4")):
+        code, _, err = run(*args)
+        assert code == 1 and one_line_error(err, "checkpoint path", "leads outside the workspace"), (args, err)
+    assert tree_hash(ws) == before
+    sql(ws, "DELETE FROM models")
     pointer = ws / "models" / "main" / "latest.json"
     data = json.loads(pointer.read_text())
     data["checkpoint"] = "../../../../" + str(tmp_path)

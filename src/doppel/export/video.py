@@ -16,18 +16,20 @@ from doppel.errors import DoppelError
 from doppel.export.outputs import check_destination, remove_export_temporaries
 from doppel.fsutil import atomic_path, replace_dir, resolve, temporary_name, write_text_atomic
 from doppel.media.encode import CODECS, VideoWriter
+from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
-from doppel.merge.model import model_identity
-from doppel.merge.render import stale_frames
+from doppel.merge.plan import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
 from doppel.provenance.keys import SigningIdentity, workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
 from doppel.provenance.watermark import workspace_tag
 from doppel.reports import Report
+from doppel.train import checkpoint
 from doppel.workspace import Workspace
 from doppel.workspace.lock import stage_lock
 from doppel.workspace.media_check import check_media
+from doppel.workspace.renders import Render
 from doppel.workspace.settings import check_value
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
@@ -56,31 +58,17 @@ def _read_png(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
-def _face_layer(ws: Workspace, layer_path: str | None, width: int, height: int) -> np.ndarray:
-    """HxWx4 uint8 RGBA: the stored face layer placed at its corner (named in its file name), or empty."""
+def _face_layer(ws: Workspace, render: Render | None, width: int, height: int) -> np.ndarray:
+    """HxWx4 uint8 RGBA: the stored face layer placed at its corner, or empty."""
     rgba = np.zeros((height, width, 4), np.uint8)
-    if layer_path:
-        path = ws.inside(layer_path, "layer path")
+    if render is not None and render.layer_path:
+        path = ws.inside(render.layer_path, "layer path")
         part = _read_png(path, cv2.IMREAD_UNCHANGED)
-        try:
-            x, y = (int(v) for v in path.stem.split("_")[1:3])
-            if part.shape[2] != 4 or x < 0 or y < 0 or x + part.shape[1] > width or y + part.shape[0] > height:
-                raise ValueError("does not fit the frame")
-        except ValueError as exc:
-            raise DoppelError(f"face layer is damaged ({exc}); run `doppel merge --force`", path) from exc
+        x, y = render.layer_x, render.layer_y
+        if part.shape[2] != 4 or x < 0 or y < 0 or x + part.shape[1] > width or y + part.shape[0] > height:
+            raise DoppelError("face layer is damaged (it does not fit the frame); run `doppel merge --force`", path)
         rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
     return rgba
-
-
-def _matrix(ws: Workspace, frame: int, stored: str | None) -> list[list[float]] | None:
-    try:
-        matrix = json.loads(stored) if stored else None
-        if matrix is not None and np.asarray(matrix, np.float64).shape != (2, 3):
-            raise ValueError("not a 2x3 matrix")
-    except (ValueError, TypeError) as exc:
-        raise DoppelError(f"the render record of frame {frame} is damaged ({exc}); run `doppel merge --force`",
-                          ws.root / "doppel.db") from exc
-    return matrix
 
 
 def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | None = None,
@@ -128,13 +116,13 @@ def _export(ws: Workspace, output: Path, *, codec: str | None, crf: int | None, 
     for destination in (output, layers):
         if destination is not None:
             remove_export_temporaries(destination)
-    model_id, model_config = model_identity(ws, ws.settings.merge.model)
-    stale = stale_frames(ws, model_id)
+    model = checkpoint.identity(ws, ws.settings.merge.model)
+    model_config = model.config
+    stale = stale_frames(ws, model.id)
     if stale:
         raise DoppelError(f"{len(stale)} frame(s) are not rendered or out of date (first: {stale[0]}); "
                           "run `doppel merge` first", ws.root)
-    renders = {r[0]: (r[1], r[2], r[3]) for r in ws.db.execute("SELECT frame_idx, path, layer_path, matrix "
-                                                                  "FROM renders").fetchall()}
+    renders = ws.renders.all()
     info = target.info
     signable = MIME_TYPES.get(output.suffix.lower()) if codec != "png" else None
     identity = identity or workspace_identity(ws.root, ws.id, create=new_identity)
@@ -159,19 +147,20 @@ def _export(ws: Workspace, output: Path, *, codec: str | None, crf: int | None, 
             transforms = []
             n = info.frame_count
             for i in range(n):
-                path, layer_path, matrix = renders.get(i, (None, None, None))
-                image = _read_png(ws.inside(path, "render path")) if path else reader[i]
+                render = renders.get(i)
+                image = _read_png(ws.inside(render.path, "render path")) if render and render.path else reader[i]
                 if card_frames and (i < card_frames or i >= n - card_frames):
                     image = title_card(info.width, info.height, disclosure.text)
                 image = mark_frame(image, disclosure, tag)
                 writer.write(np.ascontiguousarray(image), info.pts[i])
                 if layer_tmp is not None:
-                    rgba = _face_layer(ws, layer_path, info.width, info.height)
-                    cv2.imwrite(str(layer_tmp / "face" / f"{i:06d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-                    cv2.imwrite(str(layer_tmp / "mask" / f"{i:06d}.png"), rgba[..., 3])
+                    rgba = _face_layer(ws, render, info.width, info.height)
+                    write_png(layer_tmp / "face" / f"{i:06d}.png", rgba)
+                    write_png(layer_tmp / "mask" / f"{i:06d}.png", rgba[..., 3])
                     transforms.append({"frame": i, "time_s": float((info.pts[i] - info.pts[0]) * info.time_base),
-                                       "swapped": path is not None,
-                                       "frame_to_crop": _matrix(ws, i, matrix)})
+                                       "swapped": bool(render and render.swapped),
+                                       "frame_to_crop": render.matrix.tolist() if render and render.matrix is not None
+                                       else None})
                 if progress and i % 10 == 0:
                     progress(i + 1, n)
         ingredients = [Ingredient(m.path, m.name, MIME_TYPES.get(m.path.suffix.lower(), "video/mp4"),

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer, FaceResult
+from doppel.media.images import write_jpeg
 from doppel.workspace.paths import inside
 
 # Per-process state of pool workers: each process builds its models once, in `init_worker`.
@@ -42,16 +43,9 @@ def exit_with_parent(parent_pid: int, interval_s: float = 0.2) -> threading.Thre
 
 
 def write_crop(root: Path, rel: str, crop: np.ndarray) -> str:
-    """Write an aligned crop as JPEG (quality 95) by temporary file + rename; returns its SHA-256."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise OSError(f"could not encode {rel}")
-    path = inside(root, rel, "face crop path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
-    return hashlib.sha256(data.tobytes()).hexdigest()
+    """Write an aligned crop (size x size x 3 uint8 RGB) as JPEG (quality 95), atomically; returns its SHA-256.
+    The path must stay inside the workspace (a symlinked faces/ folder is refused)."""
+    return hashlib.sha256(write_jpeg(inside(root, rel, "face crop path"), crop)).hexdigest()
 
 
 def to_records(root: Path, media_id: int, frame_idx: int, faces: list[FaceResult],

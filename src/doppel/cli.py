@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,6 +18,7 @@ from doppel.api import Codec, SortKey
 from doppel.errors import DoppelError
 from doppel.progress import rich_progress, stderr
 from doppel.provenance import DisclosureMode
+from doppel.workspace.db import DatabaseError
 from doppel.workspace.records import Role
 
 out = Console()
@@ -42,7 +42,7 @@ class DoppelGroup(click.Group):
         except DoppelError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
-        except sqlite3.DatabaseError as exc:
+        except DatabaseError as exc:
             ws = ctx.meta.get("doppel.workspace")
             where = f"{os.path.abspath(Path(ws).expanduser() / 'doppel.db')}: " if ws else ""
             click.echo(f"error: {where}workspace database is damaged or unreadable ({exc}); restore doppel.db "

@@ -31,6 +31,8 @@ from doppel.workspace.settings import Settings, default_toml, load_settings
 DB_NAME = "doppel.db"
 SETTINGS_NAME = "doppel.toml"
 RESTORE = "restore doppel.db from a backup"
+DatabaseError = sqlite3.DatabaseError
+"""What SQLite raises when a database turns out damaged after it opened; the CLI makes it one line."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -96,8 +96,12 @@ class MediaInfo:
         return d
 
 
-def probe(path: Path, *, fps: Fraction | None = None, progress: Progress | None = None) -> MediaInfo:
-    """Probe a video file, an image file or a folder of images. Raises DoppelError naming the file."""
+def probe(path: Path, *, fps: Fraction | None = None, progress: Progress | None = None,
+          allow_damage: bool = False) -> MediaInfo:
+    """Probe a video file, an image file or a folder of images. Raises DoppelError naming the file.
+
+    A video in which the decoder concealed damage is refused unless `allow_damage` (for `verify`, which
+    examines damaged and tampered files): then the damaged frames are listed in `extra["damaged_frames"]`."""
     path = resolve(path)
     if not path.exists():
         raise DoppelError("no such file or folder", path)
@@ -106,7 +110,7 @@ def probe(path: Path, *, fps: Fraction | None = None, progress: Progress | None 
     check_regular_file(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _probe_image(path)
-    return _probe_video(path, progress)
+    return _probe_video(path, progress, allow_damage)
 
 
 def stat_stamp(path: Path, files: tuple[str, ...] = ()) -> str:
@@ -157,7 +161,7 @@ def check_rotation(rotation: float, path: Path) -> int:
     return degrees
 
 
-def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
+def _probe_video(path: Path, progress: Progress | None, allow_damage: bool = False) -> MediaInfo:
     stamp = stat_stamp(path)  # before reading: a change while probing then shows at the next check
     try:
         container = av.open(str(path))
@@ -212,8 +216,9 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
             frame_pts = tuple(range(len(pts)))
         else:
             frame_pts = tuple(sorted(p for p in pts if p is not None))
-        if damaged:
-            _refuse_damaged(path, damaged, frame_pts)
+        damaged_frames = _damaged_frames(damaged, frame_pts)
+        if damaged_frames and not allow_damage:
+            _refuse_damaged(path, damaged_frames, len(frame_pts))
         if len(set(frame_pts)) != len(frame_pts):
             raise DoppelError(f"damaged: {len(frame_pts) - len(set(frame_pts))} frames repeat another frame's "
                               "timestamp; repair or re-encode the file", path)
@@ -236,20 +241,25 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
         return MediaInfo(
             path=str(path), kind="video", sha256=sha256_file(path), size_bytes=path.stat().st_size,
             codec=stream.codec_context.name, width=width, height=height, pix_fmt=pix_fmt, fps=fps,
-            time_base=time_base, pts=frame_pts, rotation=rotation, audio=audio, extra={"stat": stamp},
+            time_base=time_base, pts=frame_pts, rotation=rotation, audio=audio,
+            extra={"stat": stamp, **({"damaged_frames": damaged_frames} if damaged_frames else {})},
         )
 
 
-def _refuse_damaged(path: Path, damaged: list[int | None], frame_pts: tuple[int, ...]) -> None:
+def _damaged_frames(damaged: list[int | None], frame_pts: tuple[int, ...]) -> list[int]:
+    """Display indices of the frames whose timestamps the decoder flagged as corrupt."""
+    where = {p: i for i, p in enumerate(frame_pts)}
+    return sorted({where.get(p, p) for p in damaged if p is not None})
+
+
+def _refuse_damaged(path: Path, frames: list[int], total: int) -> None:
     """Refuse a video in which the decoder concealed errors (it flags those frames as corrupt).
 
     Any such frame is an error, not a warning: concealment fills the damaged area with guessed pixels, which
     would be extracted, rendered and exported as if they were the footage. Repairing or re-encoding the file
     first is the only way to know what is in it."""
-    where = {p: i for i, p in enumerate(frame_pts)}
-    frames = sorted({where.get(p, p) for p in damaged if p is not None})
     shown = ", ".join(map(str, frames[:8])) + (", ..." if len(frames) > 8 else "")
-    raise DoppelError(f"damaged: the decoder concealed errors in {len(frames)} of {len(frame_pts)} frames "
+    raise DoppelError(f"damaged: the decoder concealed errors in {len(frames)} of {total} frames "
                       f"(frame {shown}); repair or re-encode the file", path)
 
 

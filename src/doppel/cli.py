@@ -390,13 +390,15 @@ def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overri
 @click.option("--codec", type=click.Choice(["h264", "prores", "lossless", "png"]), default=None,
               help="h264 (.mp4), prores (ProRes 4444 .mov), lossless (PNG frames in .mov), png (a folder of "
                    "frames); default from doppel.toml: h264. Every format carries the C2PA manifest.")
-@click.option("--crf", type=int, default=None, help="H.264 quality (lower is better).")
+@click.option("--crf", type=int, default=None,
+              help="H.264 quality, 0-32 (lower is better; above 32 the watermark is not guaranteed to survive).")
 @click.option("--layers", type=click.Path(path_type=Path), default=None,
               help="Also write per-frame face RGBA and mask PNGs and transforms.json here, for compositing.")
 @click.option("--disclosure", type=click.Choice(["badge", "credits"]), default="badge", show_default=True,
               help="badge: a label on every frame. credits: title cards at the start and end instead, for "
                    "declared artistic, satirical or fictional works.")
-@click.option("--disclosure-text", default="AI-generated", show_default=True, help="The disclosure's wording.")
+@click.option("--disclosure-text", default="AI-generated", show_default=True,
+              help="The disclosure's wording (1-40 characters; it cannot be empty).")
 @click.option("--author", default=None, help="Author recorded in the C2PA manifest.")
 @click.option("--purpose", default=None, help="Purpose recorded in the manifest, e.g. parody, film, research.")
 @click.option("--consent", default=None, help="A reference to the depicted people's consent, for the manifest.")
@@ -424,12 +426,16 @@ def export(workspace: Path, output: Path, codec: str | None, crf: int | None, la
     from doppel.provenance.keys import load_identity
     from doppel.workspace import Workspace
 
+    try:
+        disclosed = Disclosure(disclosure, disclosure_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--disclosure-text") from exc
     if (cert is None) != (key is None):
         raise DoppelError("give both --cert and --key, or neither")
     identity = load_identity(cert, key) if cert is not None and key is not None else None
     with Workspace.open(workspace) as ws, progress_bars() as new_bar:
         report = run_export(ws, output, codec=codec, crf=crf, layers=layers,
-                            disclosure=Disclosure(disclosure, disclosure_text), identity=identity, author=author,
+                            disclosure=disclosed, identity=identity, author=author,
                             purpose=purpose, consent=consent, progress=new_bar("export"))
     summary = {"path": str(report.path), "frames": report.frames, "seconds": round(report.seconds, 2),
                "c2pa": report.c2pa, "self_signed": report.self_signed,
@@ -447,23 +453,25 @@ def export(workspace: Path, output: Path, codec: str | None, crf: int | None, la
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--seconds", type=float, default=10.0, show_default=True,
-              help="How much of the video to search for the watermark.")
+@click.option("--thorough", is_flag=True,
+              help="Search every 3-second excerpt for the watermark (default: 8 spread over the whole file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def verify(file: Path, seconds: float, as_json: bool) -> None:
+def verify(file: Path, thorough: bool, as_json: bool) -> None:
     """Say whether a video is doppel output: its C2PA manifest (valid? tampered? signer, actions,
-    ingredients) and its watermark (found even after re-encoding, resizing or cropping strip the manifest).
+    ingredients) and its watermark (found even after re-encoding, resizing, cropping, mirroring or small
+    rotations strip the manifest), with the time ranges that carry it. A damaged file is checked on the
+    frames that still decode.
 
     Exit code 0: doppel marks found; 3: none found; 1: the file could not be read.
 
     \b
     Examples:
       doppel verify shot1.mp4
-      doppel verify downloaded_clip.mp4 --json
+      doppel verify downloaded_clip.mp4 --thorough --json
     """
     from doppel.provenance.verify import verify as run_verify
 
-    report = run_verify(file, seconds)
+    report = run_verify(file, thorough=thorough)
     if as_json:
         _print_json(report.to_json())
     else:
@@ -482,7 +490,14 @@ def verify(file: Path, seconds: float, as_json: bool) -> None:
         wm = (f"FOUND (score {report.watermark_score} > {report.watermark_threshold}, chance of a false alarm "
               f"<= {report.watermark_false_positive_rate:.1e}; workspace tag {report.watermark_tag or 'unreadable'})"
               if report.watermark_found else f"not found (score {report.watermark_score})")
-        out.print(f"watermark: {wm} over {report.watermark_frames} frames")
+        out.print(f"watermark: {wm} over {report.watermark_frames} frames in {len(report.excerpts)} excerpt(s)")
+        if report.watermark_ranges:
+            out.print("  carried in: " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in report.watermark_ranges))
+        damaged = report.frames_stated > report.frames_decoded or report.decode_errors
+        if damaged or report.decode_method not in ("container", "image", "sequence"):
+            out.print(f"  damaged file: {report.frames_decoded} of {report.frames_stated or '?'} frames decoded "
+                      f"({report.decode_method}, "
+                      f"{report.decode_errors} unreadable part(s)); " + "; ".join(report.decode_notes))
         out.print(f"container metadata says synthetic: {'yes' if report.metadata_says_synthetic else 'no'}")
         out.print("verdict: " + ("doppel output (synthetic media)" if report.marked else "no doppel marks found")
                   + ("; TAMPERED" if report.tampered else ""))

@@ -22,7 +22,7 @@ from doppel.merge.render import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
 from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
-from doppel.provenance.watermark import workspace_tag
+from doppel.provenance.watermark import MAX_EXPORT_CRF, workspace_tag
 from doppel.workspace import Workspace
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
@@ -62,6 +62,10 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
         raise DoppelError(f"unknown export codec {codec!r}; choose one of {', '.join(EXPORT_CODECS)}")
     if codec in _CONTAINERS and Path(output).suffix.lower() not in _CONTAINERS[codec]:
         raise DoppelError(f"{codec} exports go into {' or '.join(_CONTAINERS[codec])} files", output)
+    crf = crf if crf is not None else ws.settings.export.crf
+    if codec == "h264" and not 0 <= crf <= MAX_EXPORT_CRF:
+        raise DoppelError(f"--crf {crf} is out of range: the watermark is only guaranteed to survive CRF 0 to "
+                          f"{MAX_EXPORT_CRF} (lower is better quality)")
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
@@ -92,7 +96,7 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     try:
         with MediaReader(info) as reader, VideoWriter(
             encode_to, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps, codec=codec,
-            crf=crf if crf is not None else ws.settings.export.crf, audio_from=audio,
+            crf=crf, audio_from=audio,
             metadata=container_metadata(disclosure, ws.id),
         ) as writer:
             transforms = []

@@ -8,12 +8,14 @@ unmarked, and their mirrored, blurred, rescaled, cropped and re-encoded variants
 scores. Also: PSNR, embedding speed (352x288 and 1920x1080), detection and `verify` speed, and `verify` on
 files where other footage is prepended.
 
-Run: nice -n 10 .venv/bin/python benchmarks/bench_provenance.py [--max-excerpts N] [--rows a,b]
+Run: nice -n 10 .venv/bin/python benchmarks/bench_provenance.py [--max-excerpts N] [--rows a,b] [--clips a,b]
+Split over processes: run with --clips ... --save part1.json (and part2.json ...), then --merge part1.json ...
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -63,7 +65,7 @@ def crf(q: int) -> Edit:
 
 
 def vp9(fr: Frames) -> Frames:
-    return encode(fr, "libvpx-vp9", {"deadline": "good", "cpu-used": "4"}, 500_000)
+    return encode(fr, "libvpx-vp9", {"deadline": "realtime", "cpu-used": "8"}, 500_000)
 
 
 def scale(sx: float, sy: float | None = None) -> Edit:
@@ -169,9 +171,11 @@ def detect(frames: Frames, exhaustive: bool) -> tuple[Detection, float]:
     return d.result(exhaustive=exhaustive), time.perf_counter() - t0
 
 
-def excerpts(max_per_clip: int) -> list[tuple[str, float, Frames]]:
+def excerpts(max_per_clip: int, names: str = "") -> list[tuple[str, float, Frames]]:
     out = []
     for clip in sorted(CLIPS.glob("*.mp4")):
+        if names and clip.stem not in names.split(","):
+            continue
         info = probe(clip)
         n = int(round(3 * float(info.fps)))
         with MediaReader(info) as reader:
@@ -193,7 +197,8 @@ def embed_speed(width: int, height: int, frames: int = 30) -> float:
 def prepended(clips: list[tuple[str, float, Frames]], tmp: Path) -> list[str]:
     """10.5 s of another clip, then a marked excerpt: `verify` (default sampling) on the file."""
     lines = []
-    filler = [f for name, _, fr in clips if name.startswith("deadline") for f in fr][:315]
+    with MediaReader(probe(CLIPS / "deadline_cif.mp4")) as reader:
+        filler = [reader[i] for i in range(315)]
     for name, _, fr in {c[0]: c for c in clips}.values():
         marked = [cv2.resize(watermark.embed(f, 0xD0B), (filler[0].shape[1], filler[0].shape[0])) for f in fr]
         path = tmp / f"{name}.mp4"
@@ -209,16 +214,44 @@ def prepended(clips: list[tuple[str, float, Frames]], tmp: Path) -> list[str]:
     return lines
 
 
+def report(scores: dict[str, list[float]], clean: dict[str, list[float]], thr: float) -> None:
+    print("\n| transformation | detected | lowest score | median score |\n| --- | --- | --- | --- |")
+    for row, s in scores.items():
+        hits = sum(v > thr for v in s)
+        print(f"| {row} | {hits}/{len(s)} ({100 * hits / len(s):.1f} %) | {min(s):.2f} | {np.median(s):.2f} |")
+    print("\nUnmarked excerpts (exhaustive search):\n| variant | false positives | highest | median |"
+          "\n| --- | --- | --- | --- |")
+    for row, s in clean.items():
+        print(f"| {row} | {sum(v > thr for v in s)}/{len(s)} | {max(s):.2f} | {np.median(s):.2f} |")
+    every = [v for s in clean.values() for v in s]
+    marked = [v for s in scores.values() for v in s]
+    if every:
+        print(f"all unmarked scores: n={len(every)}, max {max(every):.2f}, 99th percentile "
+              f"{np.percentile(every, 99):.2f}, mean {np.mean(every):.2f} +- {np.std(every):.2f}")
+        print(f"all marked scores: n={len(marked)}, min {min(marked):.2f}, 1st percentile "
+              f"{np.percentile(marked, 1):.2f}, median {np.median(marked):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-excerpts", type=int, default=100, help="per clip")
     parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
+    parser.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
+    parser.add_argument("--save", type=Path, default=None, help="also write the raw scores here (JSON)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=None, help="print the tables of saved runs")
     args = parser.parse_args()
+    thr = watermark.threshold()
+    if args.merge:
+        parts = [json.loads(p.read_text()) for p in args.merge]
+        scores = {k: [v for p in parts for v in p["scores"][k]] for k in parts[0]["scores"]}
+        clean = {k: [v for p in parts for v in p["clean"][k]] for k in parts[0]["clean"]}
+        print(f"{sum(p['excerpts'] for p in parts)} excerpts; threshold z > {thr}")
+        report(scores, clean, thr)
+        return
     if not CLIPS.is_dir():
         sys.exit(f"no clips in {CLIPS}")
     rows = {k: v for k, v in ROWS.items() if not args.rows or k in args.rows.split(",")}
-    clips = excerpts(args.max_excerpts)
-    thr = watermark.threshold()
+    clips = excerpts(args.max_excerpts, args.clips)
     print(f"{len(clips)} three-second excerpts from {len({c[0] for c in clips})} clips; threshold z > {thr} "
           f"(false-positive bound per excerpt {watermark.false_positive_rate(thr):.2e} over "
           f"{watermark.TESTS_PER_EXCERPT:,} hypothesis x offset tests)", flush=True)
@@ -226,7 +259,7 @@ def main() -> None:
     clean: dict[str, list[float]] = {k: [] for k in CLEAN_ROWS if k in rows}
     psnrs: list[float] = []
     search_s: list[float] = []
-    for k, (name, fps, frames) in enumerate(clips):
+    for k, (name, _fps, frames) in enumerate(clips):
         marked = [watermark.embed(f, 0xD0B) for f in frames]
         psnrs += [watermark.psnr(a, b) for a, b in zip(frames, marked, strict=True)]
         for row, edit in rows.items():
@@ -237,25 +270,18 @@ def main() -> None:
                 clean[row].append(c.score)
                 search_s.append(s)
         print(f"[{k + 1}/{len(clips)}] {name}", flush=True)
-    print("\n| transformation | detected | lowest score | median score |\n| --- | --- | --- | --- |")
-    for row, s in scores.items():
-        hits = sum(v > thr for v in s)
-        print(f"| {row} | {hits}/{len(s)} ({100 * hits / len(s):.1f} %) | {min(s):.2f} | {np.median(s):.2f} |")
-    print("\nUnmarked excerpts (exhaustive search):\n| variant | false positives | highest | median |"
-          "\n| --- | --- | --- | --- |")
-    for row, s in clean.items():
-        print(f"| {row} | {sum(v > thr for v in s)}/{len(s)} | {max(s):.2f} | {np.median(s):.2f} |")
-    every = [v for s in clean.values() for v in s]
-    if every:
-        print(f"all unmarked scores: n={len(every)}, max {max(every):.2f}, 99th percentile "
-              f"{np.percentile(every, 99):.2f}, mean {np.mean(every):.2f} +- {np.std(every):.2f}")
+        if args.save:
+            args.save.write_text(json.dumps({"excerpts": k + 1, "scores": scores, "clean": clean}))
+    report(scores, clean, thr)
+    if search_s:
         print(f"exhaustive search of one excerpt: median {np.median(search_s):.2f} s")
     print(f"PSNR marked vs unmarked: mean {np.mean(psnrs):.2f} dB, lowest {min(psnrs):.2f} dB")
     print(f"embedding: {embed_speed(352, 288, 60):.0f} frames/s at 352x288, "
           f"{embed_speed(1920, 1080, 10):.1f} frames/s at 1920x1080 (one process)")
-    with tempfile.TemporaryDirectory() as tmp:
-        print("verify, 10.5 s of deadline_cif prepended to a marked excerpt of each clip:")
-        print("\n".join(prepended(clips, Path(tmp))))
+    if (CLIPS / "deadline_cif.mp4").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            print("verify, 10.5 s of deadline_cif prepended to a marked excerpt of each clip:")
+            print("\n".join(prepended(clips, Path(tmp))))
 
 
 if __name__ == "__main__":

@@ -185,6 +185,7 @@ def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERP
         watermark_ranges=[(round(a, 2), round(b, 2)) for a, b in found_ranges],
         excerpts=[Excerpt(round(spans[w][0], 2), round(spans[w][1] + frame_s, 2), r.frames, round(r.score, 2),
                           r.found) for w, r in results],
-        frames_decoded=log.frames, frames_stated=log.frames_stated, decode_errors=log.errors, decode_method=log.method, decode_notes=log.notes,
+        frames_decoded=log.frames, frames_stated=log.frames_stated, decode_errors=log.errors,
+        decode_method=log.method, decode_notes=log.notes,
         thorough=thorough,
     )

@@ -28,7 +28,6 @@ model). `false_positive_rate` multiplies that by every hypothesis and offset sea
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2

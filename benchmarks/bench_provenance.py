@@ -159,6 +159,11 @@ ROWS: dict[str, Edit] = {
     "duplicated frames": chain(duplicate, CRF18),
     "crop 25 % + 0.7x + CRF 32": chain(crop(0.25, False), scale(0.7), crf(32)),
 }
+EXPORTS: dict[str, Edit] = {
+    # a smaller plate exported by doppel: marked at its own size, then encoded at the highest CRF export allows
+    "export at 176x144, CRF 26 (remuxed)": lambda fr: crf(watermark.max_export_crf(144))(
+        [watermark.embed(cv2.resize(f, (176, 144), interpolation=cv2.INTER_AREA), 0xD0B) for f in fr]),
+}
 CLEAN_ROWS = ("none", "mirror", "blur sigma 2", "rescale 0.5x, aspect +10 %", "re-encode CRF 35",
               "crop 25 % + resize back")
 
@@ -251,11 +256,12 @@ def main() -> None:
     if not CLIPS.is_dir():
         sys.exit(f"no clips in {CLIPS}")
     rows = {k: v for k, v in ROWS.items() if not args.rows or k in args.rows.split(",")}
+    exports = {k: v for k, v in EXPORTS.items() if not args.rows or k in args.rows.split(",")}
     clips = excerpts(args.max_excerpts, args.clips)
     print(f"{len(clips)} three-second excerpts from {len({c[0] for c in clips})} clips; threshold z > {thr} "
           f"(false-positive bound per excerpt {watermark.false_positive_rate(thr):.2e} over "
           f"{watermark.TESTS_PER_EXCERPT:,} hypothesis x offset tests)", flush=True)
-    scores: dict[str, list[float]] = {k: [] for k in rows}
+    scores: dict[str, list[float]] = {k: [] for k in [*rows, *exports]}
     clean: dict[str, list[float]] = {k: [] for k in CLEAN_ROWS if k in rows}
     psnrs: list[float] = []
     search_s: list[float] = []
@@ -269,6 +275,8 @@ def main() -> None:
                 c, s = detect(edit(frames), exhaustive=True)
                 clean[row].append(c.score)
                 search_s.append(s)
+        for row, make in exports.items():
+            scores[row].append(detect(make(frames), exhaustive=False)[0].score)
         print(f"[{k + 1}/{len(clips)}] {name}", flush=True)
         if args.save:
             args.save.write_text(json.dumps({"excerpts": k + 1, "scores": scores, "clean": clean}))

@@ -391,7 +391,8 @@ def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overri
               help="h264 (.mp4), prores (ProRes 4444 .mov), lossless (PNG frames in .mov), png (a folder of "
                    "frames); default from doppel.toml: h264. Every format carries the C2PA manifest.")
 @click.option("--crf", type=int, default=None,
-              help="H.264 quality, 0-32 (lower is better; above 32 the watermark is not guaranteed to survive).")
+              help="H.264 quality, 0-32 (0-26 for frames under 288 lines); lower is better. Higher CRFs are "
+                   "refused: the watermark is not guaranteed to survive them.")
 @click.option("--layers", type=click.Path(path_type=Path), default=None,
               help="Also write per-frame face RGBA and mask PNGs and transforms.json here, for compositing.")
 @click.option("--disclosure", type=click.Choice(["badge", "credits"]), default="badge", show_default=True,
@@ -489,15 +490,16 @@ def verify(file: Path, thorough: bool, as_json: bool) -> None:
                 out.print(f"  problem: {problem}")
         wm = (f"FOUND (score {report.watermark_score} > {report.watermark_threshold}, chance of a false alarm "
               f"<= {report.watermark_false_positive_rate:.1e}; workspace tag {report.watermark_tag or 'unreadable'})"
-              if report.watermark_found else f"not found (score {report.watermark_score})")
+              if report.watermark_found else f"not found (score {report.watermark_score}, threshold "
+                                             f"{report.watermark_threshold})")
         out.print(f"watermark: {wm} over {report.watermark_frames} frames in {len(report.excerpts)} excerpt(s)")
         if report.watermark_ranges:
             out.print("  carried in: " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in report.watermark_ranges))
         damaged = report.frames_stated > report.frames_decoded or report.decode_errors
         if damaged or report.decode_method not in ("container", "image", "sequence"):
             out.print(f"  damaged file: {report.frames_decoded} of {report.frames_stated or '?'} frames decoded "
-                      f"({report.decode_method}, "
-                      f"{report.decode_errors} unreadable part(s)); " + "; ".join(report.decode_notes))
+                      f"({report.decode_method}, {report.decode_errors} unreadable part(s))"
+                      + "".join(f"; {note}" for note in report.decode_notes))
         out.print(f"container metadata says synthetic: {'yes' if report.metadata_says_synthetic else 'no'}")
         out.print("verdict: " + ("doppel output (synthetic media)" if report.marked else "no doppel marks found")
                   + ("; TAMPERED" if report.tampered else ""))

@@ -22,7 +22,7 @@ from doppel.merge.render import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
 from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
-from doppel.provenance.watermark import MAX_EXPORT_CRF, workspace_tag
+from doppel.provenance.watermark import max_export_crf, workspace_tag
 from doppel.workspace import Workspace
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
@@ -63,12 +63,13 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     if codec in _CONTAINERS and Path(output).suffix.lower() not in _CONTAINERS[codec]:
         raise DoppelError(f"{codec} exports go into {' or '.join(_CONTAINERS[codec])} files", output)
     crf = crf if crf is not None else ws.settings.export.crf
-    if codec == "h264" and not 0 <= crf <= MAX_EXPORT_CRF:
-        raise DoppelError(f"--crf {crf} is out of range: the watermark is only guaranteed to survive CRF 0 to "
-                          f"{MAX_EXPORT_CRF} (lower is better quality)")
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
+    highest = max_export_crf(target.info.height)
+    if codec == "h264" and not 0 <= crf <= highest:
+        raise DoppelError(f"--crf {crf} is out of range: on {target.info.height}-line frames the watermark is only "
+                          f"guaranteed to survive CRF 0 to {highest} (lower is better quality)")
     model_id, model_config = model_identity(ws, ws.settings.merge.model)
     stale = stale_frames(ws, model_id)
     if stale:

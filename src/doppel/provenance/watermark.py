@@ -57,9 +57,11 @@ AXIS_SCALES = tuple(round(1.03**i, 4) for i in range(-3, 13))
 """Frame-relative tile size, per axis: 0.92 (rotated onto a larger canvas) .. 1.43 (30 % cropped off)."""
 HYPOTHESES = len(MIRRORS) * len(ROTATIONS) * len(AXIS_SCALES) ** 2
 TESTS_PER_EXCERPT = HYPOTHESES * TILE * TILE
-MAX_EXPORT_CRF = 32
-"""`doppel export` refuses H.264 CRFs above this: the highest at which the mark was found in every development
-excerpt after the export alone (benchmarks/bench_provenance.py)."""
+EXPORT_CRF_LIMITS = ((288, 32), (0, 26))
+"""(least frame height, highest H.264 CRF) that `doppel export` accepts: the mark was found in every development
+excerpt after an export at that CRF alone, with a margin (benchmarks/bench_provenance.py). Smaller frames need
+a lower CRF: the mark's pattern is tied to the frame's size, so it is finer in pixels on small frames."""
+MAX_EXPORT_CRF = EXPORT_CRF_LIMITS[0][1]
 FALSE_POSITIVE_BOUND = 1e-6
 """What `verify` promises per file: the chance that an unmarked video is reported as marked."""
 HIGHPASS, LOCAL, FLOOR = 2.0, 2.0, 1.0
@@ -169,6 +171,11 @@ def whiten(picture: np.ndarray) -> np.ndarray:
     magnitude = np.abs(spectrum).astype(np.float32)
     smooth = np.fft.ifftshift(cv2.GaussianBlur(np.fft.fftshift(magnitude), (0, 0), WHITEN))
     return np.real(np.fft.ifft2(spectrum / (smooth + 1e-9))).astype(np.float32)
+
+
+def max_export_crf(height: int) -> int:
+    """The highest H.264 CRF at which an export `height` pixels tall keeps a detectable mark."""
+    return next(crf for least, crf in EXPORT_CRF_LIMITS if height >= least)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -156,6 +156,10 @@ def test_verify_reports_the_time_ranges_that_carry_the_mark(tmp_path: Path) -> N
     assert report.watermark_false_positive_rate <= 1e-6
     code = CliRunner().invoke(cli, ["verify", str(path), "--json", "--thorough"])
     assert code.exit_code == 0 and json.loads(code.stdout)["watermark_ranges"] == [[3.0, 6.0]]
+    # Sampling two excerpts by seeking (as for long files) reads the first and the last: not the marked middle.
+    sampled = verify(path, excerpts=2, seek_after_s=0.0)
+    assert sampled.decode_method == "container, sampled by seeking" and sampled.frames_decoded == 60
+    assert [(e.start_s, e.found) for e in sampled.excerpts] == [(0.0, False), (6.0, False)]
 
 
 def test_default_verify_samples_the_whole_duration() -> None:

@@ -106,6 +106,38 @@ def gray_frames(path: Path, log: DecodeLog,
         yield from _raw_h264(path, log)
 
 
+def gray_frames_at(path: Path, starts: list[float], length: float,
+                   log: DecodeLog) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (time in seconds from the stream's start, HxW uint8 luma) for the frames in [start, start + length)
+    of each of `starts`, seeking to each (for long files, instead of decoding all of them)."""
+    log.method = "container, sampled by seeking"
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+        return
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        log.frames_stated = int(stream.frames or 0)
+        base = stream.time_base or 1
+        origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
+        for start in starts:
+            try:
+                container.seek(int((start + origin) / base), stream=stream, backward=True, any_frame=False)
+                for frame in container.decode(stream):
+                    if frame.time is None:
+                        continue
+                    t = frame.time - origin
+                    if t >= start + length:
+                        break
+                    if t >= start:
+                        log.frames += 1
+                        log.width, log.height = frame.width, frame.height
+                        yield t, frame.to_ndarray(format="gray")
+            except av.error.FFmpegError:
+                log.errors += 1
+
+
 def _parameter_sets(data: bytes) -> list[bytes]:
     """SPS and PPS NAL units from the first `avcC` record in `data` (empty when none is intact)."""
     at = data.find(b"avcC")

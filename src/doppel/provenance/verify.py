@@ -9,6 +9,7 @@ A damaged file is checked on the frames that still decode (see frames.py), and t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ from doppel.errors import DoppelError
 from doppel.media import IMAGE_SUFFIXES, MediaReader, probe
 from doppel.provenance import watermark
 from doppel.provenance.detect import Detection, Detector
-from doppel.provenance.frames import DecodeLog, container_duration, gray_frames
+from doppel.provenance.frames import DecodeLog, container_duration, gray_frames, gray_frames_at
 from doppel.provenance.manifest import ManifestReport, read_manifest
 
 EXCERPT_S = 3.0
 SAMPLED_EXCERPTS = 8
 """Excerpts checked without `thorough`, spread evenly over the file."""
+SEEK_AFTER_S = 120.0
+"""Files longer than this are sampled by seeking to each excerpt; shorter ones are decoded from end to end."""
 
 
 @dataclass
@@ -113,23 +116,10 @@ def _image_frames(path: Path, log: DecodeLog) -> list[tuple[float, np.ndarray]]:
     return out
 
 
-def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERPTS) -> VerifyReport:
-    """Read the manifest (MP4/MOV/PNG) and look for the watermark in excerpts across the whole file."""
-    path = Path(path).expanduser().resolve()
-    if not path.exists():
-        raise DoppelError("no such file", path)
-    log = DecodeLog()
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
-        if not files:
-            raise DoppelError("no images in the folder", path)
-        manifest = _manifest(files[0])  # an image sequence: each frame carries the manifest; read the first
-        source = iter(_image_frames(path, log))
-        chosen = None
-    else:
-        manifest = _manifest(path)
-        chosen = _chosen(container_duration(path), thorough, excerpts)
-        source = gray_frames(path, log, None if chosen is None else lambda t: int(t // EXCERPT_S) in chosen)
+def _collect(source: Iterator[tuple[float, np.ndarray]],
+             chosen: set[int] | None) -> tuple[dict[int, Detector], dict[int, list[float]], float]:
+    """Frames -> a detector per EXCERPT_S window (those in `chosen`, or all), each window's first and last frame
+    time, and the frame interval."""
     windows: dict[int, Detector] = {}
     spans: dict[int, list[float]] = {}
     steps: list[float] = []
@@ -143,6 +133,36 @@ def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERP
             continue
         windows.setdefault(w, Detector()).add(image)
         spans.setdefault(w, [t, t])[1] = t
+    return windows, spans, float(np.median(steps)) if steps else 1 / 30
+
+
+def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERPTS,
+           seek_after_s: float = SEEK_AFTER_S) -> VerifyReport:
+    """Read the manifest (MP4/MOV/PNG) and look for the watermark in excerpts across the whole file."""
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise DoppelError("no such file", path)
+    log = DecodeLog()
+    chosen: set[int] | None = None
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+        if not files:
+            raise DoppelError("no images in the folder", path)
+        manifest = _manifest(files[0])  # an image sequence: each frame carries the manifest; read the first
+        windows, spans, frame_s = _collect(iter(_image_frames(path, log)), None)
+    else:
+        manifest = _manifest(path)
+        duration = container_duration(path)
+        chosen = _chosen(duration, thorough, excerpts)
+        windows = {}
+        if chosen is not None and duration is not None and duration > seek_after_s:
+            starts = [w * EXCERPT_S for w in sorted(chosen)]
+            windows, spans, frame_s = _collect(gray_frames_at(path, starts, EXCERPT_S, log), chosen)
+        if not windows:  # short files, thorough checks, or seeking failed (a damaged index): end to end
+            log = DecodeLog()
+            wanted = chosen
+            want = None if wanted is None else (lambda t: int(t // EXCERPT_S) in wanted)
+            windows, spans, frame_s = _collect(gray_frames(path, log, want), chosen)
     if not windows:
         raise DoppelError("no video frame could be decoded: " + "; ".join(log.notes or ["unknown format"]), path)
     checks = len(windows) + (1 if len(windows) > 1 else 0)
@@ -165,7 +185,6 @@ def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERP
         if whole.score > best.score:
             best = whole
     found_ranges: list[tuple[float, float]] = []
-    frame_s = float(np.median(steps)) if steps else 1 / 30
     for w, r in results:
         if not r.found:
             continue

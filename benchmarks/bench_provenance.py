@@ -8,7 +8,7 @@ unmarked, and their mirrored, blurred, rescaled, cropped and re-encoded variants
 scores. Also: PSNR, embedding speed (352x288 and 1920x1080), detection and `verify` speed, and `verify` on
 files where other footage is prepended.
 
-Run: nice -n 10 .venv/bin/python benchmarks/bench_provenance.py [--max-excerpts N] [--rows a,b] [--clips a,b]
+Run: nice -n 10 .venv/bin/python benchmarks/bench_provenance.py [--max-excerpts N] [--rows "a;b"] [--clips a,b]
 Split over processes: run with --clips ... --save part1.json (and part2.json ...), then --merge part1.json ...
 """
 
@@ -161,7 +161,7 @@ ROWS: dict[str, Edit] = {
 }
 EXPORTS: dict[str, Edit] = {
     # a smaller plate exported by doppel: marked at its own size, then encoded at the highest CRF export allows
-    "export at 176x144, CRF 26 (remuxed)": lambda fr: crf(watermark.max_export_crf(144))(
+    "export at 176x144 CRF 26 (remuxed)": lambda fr: crf(watermark.max_export_crf(144))(
         [watermark.embed(cv2.resize(f, (176, 144), interpolation=cv2.INTER_AREA), 0xD0B) for f in fr]),
 }
 CLEAN_ROWS = ("none", "mirror", "blur sigma 2", "rescale 0.5x, aspect +10 %", "re-encode CRF 35",
@@ -240,7 +240,7 @@ def report(scores: dict[str, list[float]], clean: dict[str, list[float]], thr: f
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-excerpts", type=int, default=100, help="per clip")
-    parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
+    parser.add_argument("--rows", default="", help="row names separated by ; (default: all)")
     parser.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
     parser.add_argument("--save", type=Path, default=None, help="also write the raw scores here (JSON)")
     parser.add_argument("--merge", type=Path, nargs="*", default=None, help="print the tables of saved runs")
@@ -255,8 +255,8 @@ def main() -> None:
         return
     if not CLIPS.is_dir():
         sys.exit(f"no clips in {CLIPS}")
-    rows = {k: v for k, v in ROWS.items() if not args.rows or k in args.rows.split(",")}
-    exports = {k: v for k, v in EXPORTS.items() if not args.rows or k in args.rows.split(",")}
+    rows = {k: v for k, v in ROWS.items() if not args.rows or k in args.rows.split(";")}
+    exports = {k: v for k, v in EXPORTS.items() if not args.rows or k in args.rows.split(";")}
     clips = excerpts(args.max_excerpts, args.clips)
     print(f"{len(clips)} three-second excerpts from {len({c[0] for c in clips})} clips; threshold z > {thr} "
           f"(false-positive bound per excerpt {watermark.false_positive_rate(thr):.2e} over "

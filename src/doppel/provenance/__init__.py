@@ -1,7 +1,9 @@
 """Provenance: every exported video is labelled as synthetic media, three ways.
 
-- visible: a legible "AI-generated" badge on every frame, or title cards for declared artistic works;
-- invisible: a robust watermark in every frame carrying doppel's mark and a workspace tag (watermark.py);
+- visible: a legible "AI-generated" badge on every frame (scaled to the frame; the wording cannot be emptied),
+  or title cards for declared artistic works;
+- invisible: a robust watermark in every frame carrying doppel's mark and a workspace tag (watermark.py,
+  found by detect.py; verify.py reads it back from excerpts over the whole file, frames.py from damaged files);
 - machine-readable: container metadata, and a signed C2PA manifest in MP4/MOV files (manifest.py).
 
 Export calls `mark_frame` for every frame; there is no path around it.

@@ -27,13 +27,13 @@ import av
 import cv2
 import numpy as np
 
+from common import CLIPS
 from doppel.media import MediaReader, probe
 from doppel.media.encode import VideoWriter
 from doppel.provenance import watermark
 from doppel.provenance.detect import Detection, Detector
 from doppel.provenance.verify import verify
 
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 Frames = list[np.ndarray]
 Edit = Callable[[Frames], Frames]
 

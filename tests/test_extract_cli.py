@@ -14,17 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from doppel.cli import cli
-from doppel.demo import moving_frames, write_clip
 from tests.faces import astro, hopper, two_people
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
+from tests.helpers import clip, run
 
 
 def rows(ws: Path, sql: str, params: tuple = ()) -> list[tuple]:
@@ -33,10 +26,6 @@ def rows(ws: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return db.execute(sql, params).fetchall()
     finally:
         db.close()
-
-
-def clip(path: Path, portrait: np.ndarray, frames: int, seed: int = 1, size: int = 192) -> Path:
-    return write_clip(path, moving_frames(portrait, frames=frames, size=(size, size), seed=seed), tone_hz=None)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from doppel.cli import cli
 from doppel.demo import moving_frames
+from doppel.errors import DoppelError
 from doppel.media.encode import VideoWriter
 from doppel.provenance import MIN_FONT_PX, Disclosure, badge, badge_layout, watermark
 from doppel.provenance.detect import Detection, Detector
@@ -191,7 +192,7 @@ def test_verify_checks_the_frames_of_a_damaged_file(tmp_path: Path, marked: Fram
 
 @pytest.mark.parametrize("text", ["", "   ", "\t\n", "x" * 41])
 def test_the_disclosure_cannot_be_emptied_or_swamped(text: str, trained_pair: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(DoppelError):
         Disclosure(text=text)
     result = CliRunner().invoke(cli, ["export", str(trained_pair), str(tmp_path / "x.mp4"), "--disclosure-text", text])
     assert result.exit_code == 2 and "disclosure" in result.stderr.lower()

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +19,21 @@ import cv2
 import numpy as np
 
 from doppel.errors import DoppelError
-from doppel.extract.analyze import FaceAnalyzer
-from doppel.extract.layout import inter_ocular
-from doppel.extract.masks import rasterize
-from doppel.extract.run import config_from
-from doppel.fsutil import write_text_atomic
+from doppel.extract.aligned import AlignedFace
+from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
+from doppel.fsutil import atomic_path, write_text_atomic
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
-from doppel.merge.render import subject_faces
+from doppel.reports import Report, internal
 from doppel.workspace import Workspace
-from doppel.workspace.faces import unblob
+from doppel.workspace.records import Role
 
 
-@dataclass
-class EvalReport:
+@dataclass(frozen=True)
+class EvalReport(Report):
+    """`evaluate`'s figures (see the module's docstring); `per_frame` (left out of `to_json`) holds each frame's.
+    `folder` is where report.json, report.txt and report.png were written, when they were."""
+
     frames: int
     swapped: int
     found: int
@@ -43,31 +44,34 @@ class EvalReport:
     flicker_merged: float
     flicker_plate: float
     flicker_ratio: float
-    per_frame: list[dict[str, Any]] = field(default_factory=list)
+    per_frame: tuple[dict[str, Any], ...] = internal(default=())
+    folder: Path | None = internal(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures (rounded to 4 decimals) without the per-frame detail."""
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in super().to_json().items()}
 
     def summary(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("per_frame")
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+        return self.to_json()
 
 
-def _person_embedding(ws: Workspace, role: str) -> np.ndarray:
-    row = ws.db.execute("SELECT embedding FROM people WHERE role = ? AND chosen = 1", (role,)).fetchone()
-    if row is None:
+def _person_embedding(ws: Workspace, role: Role) -> np.ndarray:
+    person = ws.people.chosen(role)
+    if person is None:
         raise DoppelError(f"no {role} person: run `doppel extract` first", ws.root)
-    return unblob(row[0])
+    return person.embedding
 
 
 def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
-    renders = dict(ws.db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
+    renders = {i: r.path for i, r in ws.renders.swapped().items() if r.path}
     if not renders:
         raise DoppelError("nothing is merged yet: run `doppel merge` first", ws.root)
     src_emb, dst_emb = _person_embedding(ws, "source"), _person_embedding(ws, "target")
-    faces = subject_faces(ws, target.id)
-    analyzer = FaceAnalyzer(config_from(ws))
+    faces = {f.frame_idx: AlignedFace.of(f) for f in ws.faces.of_chosen("target", media_id=target.id)}
+    analyzer = FaceAnalyzer(AnalyzerConfig.from_settings(ws.settings.extract))
     per_frame: list[dict[str, Any]] = []
     prev: tuple[np.ndarray, np.ndarray] | None = None
     flicker_m, flicker_p = [], []
@@ -83,19 +87,19 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
             face = faces.get(i)
             row: dict[str, Any] = {"frame": i, "swapped": i in renders}
             if face is not None:
-                mask = rasterize(face.polygon, (plate.shape[1], plate.shape[0])) > 127
+                mask = face.frame_mask(plate.shape[1], plate.shape[0]) > 127
                 if prev is not None and mask.any():
                     flicker_m.append(float(np.abs(merged.astype(np.float32) - prev[0])[mask].mean()))
                     flicker_p.append(float(np.abs(plate.astype(np.float32) - prev[1])[mask].mean()))
                 if i in renders:
                     found = [f for f in analyzer.analyze(merged)
-                             if np.linalg.norm(f.lm68.mean(0) - face.lm68.mean(0)) < inter_ocular(face.lm68)]
+                             if np.linalg.norm(f.lm68.mean(0) - face.centre) < face.size]
                     if found:
                         f = found[0]
                         row.update(identity_source=float(f.embedding @ src_emb),
                                    identity_target=float(f.embedding @ dst_emb),
-                                   landmark_error=float(np.linalg.norm(f.lm68 - face.lm68, axis=1).mean()
-                                                        / inter_ocular(face.lm68)))
+                                   landmark_error=float(np.linalg.norm(f.lm68 - face.landmarks, axis=1).mean()
+                                                        / face.size))
             prev = (merged.astype(np.float32), plate.astype(np.float32)) if face is not None else None
             per_frame.append(row)
             if progress and i % 10 == 0:
@@ -109,7 +113,7 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
         identity_source=mean("identity_source"), identity_target=mean("identity_target"),
         source_wins=float(np.mean([r["identity_source"] > r["identity_target"] for r in scored])) if scored else 0.0,
         landmark_error=mean("landmark_error"), flicker_merged=fm, flicker_plate=fp,
-        flicker_ratio=fm / fp if fp and fp == fp else float("nan"), per_frame=per_frame,
+        flicker_ratio=fm / fp if fp and fp == fp else float("nan"), per_frame=tuple(per_frame),
     )
 
 
@@ -142,8 +146,7 @@ def write_report(ws: Workspace, report: EvalReport) -> Path:
     ax.legend(loc="best")
     ax.set_title("Who does the swapped face look like?")
     fig.tight_layout()
-    tmp = folder / ".report.png.part"
-    fig.savefig(tmp, format="png")
+    with atomic_path(folder / "report.png") as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    tmp.replace(folder / "report.png")
     return folder

@@ -15,14 +15,16 @@ import numpy as np
 from doppel.errors import DoppelError
 from doppel.fsutil import atomic_path, write_text_atomic
 from doppel.media.encode import CODECS, VideoWriter
+from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
-from doppel.merge.model import model_identity
-from doppel.merge.render import stale_frames
+from doppel.merge.plan import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
 from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
 from doppel.provenance.watermark import max_export_crf, workspace_tag
+from doppel.reports import Report
+from doppel.train import checkpoint
 from doppel.workspace import Workspace
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
@@ -30,8 +32,10 @@ EXPORT_CODECS = ("h264", "prores", "lossless", "png")
 _CONTAINERS = {"h264": (".mp4", ".mov", ".m4v"), "prores": (".mov",), "lossless": (".mov",)}
 
 
-@dataclass
-class ExportReport:
+@dataclass(frozen=True)
+class ExportReport(Report):
+    """`export`'s result. Every export is watermarked, carries the visible disclosure and a C2PA manifest."""
+
     path: Path
     frames: int
     seconds: float
@@ -57,6 +61,9 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     visible disclosure and the watermark on every frame, and for MP4/MOV a signed C2PA manifest."""
     start = time.perf_counter()
     disclosure = disclosure or Disclosure()
+    if not isinstance(disclosure, Disclosure):
+        raise DoppelError(f"disclosure must be a Disclosure, not {type(disclosure).__name__}")
+    disclosure.check()
     codec = codec or ws.settings.export.codec
     if codec not in EXPORT_CODECS or codec not in CODECS:
         raise DoppelError(f"unknown export codec {codec!r}; choose one of {', '.join(EXPORT_CODECS)}")
@@ -70,13 +77,13 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     if codec == "h264" and not 0 <= crf <= highest:
         raise DoppelError(f"--crf {crf} is out of range: on {target.info.height}-line frames the watermark is only "
                           f"guaranteed to survive CRF 0 to {highest} (lower is better quality)")
-    model_id, model_config = model_identity(ws, ws.settings.merge.model)
-    stale = stale_frames(ws, model_id)
+    model = checkpoint.identity(ws, ws.settings.merge.model)
+    model_config = model.config
+    stale = stale_frames(ws, model.id)
     if stale:
         raise DoppelError(f"{len(stale)} frame(s) are not rendered or out of date (first: {stale[0]}); "
                           "run `doppel merge` first", ws.root)
-    renders = {r[0]: (r[1], r[2], r[3]) for r in ws.db.execute("SELECT frame_idx, path, layer_path, matrix "
-                                                                  "FROM renders").fetchall()}
+    renders = ws.renders.all()
     info = target.info
     output = Path(output).expanduser().resolve()
     signable = MIME_TYPES.get(output.suffix.lower()) if codec != "png" else None
@@ -103,23 +110,24 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
             transforms = []
             n = info.frame_count
             for i in range(n):
-                path, layer_path, matrix = renders.get(i, (None, None, None))
-                image = _read_png(ws.root / path) if path else reader[i]
+                render = renders.get(i)
+                image = _read_png(ws.root / render.path) if render and render.path else reader[i]
                 if card_frames and (i < card_frames or i >= n - card_frames):
                     image = title_card(info.width, info.height, disclosure.text)
                 image = mark_frame(image, disclosure, tag)
                 writer.write(np.ascontiguousarray(image), info.pts[i])
                 if layer_tmp is not None:
                     rgba = np.zeros((info.height, info.width, 4), np.uint8)
-                    if layer_path:
-                        part = _read_png(ws.root / layer_path, cv2.IMREAD_UNCHANGED)
-                        x, y = (int(v) for v in Path(layer_path).stem.split("_")[1:3])
+                    if render and render.layer_path:
+                        part = _read_png(ws.root / render.layer_path, cv2.IMREAD_UNCHANGED)
+                        x, y = render.layer_x, render.layer_y
                         rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
-                    cv2.imwrite(str(layer_tmp / "face" / f"{i:06d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-                    cv2.imwrite(str(layer_tmp / "mask" / f"{i:06d}.png"), rgba[..., 3])
+                    write_png(layer_tmp / "face" / f"{i:06d}.png", rgba)
+                    write_png(layer_tmp / "mask" / f"{i:06d}.png", rgba[..., 3])
                     transforms.append({"frame": i, "time_s": float((info.pts[i] - info.pts[0]) * info.time_base),
-                                       "swapped": path is not None,
-                                       "frame_to_crop": json.loads(matrix) if matrix else None})
+                                       "swapped": bool(render and render.swapped),
+                                       "frame_to_crop": render.matrix.tolist() if render and render.matrix is not None
+                                       else None})
                 if progress and i % 10 == 0:
                     progress(i + 1, n)
         ingredients = [Ingredient(m.path, m.name, MIME_TYPES.get(m.path.suffix.lower(), "video/mp4"),

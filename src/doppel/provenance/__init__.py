@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from doppel import __version__
 
-DISCLOSURES = ("badge", "credits")
+DisclosureMode = Literal["badge", "credits"]
+DISCLOSURES: tuple[DisclosureMode, ...] = get_args(DisclosureMode)
 MAX_DISCLOSURE_CHARS = 40
 """Longest disclosure wording: at most two lines of 20 characters, legible on a 176x144 frame."""
 BADGE_HEIGHT_SHARE = 0.03
@@ -30,7 +32,10 @@ MIN_FONT_PX = 9
 
 @dataclass(frozen=True)
 class Disclosure:
-    mode: str = "badge"
+    """The visible label of an export. There is no mode without one: anything but `badge` or `credits`, an
+    empty text or a card shorter than a frame is refused when the object is made (and again by export)."""
+
+    mode: DisclosureMode = "badge"
     """`badge`: a small label on every frame. `credits`: a title card at the start and the end instead (for
     declared artistic, satirical or fictional works)."""
     text: str = "AI-generated"
@@ -38,19 +43,26 @@ class Disclosure:
     card_seconds: float = 2.0
 
     def __post_init__(self) -> None:
+        self.check()
+        object.__setattr__(self, "text", " ".join(self.text.split()))  # one line, single spaces
+
+    def check(self) -> None:
+        """Raise DoppelError unless this disclosure shows a visible, legible label."""
+        from doppel.errors import DoppelError
+
         if self.mode not in DISCLOSURES:
-            raise ValueError(f"disclosure mode must be one of {', '.join(DISCLOSURES)}, not {self.mode!r}")
-        text = " ".join(str(self.text).split())
-        if not text:
-            raise ValueError("the disclosure text cannot be empty: every export states that it is synthetic")
+            raise DoppelError(f"disclosure mode must be one of {', '.join(DISCLOSURES)}, not {self.mode!r}: "
+                              "every export carries a visible disclosure")
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise DoppelError("the disclosure text must not be empty: every export carries a visible disclosure")
+        text = " ".join(self.text.split())
         if len(text) > MAX_DISCLOSURE_CHARS:
-            raise ValueError(f"the disclosure text is {len(text)} characters; at most {MAX_DISCLOSURE_CHARS} "
-                             "keep the badge legible")
+            raise DoppelError(f"the disclosure text is {len(text)} characters; at most {MAX_DISCLOSURE_CHARS} keep "
+                              "the badge legible")
         if not text.isprintable():
-            raise ValueError("the disclosure text must be printable characters")
-        if not self.card_seconds > 0:
-            raise ValueError("card_seconds must be positive")
-        object.__setattr__(self, "text", text)
+            raise DoppelError("the disclosure text must be printable characters")
+        if not isinstance(self.card_seconds, int | float) or not 0.5 <= self.card_seconds <= 60:
+            raise DoppelError(f"disclosure cards last 0.5 to 60 seconds, not {self.card_seconds!r}")
 
 
 @lru_cache(maxsize=8)
@@ -120,6 +132,7 @@ def mark_frame(image: np.ndarray, disclosure: Disclosure, tag: int) -> np.ndarra
     carrying `tag` (see watermark.workspace_tag)."""
     from doppel.provenance import watermark
 
+    disclosure.check()
     if disclosure.mode == "badge":
         image = badge(image, disclosure.text)
     return watermark.embed(image, tag)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import av
 import av.error
@@ -24,6 +23,7 @@ from doppel.provenance import watermark
 from doppel.provenance.detect import Detection, Detector
 from doppel.provenance.frames import DecodeLog, container_duration, gray_frames, gray_frames_at
 from doppel.provenance.manifest import ManifestReport, read_manifest
+from doppel.reports import Report
 
 EXCERPT_S = 3.0
 SAMPLED_EXCERPTS = 8
@@ -32,7 +32,7 @@ SEEK_AFTER_S = 120.0
 """Files longer than this are sampled by seeking to each excerpt; shorter ones are decoded from end to end."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Excerpt:
     start_s: float
     end_s: float
@@ -41,8 +41,9 @@ class Excerpt:
     found: bool
 
 
-@dataclass
-class VerifyReport:
+@dataclass(frozen=True)
+class VerifyReport(Report):
+    json_properties = ("marked", "tampered")
     path: str
     manifest: ManifestReport
     watermark_found: bool
@@ -72,11 +73,6 @@ class VerifyReport:
     @property
     def tampered(self) -> bool:
         return self.manifest.present and not self.manifest.valid
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["marked"], d["tampered"] = self.marked, self.tampered
-        return d
 
 
 def _metadata(path: Path) -> bool:

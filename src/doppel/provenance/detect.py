@@ -16,7 +16,6 @@ from itertools import product
 
 import cv2
 import numpy as np
-import scipy.fft as sfft
 
 from doppel.provenance import watermark as wm
 
@@ -44,7 +43,7 @@ class Detection:
 
 @lru_cache(maxsize=1)
 def _filters() -> tuple[np.ndarray, np.ndarray]:
-    """rfft2 of phi and of phi correlated with the sync impulses: (TILE, TILE // 2 + 1) complex128 each."""
+    """rfft2 of phi and of phi correlated with the sync impulses: (TILE, TILE // 2 + 1) complex64 each."""
     phi = np.fft.rfft2(wm._kernel())
     impulses = np.zeros((wm.TILE, wm.TILE))
     impulses[::wm.CELL, ::wm.CELL] = wm.signs()[0]
@@ -77,8 +76,8 @@ def _scores(folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B, TILE, TILE) float32 folded tiles -> best z per tile (B,), its offset (B, 2), and the responses G
     (B, TILE, TILE)."""
     phi, sync = _filters()
-    spectrum = sfft.rfft2(folds)
-    both = sfft.irfft2(np.stack([spectrum * sync, spectrum * phi]), s=folds.shape[1:])
+    spectrum = np.fft.rfft2(folds)
+    both = np.fft.irfft2(np.stack([spectrum * sync, spectrum * phi]), s=folds.shape[1:])
     s, g = both[0], both[1]
     c = wm.CELL
     v = (g * g).reshape(len(folds), wm.CELLS, c, wm.CELLS, c).sum((1, 3))  # (B, c, c): by offset mod c

@@ -170,6 +170,7 @@ def extract(workspace: Path, reference: Path | None, source_reference: Path | No
       doppel extract shot1
       doppel extract shot1 --reference her_face.jpg --debug
     """
+    from doppel.evaluate.coverage import workspace_coverage, write_coverage
     from doppel.extract.debug import write_overlays
     from doppel.extract.run import extract as run_extract
     from doppel.workspace import Workspace
@@ -179,8 +180,10 @@ def extract(workspace: Path, reference: Path | None, source_reference: Path | No
                              redo=redo, progress_for=lambda m: new_bar(f"extract {m.name}"))
         if debug:
             folder = write_overlays(ws, progress_for=lambda m: new_bar(f"overlays {m.name}"))
+        cover = workspace_coverage(ws)
+        cover_folder = write_coverage(ws, cover) if cover is not None else None
     if as_json:
-        _print_json(report.to_json())
+        _print_json({**report.to_json(), "coverage": cover.to_json() if cover is not None else None})
         return
     for r in report.media:
         speed = f" at {r.fps:.1f} frames/s" if r.processed else " (already done)"
@@ -190,6 +193,7 @@ def extract(workspace: Path, reference: Path | None, source_reference: Path | No
         out.print(f"{role}: {p['people']} people; chosen person #{p['chosen']} ({p['chosen_faces']} faces)")
     for w in report.warnings:
         out.print(f"[yellow]warning:[/] {w}")
+    _print_coverage(cover, cover_folder)
     if debug:
         out.print(f"overlays in {folder}")
 
@@ -218,6 +222,7 @@ def faces(workspace: Path, role: str, person: str, sort_key: str, limit: int, be
       doppel faces shot1 --exclude 120-135 --reason "hand over face"
       doppel faces shot1 --role target --person all --json
     """
+    from doppel.evaluate.coverage import workspace_coverage, write_coverage
     from doppel.extract import curate
     from doppel.workspace import Workspace
 
@@ -234,11 +239,14 @@ def faces(workspace: Path, role: str, person: str, sort_key: str, limit: int, be
         chosen = curate.chosen_person(ws, role)
         listed = curate.sort_faces(curate.face_set(ws, role, person=person), sort_key,
                                    chosen[1] if chosen else None)
+        cover = workspace_coverage(ws) if role == "target" else None
+        cover_folder = write_coverage(ws, cover) if cover is not None else None
     usable = sum(not f.excluded for f in listed)
     shown = listed[:limit] if limit else listed
     if as_json:
         _print_json({"role": role, "person": person, "faces": len(listed), "usable": usable,
-                     "listed": [f.to_json() for f in shown]})
+                     "listed": [f.to_json() for f in shown],
+                     **({"coverage": cover.to_json()} if cover is not None else {})})
         return
     table = Table(title=f"{role} faces ({person}): {len(listed)}, {usable} usable")
     for col in ("id", "media", "frame", "yaw", "pitch", "sharp", "size", "person", "excluded"):
@@ -247,6 +255,19 @@ def faces(workspace: Path, role: str, person: str, sort_key: str, limit: int, be
         table.add_row(str(f.id), str(f.media_id), str(f.frame_idx), f"{f.yaw:.0f}", f"{f.pitch:.0f}",
                       f"{f.sharpness:.0f}", f"{f.size_px:.0f}", str(f.person_id), f.exclude_reason or "")
     out.print(table)
+    _print_coverage(cover, cover_folder)
+
+
+def _print_coverage(cover: Any, folder: Path | None) -> None:
+    """The coverage findings (target frames asking for what the source never shows), one line each."""
+    if cover is None:
+        return
+    if not cover.gaps:
+        out.print("coverage: the source shows every head pose, eye and mouth opening the target asks for")
+    for gap in cover.gaps:
+        out.print(f"[yellow]coverage:[/] {gap.message()}")
+    if folder is not None:
+        out.print(f"coverage plot: {folder / 'coverage.png'}")
 
 
 @cli.command()

@@ -7,6 +7,14 @@
   score PAIR --dir D --label L
                               for each saved model: `doppel merge` (grain 0, so the detail is the model's and the
                               merge's own) and `doppel eval --json`; figures into D/PAIR/L/scores.json and a table
+  reference PAIR --dir D --label L
+                              the eval figures of renders made from the plate itself (untouched, blurred by a
+                              Gaussian of sigma 1.5, blurred plus noise): what the measures give a perfect, a
+                              soft and a soft-but-grainy face (overwrites that workspace's renders)
+  diagnose PAIR --dir D --label L --model main-m10
+                              where the expression is lost: eye/mouth-opening correlation with the plate of the
+                              target's aligned crops at the model's resolution (the ceiling), of the model's
+                              target->target reconstruction, and of the swap (landmarks found again on each)
   strip PAIR --dir D --label L --out PNG
                               plate | swap pairs at evenly spread frames of the last scored model
 
@@ -119,6 +127,78 @@ def cmd_score(args: argparse.Namespace) -> None:
     (ws / "scores.json").write_text(json.dumps(scores, indent=1))
 
 
+REFERENCES = {
+    "plate": lambda img, rng: img,
+    "blur1.5": lambda img, rng: cv2.GaussianBlur(img, (0, 0), 1.5),
+    "blur1.5+noise": lambda img, rng: np.clip(cv2.GaussianBlur(img, (0, 0), 1.5).astype(np.float32)
+                                              + rng.normal(0, 6, img.shape[:2])[..., None], 0, 255).astype(np.uint8),
+}
+
+
+def cmd_reference(args: argparse.Namespace) -> None:
+    import sqlite3
+
+    ws = Path(args.dir) / args.pair / args.label
+    target = Path(args.dir) / args.pair / "target_frames"
+    db = sqlite3.connect(ws / "doppel.db")
+    renders = dict(db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
+    db.close()
+    results = {}
+    for name, make in REFERENCES.items():
+        rng = np.random.default_rng(0)
+        for i, rel in renders.items():
+            plate = cv2.imread(str(target / f"{i:05d}.png"))
+            cv2.imwrite(str(ws / rel), make(plate, rng))
+        results[name] = s = json.loads(doppel("eval", str(ws), "--json"))
+        print(f"{args.pair} reference {name}: " + ", ".join(f"{k} {s.get(k, float('nan')):.3f}" for k in KEYS),
+              flush=True)
+    (ws / "reference.json").write_text(json.dumps(results, indent=1))
+
+
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    import torch
+
+    from doppel.evaluate.expression import correlation, openings
+    from doppel.extract.analyze import FaceAnalyzer
+    from doppel.extract.curate import face_set
+    from doppel.extract.run import config_from
+    from doppel.merge.model import SwapModel
+    from doppel.workspace import Workspace
+
+    ws_path = Path(args.dir) / args.pair / args.label
+    with Workspace.open(ws_path) as ws:
+        faces = sorted(face_set(ws, "target", excluded=False), key=lambda f: f.frame_idx)
+        model = SwapModel(ws, args.model, "cpu")
+        analyzer = FaceAnalyzer(config_from(ws))
+    res = model.config.resolution
+    series: dict[str, list[tuple[float, float]]] = {"plate": [], "input": [], "reconstruction": [], "swap": []}
+    nan = (float("nan"), float("nan"))
+    for start in range(0, len(faces), 32):
+        chunk = faces[start:start + 32]
+        crops = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(ws_path / f.crop_path)), cv2.COLOR_BGR2RGB),
+                                     (res, res), interpolation=cv2.INTER_AREA) for f in chunk])
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255)
+        with torch.no_grad():
+            recon = model.model(x, x)["dst"].float()  # type: ignore[operator]
+            swap = model.model.swap(x)[0].float()  # type: ignore[operator]
+        outs = {"input": x, "reconstruction": recon, "swap": swap}
+        for j, f in enumerate(chunk):
+            series["plate"].append(openings(f.lm68))
+            for key, batch in outs.items():
+                img = (batch[j].permute(1, 2, 0).numpy() * 255).clip(0, 255).astype(np.uint8)
+                big = cv2.copyMakeBorder(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC), 64, 64, 64, 64,
+                                         cv2.BORDER_REFLECT)
+                found = analyzer.analyze(big)
+                series[key].append(openings(found[0].lm68) if found else nan)
+    plate = np.array(series["plate"])
+    for key in ("input", "reconstruction", "swap"):
+        v = np.array(series[key])
+        print(f"{args.pair} {args.label} {args.model} {key:15s}: eye corr {correlation(v[:, 0], plate[:, 0]):.3f}, "
+              f"mouth corr {correlation(v[:, 1], plate[:, 1]):.3f}, found {np.isfinite(v[:, 0]).mean():.2f}, "
+              f"mouth opening p5-p95 {np.nanpercentile(v[:, 1], 5):.3f}-{np.nanpercentile(v[:, 1], 95):.3f} "
+              f"(plate {np.percentile(plate[:, 1], 5):.3f}-{np.percentile(plate[:, 1], 95):.3f})", flush=True)
+
+
 def cmd_strip(args: argparse.Namespace) -> None:
     from doppel.media.probe import probe
     from doppel.media.video import MediaReader
@@ -144,7 +224,7 @@ def cmd_strip(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("prepare", "train", "score", "strip"):
+    for name in ("prepare", "train", "score", "reference", "diagnose", "strip"):
         p = sub.add_parser(name)
         p.add_argument("pair", choices=sorted(PAIRS))
         p.add_argument("--dir", default="/tmp/doppel-quality")
@@ -153,11 +233,14 @@ def main() -> None:
     sub.choices["train"].add_argument("--minutes", type=float, nargs="+", default=[5, 10])
     sub.choices["train"].add_argument("--preset", default="cpu-64")
     sub.choices["score"].add_argument("--set", nargs="*", default=[], help="merge settings KEY=VALUE")
+    sub.choices["diagnose"].add_argument("--model", default="main")
     sub.choices["strip"].add_argument("--out", default="strip.png")
     sub.choices["strip"].add_argument("--count", type=int, default=5)
     sub.choices["strip"].add_argument("--width", type=int, default=1200)
     args = parser.parse_args()
-    {"prepare": cmd_prepare, "train": cmd_train, "score": cmd_score, "strip": cmd_strip}[args.cmd](args)
+    {"prepare": cmd_prepare, "train": cmd_train, "score": cmd_score, "reference": cmd_reference,
+     "diagnose": cmd_diagnose,
+     "strip": cmd_strip}[args.cmd](args)
 
 
 if __name__ == "__main__":

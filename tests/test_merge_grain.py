@@ -30,3 +30,18 @@ def test_grain_has_the_plates_clumpy_spectrum_and_the_missing_level() -> None:
     grained = match_grain(face, plate, mask, 1.0, seed=2)
     assert abs(noise_level(grained, mask) - noise_level(plate, mask)) < 0.25 * noise_level(plate, mask)
     assert match_grain(face, plate, mask, 0.0, seed=2) is face
+
+
+def test_plate_detail_brings_back_only_what_is_finer_than_the_model() -> None:
+    from doppel.merge.blend import plate_detail
+    from tests.faces import astro
+
+    plate = cv2.resize(astro(), (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    soft = cv2.GaussianBlur(plate, (0, 0), 2.0)  # a face made at half the frame's resolution, roughly
+    assert plate_detail(soft, plate, 0.0, 1.0) is soft
+    kept = plate_detail(soft, plate, 1.0, 2.0)
+    err_soft, err_kept = (float(np.abs(x - plate).mean()) for x in (soft, kept))
+    assert err_kept < 0.6 * err_soft
+    # Coarse structure stays the model's: a face of another colour keeps its colour.
+    other = np.clip(soft * 0.5, 0, 1)
+    assert abs(float(plate_detail(other, plate, 1.0, 2.0).mean()) - float(other.mean())) < 0.01

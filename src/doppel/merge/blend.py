@@ -102,3 +102,13 @@ def match_grain(face: np.ndarray, plate: np.ndarray, mask: np.ndarray, strength:
     if fine <= 0:
         return face
     return np.clip(face + grain[..., None] * float(np.sqrt(missing) / fine), 0, 1)
+
+
+def plate_detail(face: np.ndarray, plate: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """Add `amount` of the plate's detail finer than `sigma` pixels (the frequencies a model working at a lower
+    resolution than the frame cannot make) to the face. face, plate: HxWx3 float32 in [0, 1] over the same
+    region; the face's own content at those frequencies is left as it is."""
+    if amount <= 0 or sigma <= 0:
+        return face
+    fine = plate - cv2.GaussianBlur(plate, (0, 0), sigma)
+    return np.clip(face + amount * fine, 0, 1)

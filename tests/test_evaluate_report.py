@@ -9,9 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import cv2
+import numpy as np
 from click.testing import CliRunner
 
 from doppel.cli import cli
+from doppel.evaluate.flags import read_flags
 from doppel.media.video import MediaReader
 from doppel.workspace import Workspace
 
@@ -52,6 +54,9 @@ def test_eval_scores_the_plate_as_perfect_and_a_blurred_plate_as_soft(trained_pa
     report = json.loads((ws / "eval" / "report.json").read_text())
     assert set(report["flags"]) == {"lost", "identity", "eyes", "mouth", "soft", "flicker", "seam"}
     assert report["flags"]["soft"]            # every blurred frame after the first is soft
+    studio = read_flags(ws / "eval" / "report.json")
+    assert studio["soft"].shape == (report["frames"],)
+    assert list(np.flatnonzero(studio["soft"])) == report["flags"]["soft"]
     assert {"eye_plate", "eye_out", "mouth_plate", "detail", "seam"} <= set(report["per_frame"][5])
     for png in ("report.png", "worst.png"):
         image = cv2.imread(str(ws / "eval" / png))

@@ -7,7 +7,9 @@ starts to notice the problem.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,3 +78,18 @@ def worst_frames(per_frame: list[Row], count: int) -> list[int]:
               if r.get("swapped")]
     scored.sort(key=lambda t: (-t[0], -(t[1] if np.isfinite(t[1]) else -1.0)))
     return [frame for _, _, frame in scored[:count]]
+
+
+def read_flags(report_json: Path) -> dict[str, np.ndarray]:
+    """The problem flags of a written report (WS/eval/report.json), as flag name -> (frames,) bool indexed by
+    frame number: what the studio marks on its timeline. Recomputed from the per-frame values, so a report
+    written before a flag existed still gets it."""
+    data = json.loads(Path(report_json).read_text())
+    rows = data["per_frame"]
+    frames = int(data.get("frames", len(rows)))
+    out = {}
+    for name, marks in problem_flags(rows).items():
+        full = np.zeros(frames, bool)
+        full[[r["frame"] for r, m in zip(rows, marks, strict=True) if m]] = True
+        out[name] = full
+    return out

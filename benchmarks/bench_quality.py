@@ -43,7 +43,7 @@ PAIRS = {
     "vtc1nw-akiyo": ("vtc1nw_422_ntsc.mp4", "akiyo_cif.mp4"),
 }
 TARGET_FRAMES = 300
-KEYS = ("source_wins", "eye_corr", "mouth_corr", "detail_ratio", "flicker_ratio", "landmark_error",
+KEYS = ("source_wins", "source_match", "eye_corr", "mouth_corr", "detail_ratio", "flicker_ratio", "landmark_error",
         "expression_error", "seam")
 
 

@@ -39,7 +39,7 @@ def test_eval_scores_the_plate_as_perfect_and_a_blurred_plate_as_soft(trained_pa
     runner = CliRunner()
     assert runner.invoke(cli, ["merge", str(ws)]).exit_code == 0
     figures = {}
-    for name, blur in (("plate", 0.0), ("blurred", 2.0)):
+    for name, blur in (("plate", 0.0), ("blurred", 3.0)):
         _replace_renders(ws, blur)
         result = runner.invoke(cli, ["eval", str(ws), "--json"])
         assert result.exit_code == 0, result.output
@@ -49,11 +49,11 @@ def test_eval_scores_the_plate_as_perfect_and_a_blurred_plate_as_soft(trained_pa
     assert plate["seam"] < 1e-6
     assert abs(plate["flicker_ratio"] - 1) < 1e-6
     assert plate["expression_error"] < 0.01   # the plate's own face, found again: the same openings
-    assert blurred["detail_ratio"] < 0.6
+    assert blurred["detail_ratio"] < 0.45
     assert blurred["seam"] > 0.05             # a whole-frame blur changes the edges around the mask too
     report = json.loads((ws / "eval" / "report.json").read_text())
     assert set(report["flags"]) == {"lost", "identity", "eyes", "mouth", "soft", "flicker", "seam"}
-    assert report["flags"]["soft"]            # every blurred frame after the first is soft
+    assert report["flags"]["soft"]            # the blurred frames keep under half the detail
     studio = read_flags(ws / "eval" / "report.json")
     assert studio["soft"].shape == (report["frames"],)
     assert list(np.flatnonzero(studio["soft"])) == report["flags"]["soft"]

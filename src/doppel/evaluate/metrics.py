@@ -6,8 +6,9 @@
   by the inter-ocular distance.
 - expression dynamics: the correlation over the shot of the swapped face's eye and inner-lip opening with the
   plate's (`evaluate.expression`), and the mean gap between them (expression error).
-- detail: mid-frequency energy inside the face that persists between frames, merged against plate
-  (`evaluate.detail`; noise and grain cannot raise it); seam: the edge compositing adds at the mask outline.
+- detail: the share of the plate's mid-frequency structure inside the face that the merged face reproduces
+  (`evaluate.detail`; noise, grain and fixed patterns cannot raise it); seam: the edge compositing adds at the
+  mask outline.
 - flicker: the mean absolute frame-to-frame change inside the face region, merged shot against plate; a ratio
   near 1 means the swap adds no flicker of its own.
 
@@ -40,6 +41,11 @@ from doppel.merge.render import subject_faces
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face, unblob
 
+SFACE_SAME_PERSON = 0.363
+"""SFace's cosine threshold for "the same person" (OpenCV's published value). `source_wins` only asks whether
+the face is closer to the source than to the target, which a featureless blob also achieves; `source_match`
+asks that it also clear this threshold."""
+
 
 @dataclass
 class EvalReport:
@@ -53,6 +59,7 @@ class EvalReport:
     flicker_merged: float
     flicker_plate: float
     flicker_ratio: float
+    source_match: float = float("nan")
     eye_corr: float = float("nan")
     mouth_corr: float = float("nan")
     expression_error: float = float("nan")
@@ -85,7 +92,6 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
     analyzer = FaceAnalyzer(config_from(ws))
     per_frame: list[dict[str, Any]] = []
     prev: tuple[np.ndarray, np.ndarray] | None = None
-    prev_bands: tuple[np.ndarray, np.ndarray] | None = None
     flicker_m, flicker_p = [], []
     with MediaReader(target.info) as reader:
         for i in range(target.info.frame_count):
@@ -98,7 +104,6 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                 merged = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
             face = faces.get(i)
             row: dict[str, Any] = {"frame": i, "swapped": i in renders}
-            bands = None
             if face is not None:
                 mask = rasterize(face.polygon, (plate.shape[1], plate.shape[0])) > 127
                 if prev is not None and mask.any():
@@ -108,8 +113,7 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                 eye, mouth = expression.openings(face.lm68)
                 row.update(eye_plate=eye, mouth_plate=mouth)
                 if i in renders:
-                    row.update(_image_measures(merged, plate, face, mask, prev_bands))
-                    bands = row.pop("_bands")
+                    row.update(_image_measures(merged, plate, face, mask))
                     found = [f for f in analyzer.analyze(merged)
                              if np.linalg.norm(f.lm68.mean(0) - face.lm68.mean(0)) < inter_ocular(face.lm68)]
                     if found:
@@ -122,7 +126,6 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                                    eye_out=eye_out, mouth_out=mouth_out,
                                    expression_error=(abs(eye_out - eye) + abs(mouth_out - mouth)) / 2)
             prev = (merged.astype(np.float32), plate.astype(np.float32)) if face is not None else None
-            prev_bands = bands
             per_frame.append(row)
             if progress and i % 10 == 0:
                 progress(i + 1, target.info.frame_count)
@@ -136,10 +139,12 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
         source_wins=float(np.mean([r["identity_source"] > r["identity_target"] for r in scored])) if scored else 0.0,
         landmark_error=mean("landmark_error"), flicker_merged=fm, flicker_plate=fp,
         flicker_ratio=fm / fp if fp and fp == fp else float("nan"),
+        source_match=float(np.mean([r["identity_source"] >= SFACE_SAME_PERSON for r in scored])) if scored
+        else 0.0,
         eye_corr=expression.correlation(column(per_frame, "eye_out"), column(per_frame, "eye_plate")),
         mouth_corr=expression.correlation(column(per_frame, "mouth_out"), column(per_frame, "mouth_plate")),
         expression_error=mean("expression_error"),
-        detail_ratio=detail.detail_ratio(column(per_frame, "detail_merged"), column(per_frame, "detail_plate")),
+        detail_ratio=detail.detail_ratio(column(per_frame, "detail_shared"), column(per_frame, "detail_plate")),
         seam=float(np.nanmean(column(per_frame, "seam"))) if np.isfinite(column(per_frame, "seam")).any()
         else float("nan"),
         per_frame=per_frame,
@@ -151,23 +156,17 @@ def column(per_frame: list[dict[str, Any]], key: str) -> np.ndarray:
     return np.array([float(r.get(key, np.nan)) for r in per_frame], np.float64)
 
 
-def _image_measures(merged: np.ndarray, plate: np.ndarray, face: Face, mask: np.ndarray,
-                    prev_bands: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
-    """Detail (against the previous frame's band-passed crops, when it had them) and seam of one swapped frame.
-    merged, plate: HxWx3 uint8 RGB; mask: HxW bool face region. `_bands` carries this frame's crops forward."""
+def _image_measures(merged: np.ndarray, plate: np.ndarray, face: Face, mask: np.ndarray) -> dict[str, Any]:
+    """Detail and seam of one swapped frame. merged, plate: HxWx3 uint8 RGB; mask: HxW bool face region."""
     size = detail.DETAIL_SIZE
     to_crop = face.matrix * (size / face.crop_size)
-    bands = (detail.aligned_band(merged, to_crop), detail.aligned_band(plate, to_crop))
+    inner = cv2.erode(rasterize(face.polygon, (size, size), to_crop), np.ones((5, 5), np.uint8)) > 127
+    shared, plate_energy = detail.plate_projection(detail.aligned_band(merged, to_crop),
+                                                   detail.aligned_band(plate, to_crop), inner)
     iod = inter_ocular(face.lm68)
-    row: dict[str, Any] = {"_bands": bands,
-                           "seam": detail.seam_strength(merged, plate, mask, int(round(0.15 * iod)))}
-    if prev_bands is not None:
-        inner = cv2.erode(rasterize(face.polygon, (size, size), to_crop), np.ones((5, 5), np.uint8)) > 127
-        dm = detail.coherent_energy(prev_bands[0], bands[0], inner)
-        dp = detail.coherent_energy(prev_bands[1], bands[1], inner)
-        row.update(detail_merged=dm, detail_plate=dp,
-                   detail=float(np.clip(dm, 0, None) / dp) if dp > 1e-7 else float("nan"))
-    return row
+    return {"detail_shared": shared, "detail_plate": plate_energy,
+            "detail": shared / plate_energy if plate_energy > 1e-9 else float("nan"),
+            "seam": detail.seam_strength(merged, plate, mask, int(round(0.15 * iod)))}
 
 
 def write_report(ws: Workspace, report: EvalReport, worst: int = 8) -> Path:
@@ -186,7 +185,7 @@ def write_report(ws: Workspace, report: EvalReport, worst: int = 8) -> Path:
         f"expression/pose: landmarks {s['landmark_error']} inter-ocular distances from the target's",
         f"expression dynamics: eye opening follows the plate's with correlation {s['eye_corr']}, mouth opening "
         f"{s['mouth_corr']}; mean opening error {s['expression_error']} inter-ocular distances",
-        f"detail: {s['detail_ratio']} of the plate's stable mid-frequency detail inside the face",
+        f"detail: the face reproduces {s['detail_ratio']} of the plate's mid-frequency structure",
         f"flicker in the face region: merged {s['flicker_merged']}, plate {s['flicker_plate']} "
         f"(ratio {s['flicker_ratio']}); seam at the mask edge {s['seam']}",
     ]

@@ -102,9 +102,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     ws = root / args.label
     if not ws.exists():
         shutil.copytree(root / "base", ws)
-    done = 0.0
+    done = args.start
     for mark in args.minutes:
-        preset = ["--preset", args.preset] if done == 0 else []
+        preset = ["--preset", args.preset] if not (ws / "models" / "main").exists() else []
         out = json.loads(doppel("train", str(ws), *preset, "--minutes", str(mark - done), "--json",
                                 "--preview-minutes", "100"))
         done = mark
@@ -115,8 +115,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     ws = Path(args.dir) / args.pair / args.label
     snaps = sorted((p.name for p in (ws / "models").glob("main-m*")), key=lambda n: float(n.split("-m")[1]))
-    scores: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, float]] = (json.loads((ws / "scores.json").read_text())
+                                           if (ws / "scores.json").exists() else {})
     for name in snaps:
+        if args.only and name not in args.only:
+            continue
         _set_merge(ws, model=name, grain=0.0, **dict(kv.split("=") for kv in args.set))
         doppel("merge", str(ws))
         scores[name] = json.loads(doppel("eval", str(ws), "--json"))
@@ -136,13 +139,9 @@ REFERENCES = {
 
 
 def cmd_reference(args: argparse.Namespace) -> None:
-    import sqlite3
-
     ws = Path(args.dir) / args.pair / args.label
     target = Path(args.dir) / args.pair / "target_frames"
-    db = sqlite3.connect(ws / "doppel.db")
-    renders = dict(db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
-    db.close()
+    renders = _renders(ws)
     results = {}
     for name, make in REFERENCES.items():
         rng = np.random.default_rng(0)
@@ -199,22 +198,30 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
               f"(plate {np.percentile(plate[:, 1], 5):.3f}-{np.percentile(plate[:, 1], 95):.3f})", flush=True)
 
 
-def cmd_strip(args: argparse.Namespace) -> None:
-    from doppel.media.probe import probe
-    from doppel.media.video import MediaReader
+def _renders(ws: Path) -> dict[int, str]:
+    import sqlite3
 
+    db = sqlite3.connect(ws / "doppel.db")
+    try:
+        return dict(db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
+    finally:
+        db.close()
+
+
+def cmd_strip(args: argparse.Namespace) -> None:
     ws = Path(args.dir) / args.pair / args.label
-    renders = sorted((ws / "renders").rglob("*.png"))
+    renders = _renders(ws)
     target = Path(args.dir) / args.pair / "target_frames"
     picks = np.linspace(20, TARGET_FRAMES - 20, args.count).astype(int)
-    rows = []
-    with MediaReader(probe(target)) as reader:
-        for i in picks:
-            plate = cv2.cvtColor(reader[int(i)], cv2.COLOR_RGB2BGR)
-            render = [r for r in renders if r.stem.split("_")[0].lstrip("0") in (str(i), "")]
-            swap = cv2.imread(str(render[0])) if render else plate
-            rows.append(np.concatenate([plate, swap], 0))
-    strip = np.concatenate(rows, 1)
+    columns = []
+    for i in picks:
+        plate = cv2.imread(str(target / f"{i:05d}.png"))
+        swap = cv2.imread(str(ws / renders[int(i)])) if int(i) in renders else plate
+        if args.crop:
+            x0, y0, x1, y1 = (int(v) for v in args.crop.split(","))
+            plate, swap = plate[y0:y1, x0:x1], swap[y0:y1, x0:x1]
+        columns.append(np.concatenate([plate, swap], 0))
+    strip = np.concatenate(columns, 1)
     scale = args.width / strip.shape[1]
     strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     cv2.imwrite(args.out, strip)
@@ -232,11 +239,14 @@ def main() -> None:
             p.add_argument("--label", default="default")
     sub.choices["train"].add_argument("--minutes", type=float, nargs="+", default=[5, 10])
     sub.choices["train"].add_argument("--preset", default="cpu-64")
+    sub.choices["train"].add_argument("--start", type=float, default=0.0, help="minutes already trained (resume)")
     sub.choices["score"].add_argument("--set", nargs="*", default=[], help="merge settings KEY=VALUE")
+    sub.choices["score"].add_argument("--only", nargs="*", default=[], help="score only these saved models")
     sub.choices["diagnose"].add_argument("--model", default="main")
     sub.choices["strip"].add_argument("--out", default="strip.png")
     sub.choices["strip"].add_argument("--count", type=int, default=5)
     sub.choices["strip"].add_argument("--width", type=int, default=1200)
+    sub.choices["strip"].add_argument("--crop", help="x0,y0,x1,y1 of the frame to show (default: all)")
     args = parser.parse_args()
     {"prepare": cmd_prepare, "train": cmd_train, "score": cmd_score, "reference": cmd_reference,
      "diagnose": cmd_diagnose,

@@ -8,7 +8,7 @@ starts to notice the problem.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ FLAGS: dict[str, tuple[str, Callable[[Row], bool]]] = {
 }
 
 
-def problem_flags(per_frame: list[Row]) -> dict[str, np.ndarray]:
+def problem_flags(per_frame: Sequence[Row]) -> dict[str, np.ndarray]:
     """Flag name -> (T,) bool over the frames of `per_frame` (as in `EvalReport.per_frame`)."""
     return {name: np.array([test(r) for r in per_frame], bool) for name, (_, test) in FLAGS.items()}
 
@@ -70,7 +70,7 @@ def frame_ranges(flags: np.ndarray, frames: list[int] | None = None, min_gap: in
     return out
 
 
-def worst_frames(per_frame: list[Row], count: int) -> list[int]:
+def worst_frames(per_frame: Sequence[Row], count: int) -> list[int]:
     """Frame numbers of up to `count` swapped frames with the most flags (ties: the larger expression error)."""
     flags = problem_flags(per_frame)
     total = np.sum(np.stack(list(flags.values())), 0)

@@ -19,7 +19,8 @@ into per-frame problem markers.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from doppel.fsutil import write_text_atomic
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge.render import subject_faces
+from doppel.reports import Report, internal
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face, unblob
 
@@ -47,8 +49,11 @@ the face is closer to the source than to the target, which a featureless blob al
 asks that it also clear this threshold."""
 
 
-@dataclass
-class EvalReport:
+@dataclass(frozen=True)
+class EvalReport(Report):
+    """`evaluate`'s figures (see the module's docstring); `per_frame` (left out of `to_json`) holds each frame's.
+    `folder` is where report.json, report.txt and report.png were written, when they were."""
+
     frames: int
     swapped: int
     found: int
@@ -65,12 +70,15 @@ class EvalReport:
     expression_error: float = float("nan")
     detail_ratio: float = float("nan")
     seam: float = float("nan")
-    per_frame: list[dict[str, Any]] = field(default_factory=list)
+    per_frame: tuple[dict[str, Any], ...] = internal(default=())
+    folder: Path | None = internal(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures (rounded to 4 decimals) without the per-frame detail."""
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in super().to_json().items()}
 
     def summary(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("per_frame")
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+        return self.to_json()
 
 
 def _person_embedding(ws: Workspace, role: str) -> np.ndarray:
@@ -147,11 +155,11 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
         detail_ratio=detail.detail_ratio(column(per_frame, "detail_shared"), column(per_frame, "detail_plate")),
         seam=float(np.nanmean(column(per_frame, "seam"))) if np.isfinite(column(per_frame, "seam")).any()
         else float("nan"),
-        per_frame=per_frame,
+        per_frame=tuple(per_frame),
     )
 
 
-def column(per_frame: list[dict[str, Any]], key: str) -> np.ndarray:
+def column(per_frame: Sequence[dict[str, Any]], key: str) -> np.ndarray:
     """One per-frame value over the shot: (T,) float64, NaN where the frame has none."""
     return np.array([float(r.get(key, np.nan)) for r in per_frame], np.float64)
 

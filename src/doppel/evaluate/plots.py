@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from doppel.evaluate.flags import FLAGS, problem_flags
 Row = dict[str, Any]
 
 
-def _col(per_frame: list[Row], key: str) -> np.ndarray:
+def _col(per_frame: Sequence[Row], key: str) -> np.ndarray:
     return np.array([float(r.get(key, np.nan)) for r in per_frame], np.float64)
 
 
@@ -26,7 +27,7 @@ def _save(fig: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-def plot_series(per_frame: list[Row], summary: dict[str, Any], path: Path) -> None:
+def plot_series(per_frame: Sequence[Row], summary: dict[str, Any], path: Path) -> None:
     """report.png: identity, eye and mouth opening (output against plate), detail, flicker and seam over frames,
     with the frames each problem flag marks as a strip underneath."""
     import matplotlib

@@ -3,6 +3,8 @@ cannot raise, the seam at the mask edge, per-frame problem flags and the coverag
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -149,3 +151,27 @@ def test_coverage_names_the_target_frames_the_source_never_shows() -> None:
     assert cov.to_json()["uncovered_frames"]["mouth"] == list(range(120, 181))
     # A source that shows it all covers the same target.
     assert compare(target, target).gaps == []
+
+
+def test_faces_and_extract_report_coverage_of_the_target(extracted_pair: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from doppel.cli import cli
+
+    ws = tmp_path / "ws"
+    shutil.copytree(extracted_pair, ws)
+    runner = CliRunner()
+    listing = json.loads(runner.invoke(cli, ["faces", str(ws), "--role", "target", "--limit", "0", "--json"]).output)
+    source = json.loads(runner.invoke(cli, ["faces", str(ws), "--role", "source", "--limit", "0", "--json"]).output)
+    assert source["coverage"] is None  # only the target's listing carries it
+    cover = listing["coverage"]
+    usable = [f for f in listing["listed"] if not f["excluded"]]
+    assert cover["ranges"]["yaw"]["target"] == pytest.approx(
+        np.percentile([f["yaw"] for f in usable], [5, 95]), abs=0.02)
+    assert (ws / "coverage" / "coverage.png").stat().st_size > 1000
+    extracted = runner.invoke(cli, ["extract", str(ws), "--json"])
+    assert extracted.exit_code == 0, extracted.output
+    assert json.loads(extracted.output)["coverage"] == cover

@@ -31,17 +31,14 @@ from doppel.errors import DoppelError
 from doppel.evaluate import detail, expression
 from doppel.evaluate.flags import FLAGS, frame_ranges, problem_flags, worst_frames
 from doppel.evaluate.plots import contact_sheet, plot_series
-from doppel.extract.analyze import FaceAnalyzer
-from doppel.extract.layout import inter_ocular
-from doppel.extract.masks import rasterize
-from doppel.extract.run import config_from
+from doppel.extract.aligned import AlignedFace
+from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
 from doppel.fsutil import write_text_atomic
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
-from doppel.merge.render import subject_faces
 from doppel.reports import Report, internal
 from doppel.workspace import Workspace
-from doppel.workspace.faces import Face, unblob
+from doppel.workspace.records import Role
 
 SFACE_SAME_PERSON = 0.363
 """SFace's cosine threshold for "the same person" (OpenCV's published value). `source_wins` only asks whether
@@ -81,23 +78,23 @@ class EvalReport(Report):
         return self.to_json()
 
 
-def _person_embedding(ws: Workspace, role: str) -> np.ndarray:
-    row = ws.db.execute("SELECT embedding FROM people WHERE role = ? AND chosen = 1", (role,)).fetchone()
-    if row is None:
+def _person_embedding(ws: Workspace, role: Role) -> np.ndarray:
+    person = ws.people.chosen(role)
+    if person is None:
         raise DoppelError(f"no {role} person: run `doppel extract` first", ws.root)
-    return unblob(row[0])
+    return person.embedding
 
 
 def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
-    renders = dict(ws.db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
+    renders = {i: r.path for i, r in ws.renders.swapped().items() if r.path}
     if not renders:
         raise DoppelError("nothing is merged yet: run `doppel merge` first", ws.root)
     src_emb, dst_emb = _person_embedding(ws, "source"), _person_embedding(ws, "target")
-    faces = subject_faces(ws, target.id)
-    analyzer = FaceAnalyzer(config_from(ws))
+    faces = {f.frame_idx: AlignedFace.of(f) for f in ws.faces.of_chosen("target", media_id=target.id)}
+    analyzer = FaceAnalyzer(AnalyzerConfig.from_settings(ws.settings.extract))
     per_frame: list[dict[str, Any]] = []
     prev: tuple[np.ndarray, np.ndarray] | None = None
     flicker_m, flicker_p = [], []
@@ -113,24 +110,24 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
             face = faces.get(i)
             row: dict[str, Any] = {"frame": i, "swapped": i in renders}
             if face is not None:
-                mask = rasterize(face.polygon, (plate.shape[1], plate.shape[0])) > 127
+                mask = face.frame_mask(plate.shape[1], plate.shape[0]) > 127
                 if prev is not None and mask.any():
                     flicker_m.append(float(np.abs(merged.astype(np.float32) - prev[0])[mask].mean()))
                     flicker_p.append(float(np.abs(plate.astype(np.float32) - prev[1])[mask].mean()))
                     row["flicker"] = flicker_m[-1] / max(flicker_p[-1], 1e-3)
-                eye, mouth = expression.openings(face.lm68)
+                eye, mouth = expression.openings(face.landmarks)
                 row.update(eye_plate=eye, mouth_plate=mouth)
                 if i in renders:
                     row.update(_image_measures(merged, plate, face, mask))
                     found = [f for f in analyzer.analyze(merged)
-                             if np.linalg.norm(f.lm68.mean(0) - face.lm68.mean(0)) < inter_ocular(face.lm68)]
+                             if np.linalg.norm(f.lm68.mean(0) - face.centre) < face.size]
                     if found:
                         f = found[0]
                         eye_out, mouth_out = expression.openings(f.lm68)
                         row.update(identity_source=float(f.embedding @ src_emb),
                                    identity_target=float(f.embedding @ dst_emb),
-                                   landmark_error=float(np.linalg.norm(f.lm68 - face.lm68, axis=1).mean()
-                                                        / inter_ocular(face.lm68)),
+                                   landmark_error=float(np.linalg.norm(f.lm68 - face.landmarks, axis=1).mean()
+                                                        / face.size),
                                    eye_out=eye_out, mouth_out=mouth_out,
                                    expression_error=(abs(eye_out - eye) + abs(mouth_out - mouth)) / 2)
             prev = (merged.astype(np.float32), plate.astype(np.float32)) if face is not None else None
@@ -164,17 +161,17 @@ def column(per_frame: Sequence[dict[str, Any]], key: str) -> np.ndarray:
     return np.array([float(r.get(key, np.nan)) for r in per_frame], np.float64)
 
 
-def _image_measures(merged: np.ndarray, plate: np.ndarray, face: Face, mask: np.ndarray) -> dict[str, Any]:
+def _image_measures(merged: np.ndarray, plate: np.ndarray, face: AlignedFace, mask: np.ndarray
+                    ) -> dict[str, Any]:
     """Detail and seam of one swapped frame. merged, plate: HxWx3 uint8 RGB; mask: HxW bool face region."""
     size = detail.DETAIL_SIZE
-    to_crop = face.matrix * (size / face.crop_size)
-    inner = cv2.erode(rasterize(face.polygon, (size, size), to_crop), np.ones((5, 5), np.uint8)) > 127
+    to_crop = face.stored_alignment(size)
+    inner = cv2.erode(face.crop_mask(size), np.ones((5, 5), np.uint8)) > 127
     shared, plate_energy = detail.plate_projection(detail.aligned_band(merged, to_crop),
                                                    detail.aligned_band(plate, to_crop), inner)
-    iod = inter_ocular(face.lm68)
     return {"detail_shared": shared, "detail_plate": plate_energy,
             "detail": shared / plate_energy if plate_energy > 1e-9 else float("nan"),
-            "seam": detail.seam_strength(merged, plate, mask, int(round(0.15 * iod)))}
+            "seam": detail.seam_strength(merged, plate, mask, int(round(0.15 * face.size)))}
 
 
 def write_report(ws: Workspace, report: EvalReport, worst: int = 8) -> Path:
@@ -214,8 +211,8 @@ def _worst_crops(ws: Workspace, frames: list[int]) -> list[tuple[int, np.ndarray
     target = ws.target()
     if target is None or not frames:
         return []
-    faces = subject_faces(ws, target.id)
-    renders = dict(ws.db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
+    faces = {f.frame_idx: AlignedFace.of(f) for f in ws.faces.of_chosen("target", media_id=target.id)}
+    renders = {i: r.path for i, r in ws.renders.swapped().items() if r.path}
     out = []
     with MediaReader(target.info) as reader:
         for i in sorted(frames):
@@ -223,10 +220,10 @@ def _worst_crops(ws: Workspace, frames: list[int]) -> list[tuple[int, np.ndarray
             if face is None or img is None:
                 continue
             plate = reader[i]
-            x0, y0, x1, y1 = face.box.astype(int)
-            pad = int(0.25 * max(x1 - x0, y1 - y0))
-            x0, y0 = max(0, x0 - pad), max(0, y0 - pad)
-            x1, y1 = min(plate.shape[1], x1 + pad), min(plate.shape[0], y1 + pad)
+            pad = 1.2 * face.size
+            (x0, y0), (x1, y1) = face.landmarks.min(0) - pad, face.landmarks.max(0) + pad
+            x0, y0 = max(0, int(x0)), max(0, int(y0))
+            x1, y1 = min(plate.shape[1], int(x1)), min(plate.shape[0], int(y1))
             merged = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
             out.append((i, plate[y0:y1, x0:x1], merged[y0:y1, x0:x1]))
     return out

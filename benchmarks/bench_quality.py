@@ -158,9 +158,8 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     import torch
 
     from doppel.evaluate.expression import correlation, openings
-    from doppel.extract.analyze import FaceAnalyzer
+    from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
     from doppel.extract.curate import face_set
-    from doppel.extract.run import config_from
     from doppel.merge.model import SwapModel
     from doppel.workspace import Workspace
 
@@ -168,7 +167,7 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     with Workspace.open(ws_path) as ws:
         faces = sorted(face_set(ws, "target", excluded=False), key=lambda f: f.frame_idx)
         model = SwapModel(ws, args.model, "cpu")
-        analyzer = FaceAnalyzer(config_from(ws))
+        analyzer = FaceAnalyzer(AnalyzerConfig.from_settings(ws.settings.extract))
     res = model.config.resolution
     series: dict[str, list[tuple[float, float]]] = {"plate": [], "input": [], "reconstruction": [], "swap": []}
     nan = (float("nan"), float("nan"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -18,6 +18,9 @@ from doppel.errors import DoppelError
 from doppel.progress import rich_progress, stderr
 from doppel.provenance import DisclosureMode
 from doppel.workspace.records import Role
+
+if TYPE_CHECKING:
+    from doppel.evaluate.coverage import Coverage
 
 out = Console()
 WS_ARG = click.argument("workspace", type=click.Path(path_type=Path))
@@ -176,6 +179,7 @@ def extract(workspace: Path, reference: Path | None, source_reference: Path | No
                   f"({people['chosen_faces']} faces)")
     for w in report.warnings:
         out.print(f"[yellow]warning:[/] {w}")
+    _print_coverage(report.coverage, workspace)
     if report.overlays:
         out.print(f"overlays in {report.overlays}")
 
@@ -223,6 +227,18 @@ def faces(workspace: Path, role: Role, person: str, sort_key: SortKey, limit: in
         table.add_row(str(f.id), str(f.media_id), str(f.frame_idx), f"{f.yaw:.0f}", f"{f.pitch:.0f}",
                       f"{f.sharpness:.0f}", f"{f.size_px:.0f}", str(f.person_id), f.exclude_reason or "")
     out.print(table)
+    _print_coverage(listing.coverage, workspace)
+
+
+def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
+    """The coverage findings (target frames asking for what the source never shows), one line each."""
+    if cover is None:
+        return
+    if not cover.gaps:
+        out.print("coverage: the source shows every head pose, eye and mouth opening the target asks for")
+    for gap in cover.gaps:
+        out.print(f"[yellow]coverage:[/] {gap.message()}")
+    out.print(f"coverage plot: {workspace / 'coverage' / 'coverage.png'}")
 
 
 @cli.command()
@@ -447,7 +463,8 @@ def verify(file: Path, thorough: bool, as_json: bool) -> None:
 @WS_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def evaluate(workspace: Path, as_json: bool) -> None:
-    """Identity, expression and flicker figures for the merged shot, with a report and a plot.
+    """Identity, expression dynamics, detail, flicker and seam figures for the merged shot, per-frame problem
+    flags, a report, a plot over frames and a sheet of the worst frames.
 
     \b
     Example:
@@ -460,7 +477,8 @@ def evaluate(workspace: Path, as_json: bool) -> None:
         return
     assert report.folder is not None
     out.print((report.folder / "report.txt").read_text().rstrip())
-    out.print(f"report: {report.folder / 'report.txt'}, plot: {report.folder / 'report.png'}")
+    out.print(f"report: {report.folder / 'report.txt'}, plot: {report.folder / 'report.png'}, worst frames: "
+              f"{report.folder / 'worst.png'}")
 
 
 @cli.command()

@@ -359,14 +359,14 @@ def open_project(path: PathLike) -> Project:
     return Project(Workspace.open(Path(path)))
 
 
-def verify(path: PathLike, *, seconds: float = 10.0) -> VerifyReport:
+def verify(path: PathLike, *, thorough: bool = False) -> VerifyReport:
     """What a file says about itself: its C2PA manifest (valid? tampered? signer), doppel's watermark (found
-    after re-encoding, resizing or cropping) and its container metadata. `report.marked` is the verdict."""
+    after re-encoding, resizing, cropping, mirroring or small rotations; searched in 3-second excerpts over the
+    whole file, every one with `thorough`; `report.watermark_ranges` says where) and its container metadata.
+    `report.marked` is the verdict."""
     from doppel.provenance.verify import verify as run_verify
 
-    if seconds <= 0:
-        raise DoppelError(f"seconds must be positive, not {seconds}")
-    return run_verify(Path(path), seconds)
+    return run_verify(Path(path), thorough=thorough)
 
 
 def presets() -> tuple[PresetInfo, ...]:

@@ -24,9 +24,10 @@ from doppel.extract.masks import rasterize
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge import blend, color
-from doppel.merge.masks import combine, shape_mask
+from doppel.merge.masks import OCCLUSION_MODES, combine, shape_mask
 from doppel.merge.model import SwapModel
 from doppel.merge.overrides import list_overrides, settings_for
+from doppel.occlusion.apply import mask_in_crop
 from doppel.workspace import Workspace
 from doppel.workspace.db import now
 from doppel.workspace.faces import Face, query_faces
@@ -88,6 +89,7 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
     faces = subject_faces(ws, target.id)
     overrides = list_overrides(ws)
     stored = {r[0]: (r[1], r[2]) for r in ws.db.execute("SELECT frame_idx, cache_key, path FROM renders")}
+    occlusion = dict(ws.db.execute("SELECT face_id, sha256 FROM occlusion_masks").fetchall())
     plans = []
     for i in range(target.info.frame_count):
         s = settings_for(ws.settings.merge, overrides, i)
@@ -97,7 +99,7 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
         else:
             lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
             key = _key(target.info.sha256, i, model_id, asdict(s), face.id, lm.tobytes(), face.polygon.tobytes(),
-                       face.matrix.tobytes())
+                       face.matrix.tobytes(), occlusion.get(face.id) if s.mask in OCCLUSION_MODES else None)
         old = stored.get(i)
         needs = old is None or old[0] != key or (old[1] is not None and not (ws.root / old[1]).is_file())
         plans.append(FramePlan(i, key, s, face, needs))
@@ -152,18 +154,19 @@ def face_region(m: np.ndarray, resolution: int, width: int, height: int) -> tupl
 
 
 def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face: Face, s: MergeSettings,
-              m: np.ndarray, resolution: int, stats: tuple[np.ndarray, np.ndarray] | None, seed: int
-              ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+              m: np.ndarray, resolution: int, stats: tuple[np.ndarray, np.ndarray] | None, seed: int,
+              occlusion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Put one generated face into its plate frame.
 
-    plate: HxWx3 uint8; face_rgb: RxRx3 float32 in [0, 1]; learned: RxR float32 in [0, 1]; m: 2x3 frame->crop.
+    plate: HxWx3 uint8; face_rgb: RxRx3 float32 in [0, 1]; learned: RxR float32 in [0, 1]; m: 2x3 frame->crop;
+    occlusion: RxR float32 in [0, 1] in the same crop, for the *occlusion mask modes.
     Returns (the composited frame HxWx3 uint8, the face layer as RGBA uint8 over the face's region of the
     frame, that region's top-left corner (x, y)). Only the face's region is touched, so the cost does not
     grow with the frame size."""
     h, w = plate.shape[:2]
     x0, y0, x1, y1 = face_region(m, resolution, w, h)
     region = plate[y0:y1, x0:x1].astype(np.float32) / 255
-    mask = shape_mask(combine(_landmark_mask(face, resolution), learned, s.mask), s.erode, s.feather)
+    mask = shape_mask(combine(_landmark_mask(face, resolution), learned, s.mask, occlusion), s.erode, s.feather)
     crop_plate = cv2.warpAffine(plate, m, (resolution, resolution), flags=cv2.INTER_AREA).astype(np.float32) / 255
     out_face = color.transfer_image(face_rgb, crop_plate, mask, s.color, stats if s.color == "rct" else None)
     if s.hist_match:
@@ -211,6 +214,13 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
         raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
                           f"{ws.settings.extract.face_type}")
     res = model.config.resolution
+    if any(p.settings.mask in OCCLUSION_MODES for p in plans if not p.passthrough):
+        from doppel.occlusion.apply import apply_masks
+
+        apply_masks(ws, [p.face for p in plans if p.face is not None and p.settings.mask in OCCLUSION_MODES],
+                    device=device)
+        plans = plan(ws, model.id)  # the keys include the masks just stored
+    occlusion = {r[0]: r[1] for r in ws.db.execute("SELECT face_id, path FROM occlusion_masks")}
     todo = [p for p in plans if (p.needs_render or force)]
     report = MergeReport(len(plans), 0, len(plans) - len(todo), sum(p.passthrough for p in plans), 0.0, model.id)
     if not any(not p.passthrough for p in plans):
@@ -230,8 +240,11 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
                 faces, masks = model.swap(crops)
                 for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                     assert p.face is not None
+                    occ = (mask_in_crop(ws, p.face, occlusion[p.face.id], matrices[p.index], res)
+                           if p.settings.mask in OCCLUSION_MODES else None)
                     frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
-                                                     matrices[p.index], res, stats.get(p.index), seed=p.index)
+                                                     matrices[p.index], res, stats.get(p.index), seed=p.index,
+                                                     occlusion=occ)
                     rel = f"renders/{p.index:06d}.png"
                     layer_rel = f"renders/layers/{p.index:06d}_{corner[0]}_{corner[1]}.png"
                     _write_png(ws.root / rel, frame)

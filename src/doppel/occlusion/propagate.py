@@ -1,0 +1,144 @@
+"""Carry a drawn label to the neighbouring frames of its face's track, as suggested labels.
+
+The motion has two parts. The face's own rigid motion comes from its landmarks: each face's aligned crop is
+the frame warped by its landmark similarity transform, so a point fixed to the face keeps its crop
+coordinates from frame to frame. What the similarity does not explain (the jaw opening, a hand sliding over
+the cheek, hair swinging) is measured by dense optical flow (DIS) between consecutive aligned crops, where
+the residual motion is small, which is what optical flow handles well. Flow is trusted only where the forward
+and backward flows agree; elsewhere a vertex moves with the face alone. Landmarks alone would pin labels to
+the face (wrong for a moving hand); flow alone, on the raw frames, drifts with large head motion. Chaining
+frame to frame keeps each flow step small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from doppel.errors import DoppelError
+from doppel.extract.align import transform_points
+from doppel.occlusion import labels as lab
+
+if TYPE_CHECKING:
+    from doppel.workspace import Workspace
+    from doppel.workspace.faces import Face
+
+FB_TOLERANCE = 1.0   # crop pixels of forward-backward disagreement beyond which the flow is not trusted
+
+
+@dataclass
+class PropagateReport:
+    origin_face: int
+    suggested: list[int]
+    stopped_at_labels: list[int]
+
+
+def _dis() -> cv2.DISOpticalFlow:
+    return cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_MEDIUM)
+
+
+def crop_flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense flow a -> b between two aligned crops ((S, S, 3) uint8 RGB) and its reliability: (S, S, 2) float32
+    displacements in pixels and (S, S) float32 weights in [0, 1] from the forward-backward check."""
+    ga, gb = (cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in (a, b))
+    dis = _dis()
+    fwd = np.asarray(dis.calc(ga, gb, None), np.float32)  # type: ignore[call-overload]
+    bwd = np.asarray(dis.calc(gb, ga, None), np.float32)  # type: ignore[call-overload]
+    h, w = ga.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    back = cv2.remap(bwd, gx + fwd[..., 0], gy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err = np.linalg.norm(fwd + back, axis=2)
+    reliable = np.exp(-0.5 * (err / FB_TOLERANCE) ** 2).astype(np.float32)
+    return fwd, reliable
+
+
+def move_points(points: np.ndarray, flow: np.ndarray, reliable: np.ndarray, radius: float) -> np.ndarray:
+    """Move (N, 2) crop points by the reliability-weighted mean flow in a Gaussian window of `radius` pixels
+    around each; where nothing nearby is reliable the point stays (it moves with the face only)."""
+    sigma = max(radius / 2, 0.5)
+    num = cv2.GaussianBlur(flow * reliable[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(reliable, (0, 0), sigma)
+    h, w = reliable.shape
+    out = np.asarray(points, np.float64).copy()
+    for k, (x, y) in enumerate(out):
+        xi, yi = int(np.clip(round(x), 0, w - 1)), int(np.clip(round(y), 0, h - 1))
+        if den[yi, xi] > 0.05:
+            out[k] += num[yi, xi] / den[yi, xi]
+    return out
+
+
+def carry(label: lab.Label, matrices: list[np.ndarray], crops: list[np.ndarray]) -> list[lab.Label]:
+    """The label (frame pixels of face 0) carried along a chain of faces: matrices[k] (2x3) maps frame k to its
+    aligned crop crops[k] ((S, S, 3) uint8). Returns the labels for faces 1..K-1, in frame pixels of each."""
+    size = crops[0].shape[0]
+    radius = size / 40
+    in_crop = label.transformed(lambda p: transform_points(matrices[0], p))
+    out = []
+    for k in range(1, len(crops)):
+        flow, reliable = crop_flow(crops[k - 1], crops[k])
+        in_crop = in_crop.transformed(lambda p, f=flow, r=reliable: move_points(p, f, r, radius))
+        to_frame = cv2.invertAffineTransform(matrices[k])
+        out.append(in_crop.transformed(lambda p, m=to_frame: transform_points(m, p)))
+    return out
+
+
+def track_of(ws: Workspace, face: Face) -> list[Face]:
+    """The faces of `face`'s track (same media, same track; or same person if untracked), by frame."""
+    from doppel.workspace.faces import query_faces
+
+    if face.track_id is not None:
+        return query_faces(ws.db, "media_id = ? AND track_id = ?", (face.media_id, face.track_id))
+    if face.person_id is not None:
+        return query_faces(ws.db, "media_id = ? AND person_id = ?", (face.media_id, face.person_id))
+    return [face]
+
+
+def propagate(ws: Workspace, face_id: int, frames: int = 15) -> PropagateReport:
+    """Carry face `face_id`'s current (drawn or confirmed) label up to `frames` frames forwards and backwards
+    along its track, stopping at gaps and at faces with a drawn or confirmed label of their own. Stores the
+    results as `suggested` labels (replacing older suggestions; never an artist's label)."""
+    from doppel.occlusion.train import load_crop
+    from doppel.workspace.faces import query_faces
+
+    if frames < 1:
+        raise DoppelError("propagate over at least 1 frame")
+    found = query_faces(ws.db, "id = ?", (face_id,))
+    if not found:
+        raise DoppelError(f"no face #{face_id} in this workspace")
+    origin = found[0]
+    source = lab.current(ws.db, face_id)
+    if source is None or source.kind not in lab.TRAINABLE:
+        raise DoppelError(f"face #{face_id} has no drawn or confirmed label to propagate")
+    by_frame = {f.frame_idx: f for f in track_of(ws, origin)}
+    report = PropagateReport(face_id, [], [])
+    results: list[tuple[int, lab.Label]] = []
+    for step in (1, -1):
+        chain = [origin]
+        for k in range(1, frames + 1):
+            nxt = by_frame.get(origin.frame_idx + step * k)
+            if nxt is None:
+                break
+            own = lab.current(ws.db, nxt.id)
+            if own is not None and own.kind in lab.TRAINABLE:
+                report.stopped_at_labels.append(nxt.id)
+                break
+            chain.append(nxt)
+        if len(chain) < 2:
+            continue
+        size = origin.crop_size
+        crops = [load_crop(ws.root, f, size) for f in chain]
+        matrices = [lab.crop_matrix(f, size) for f in chain]
+        carried = carry(source.label, matrices, crops)
+        results += [(f.id, c) for f, c in zip(chain[1:], carried, strict=True)]
+    with ws.transaction() as db:
+        for fid, carried_label in results:
+            own = lab.current(db, fid)
+            if own is not None and own.kind == "suggested":
+                db.execute("DELETE FROM mask_labels WHERE face_id = ? AND kind = 'suggested' AND version = ?",
+                           (fid, own.version))
+            lab.add_label(db, fid, carried_label, "suggested", source.id)
+            report.suggested.append(fid)
+    return report

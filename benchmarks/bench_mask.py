@@ -149,16 +149,20 @@ def propagation(ws_path: Path, media_role: str, frame0: int, span: int = 15) -> 
         chain = [faces[frame0 + k] for k in range(span + 1)]
         size = (media.info.width, media.info.height)
         crops = [load_crop(w.root, f, f.crop_size) for f in chain]
+        meshes = [f.mesh(w.db)[:, :2] for f in chain]
     mats = [lab.crop_matrix(f, f.crop_size) for f in chain]
     regions = {"oval": lambda f: f.polygon, "jaw_mouth": lambda f: np.vstack([f.lm68[2:15], f.lm68[[35, 33, 31]]])}
     out = {}
     for name, poly in regions.items():
         label = lab.Label("empty", (lab.Shape("include", poly(chain[0]).astype(np.float64)),))
-        carried = carry(label, mats, crops)
+        carried = carry(label, mats, crops, meshes)
+        flow_only = carry(label, mats, crops)
         ious = [lab.iou(rasterize(c.shapes[0].points, size), rasterize(poly(f), size))
                 for c, f in zip(carried, chain[1:], strict=True)]
         still = lab.iou(rasterize(poly(chain[0]), size), rasterize(poly(chain[-1]), size))
-        out[name] = {"iou_at_15": ious[-1], "iou_min": min(ious), "iou_if_not_moved": still}
+        plain = lab.iou(rasterize(flow_only[-1].shapes[0].points, size), rasterize(poly(chain[-1]), size))
+        out[name] = {"iou_at_15": ious[-1], "iou_min": min(ious), "iou_at_15_without_mesh": plain,
+                     "iou_if_not_moved": still}
     return out
 
 
@@ -269,7 +273,7 @@ def main() -> None:
                           key=cv2.contourArea)[:, 0].astype(np.float64)
             label = lab.Label("empty", (lab.Shape("include", contour),))
             carried = carry(label, [lab.crop_matrix(f, f.crop_size) for f in chain],
-                            [load_crop(ws.root, f, f.crop_size) for f in chain])
+                            [load_crop(ws.root, f, f.crop_size) for f in chain], [f.mesh(ws.db)[:, :2] for f in chain])
             ious = [lab.iou(rasterize(c.shapes[0].points, size), masks[start + k + 1]) for k, c in enumerate(carried)]
             figures["propagation_hand"] = {"iou_at_15": ious[-1], "iou_min": min(ious),
                                            "iou_if_not_moved": lab.iou(masks[start], masks[start + 15])}

@@ -7,7 +7,9 @@ the cheek, hair swinging) is measured by dense optical flow (DIS) between consec
 the residual motion is small, which is what optical flow handles well. Flow is trusted only where the forward
 and backward flows agree; elsewhere a vertex moves with the face alone. Landmarks alone would pin labels to
 the face (wrong for a moving hand); flow alone, on the raw frames, drifts with large head motion. Chaining
-frame to frame keeps each flow step small.
+frame to frame keeps each flow step small. Where the face mesh is known, its non-rigid motion (the jaw, the
+lips) is the prior inside the face, and the flow wins only where it is reliable and clearly different: there
+something is moving over the face.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from doppel.workspace.faces import Face
 
 FB_TOLERANCE = 1.0   # crop pixels of forward-backward disagreement beyond which the flow is not trusted
+FUSE_PX = 1.5        # crop pixels per frame by which the flow must depart from the mesh's motion to win
 
 
 @dataclass
@@ -70,19 +73,48 @@ def move_points(points: np.ndarray, flow: np.ndarray, reliable: np.ndarray, radi
     return out
 
 
-def carry(label: lab.Label, matrices: list[np.ndarray], crops: list[np.ndarray]) -> list[lab.Label]:
+def mesh_motion(points: np.ndarray, before: np.ndarray, after: np.ndarray, sigma: float) -> np.ndarray:
+    """The face's own non-rigid motion at (N, 2) crop points: the mean motion of the nearby mesh points
+    (before/after: (M, 2) crop pixels), Gaussian-weighted; it fades to zero (rigid motion only) beyond about
+    two `sigma` from the mesh, outside the face."""
+    d2 = ((points[:, None, :] - before[None, :, :]) ** 2).sum(2)
+    w = np.exp(-0.5 * d2 / sigma ** 2)
+    moved: np.ndarray = (w @ (after - before)) / (w.sum(1, keepdims=True) + np.exp(-2.0))
+    return moved
+
+
+def carry(label: lab.Label, matrices: list[np.ndarray], crops: list[np.ndarray],
+          meshes: list[np.ndarray] | None = None) -> list[lab.Label]:
     """The label (frame pixels of face 0) carried along a chain of faces: matrices[k] (2x3) maps frame k to its
-    aligned crop crops[k] ((S, S, 3) uint8). Returns the labels for faces 1..K-1, in frame pixels of each."""
+    aligned crop crops[k] ((S, S, 3) uint8); meshes[k] (optional, (M, 2) frame pixels) are the face's mesh
+    points, whose motion is the prior where the flow does not clearly say otherwise. Returns the labels for
+    faces 1..K-1, in frame pixels of each."""
     size = crops[0].shape[0]
     radius = size / 40
     in_crop = label.transformed(lambda p: transform_points(matrices[0], p))
     out = []
     for k in range(1, len(crops)):
         flow, reliable = crop_flow(crops[k - 1], crops[k])
-        in_crop = in_crop.transformed(lambda p, f=flow, r=reliable: move_points(p, f, r, radius))
+        if meshes is None:
+            in_crop = in_crop.transformed(lambda p, f=flow, r=reliable: move_points(p, f, r, radius))
+        else:
+            before, after = (transform_points(matrices[j], meshes[j]) for j in (k - 1, k))
+            in_crop = in_crop.transformed(
+                lambda p, f=flow, r=reliable, a=before, b=after: _fuse(p, f, r, radius, a, b, size / 30))
         to_frame = cv2.invertAffineTransform(matrices[k])
         out.append(in_crop.transformed(lambda p, m=to_frame: transform_points(m, p)))
     return out
+
+
+def _fuse(points: np.ndarray, flow: np.ndarray, reliable: np.ndarray, radius: float, before: np.ndarray,
+          after: np.ndarray, sigma: float) -> np.ndarray:
+    """Move points by the mesh's motion, unless the flow there is reliable and clearly different (by more than
+    FUSE_PX): then something is moving over the face, and the points follow it."""
+    by_flow = move_points(points, flow, reliable, radius) - points
+    by_mesh = mesh_motion(points, before, after, sigma)
+    gap = np.linalg.norm(by_flow - by_mesh, axis=1, keepdims=True)
+    trust = 1 - np.exp(-0.5 * (gap / FUSE_PX) ** 2)
+    return points + by_mesh + trust * (by_flow - by_mesh)
 
 
 def track_of(ws: Workspace, face: Face) -> list[Face]:
@@ -131,7 +163,8 @@ def propagate(ws: Workspace, face_id: int, frames: int = 15) -> PropagateReport:
         size = origin.crop_size
         crops = [load_crop(ws.root, f, size) for f in chain]
         matrices = [lab.crop_matrix(f, size) for f in chain]
-        carried = carry(source.label, matrices, crops)
+        meshes = [f.mesh(ws.db)[:, :2] for f in chain]
+        carried = carry(source.label, matrices, crops, meshes)
         results += [(f.id, c) for f, c in zip(chain[1:], carried, strict=True)]
     with ws.transaction() as db:
         for fid, carried_label in results:

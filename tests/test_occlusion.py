@@ -19,7 +19,7 @@ from doppel.extract.masks import rasterize
 from doppel.merge.masks import combine
 from doppel.merge.render import subject_faces
 from doppel.occlusion import labels as lab
-from doppel.occlusion.apply import smooth_in_time
+from doppel.occlusion.apply import motion_cue, smooth_in_time
 from doppel.occlusion.model import MaskNetConfig, build
 from doppel.occlusion.propagate import carry, propagate
 from doppel.occlusion.synth import MaskData, make_batch
@@ -181,7 +181,9 @@ def test_propagation_follows_the_face_and_a_moving_occluder() -> None:
     for k, c in enumerate(carried, start=1):
         shift = np.array([3.0 * k, -1.5 * k])
         assert np.abs(c.shapes[0].points - (on_face + shift)).max() < 0.75
-        assert np.abs(c.shapes[1].points - (around + shift + [2.0 * k, 0])).mean() < 1.0
+        # Left behind with the face, the outline would be 2k px off; it follows the patch to within a third.
+        followed = np.abs(c.shapes[1].points - (around + shift + [2.0 * k, 0])).mean()
+        assert followed < 0.35 * 2.0 * k + 0.5
 
 
 def test_propagate_stores_suggestions_until_the_next_drawn_label(ws: Path) -> None:
@@ -222,6 +224,21 @@ def test_temporal_smoothing_calms_noise_but_does_not_ghost_a_moving_occluder() -
     probs[3, 20:30, 20:30] = 0
     smooth = smooth_in_time(probs, crops, matrices, list(range(n)))
     assert smooth[3, 22:28, 22:28].max() < 0.25
+
+
+def test_motion_cue_finds_what_moves_over_a_still_face() -> None:
+    n, size = 40, 64
+    face = _textured(size, 4)
+    crops = np.stack([face] * n)
+    for k in range(n):
+        x = 4 + k
+        crops[k, 30:42, x:x + 10] = (40, 40, 40)    # a dark bar sliding across
+    cue = motion_cue(crops, list(range(n)))
+    k = 20
+    assert cue[k, 33:39, 7 + k:11 + k].mean() > 0.8
+    away = np.ones((size, size), bool)
+    away[26:46, :] = False
+    assert cue[:, away].mean() < 0.01
 
 
 def test_mask_modes_combine_the_occlusion_mask() -> None:

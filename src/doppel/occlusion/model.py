@@ -32,11 +32,13 @@ class MaskNetConfig:
 
 
 class ConvBN(nn.Sequential):
-    """3x3 convolution, batch norm, ReLU."""
+    """3x3 convolution and ReLU. No normalisation layer: the network is shallow, and batch norm's running
+    statistics lag the weights early in training, so a network trained for a few minutes did worse in eval
+    mode than in training (measured: below the polygon's own IoU after 60 steps)."""
 
     def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1) -> None:
-        super().__init__(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        super().__init__(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation),
+                         nn.ReLU(inplace=True))
 
 
 class MaskNet(nn.Module):
@@ -53,12 +55,14 @@ class MaskNet(nn.Module):
         self.dec2 = ConvBN(10 * w, 2 * w)
         self.dec1 = ConvBN(4 * w, w)
         self.dec0 = ConvBN(2 * w, w)
-        # Logits at half resolution, upsampled: a bilinear logit map places an edge to a fraction of a pixel,
-        # and a full-resolution head would cost as much as the rest of the network.
-        self.head = nn.Conv2d(w, 1, 3, padding=1)
+        # One convolution at full resolution, on the upsampled features and the input itself, so that the
+        # network's corrections to the polygon land on the pixels (a single output channel costs little).
+        self.head = nn.Conv2d(w + 4, 1, 3, padding=1)
         # The polygon, as logits, is added to the output: an untrained network already gives the polygon's
         # mask, and training only has to learn where the polygon is wrong.
         self.prior = nn.Parameter(torch.tensor(4.0))
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e0 = self.enc0(x)
@@ -69,7 +73,7 @@ class MaskNet(nn.Module):
         d2 = self.dec2(torch.cat([up(e3, e2), e2], 1))
         d1 = self.dec1(torch.cat([up(d2, e1), e1], 1))
         d0 = self.dec0(torch.cat([up(d1, e0), e0], 1))
-        out: torch.Tensor = up(self.head(d0), x) + self.prior * (2 * x[:, 3:4] - 1)
+        out: torch.Tensor = self.head(torch.cat([up(d0, x), x], 1)) + self.prior * (2 * x[:, 3:4] - 1)
         return out
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from doppel.workspace.faces import Face
 
 FB_TOLERANCE = 1.0   # crop pixels of forward-backward disagreement beyond which the flow is not trusted
-FUSE_PX = 1.5        # crop pixels per frame by which the flow must depart from the mesh's motion to win
+FUSE_PX = 2.5        # crop pixels per frame by which the flow must depart from the mesh's motion to win
 
 
 @dataclass
@@ -58,15 +58,28 @@ def crop_flow(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return fwd, reliable
 
 
+def inset(polygon: np.ndarray, distance: float) -> np.ndarray:
+    """Each vertex of a closed (N, 2) polygon moved `distance` pixels inwards, along its normal."""
+    p = np.asarray(polygon, np.float64)
+    tangent = np.roll(p, -1, 0) - np.roll(p, 1, 0)
+    normal = np.stack([tangent[:, 1], -tangent[:, 0]], 1)
+    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+    x, y = p[:, 0], p[:, 1]
+    area = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+    # For a polygon with positive signed area this normal points outwards.
+    return p + normal * distance * (-1.0 if area > 0 else 1.0)
+
+
 def move_points(points: np.ndarray, flow: np.ndarray, reliable: np.ndarray, radius: float) -> np.ndarray:
-    """Move (N, 2) crop points by the reliability-weighted mean flow in a Gaussian window of `radius` pixels
-    around each; where nothing nearby is reliable the point stays (it moves with the face only)."""
+    """Move the vertices of a polygon ((N, 2) crop pixels) by the reliability-weighted mean flow in a Gaussian
+    window just inside it: an outline moves with what it encloses (a hand's outline with the hand, not with
+    the cheek beside it). Where nothing there is reliable a vertex stays (it moves with the face only)."""
     sigma = max(radius / 2, 0.5)
     num = cv2.GaussianBlur(flow * reliable[..., None], (0, 0), sigma)
     den = cv2.GaussianBlur(reliable, (0, 0), sigma)
     h, w = reliable.shape
     out = np.asarray(points, np.float64).copy()
-    for k, (x, y) in enumerate(out):
+    for k, (x, y) in enumerate(inset(out, radius) if len(out) >= 3 else out):
         xi, yi = int(np.clip(round(x), 0, w - 1)), int(np.clip(round(y), 0, h - 1))
         if den[yi, xi] > 0.05:
             out[k] += num[yi, xi] / den[yi, xi]

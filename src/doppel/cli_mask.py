@@ -10,13 +10,15 @@ from typing import Any
 import click
 
 from doppel.errors import DoppelError
-from doppel.progress import progress_bars
+from doppel.progress import bind, rich_progress
 
 WS_ARG = click.argument("workspace", type=click.Path(path_type=Path))
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    from doppel.reports import jsonable
+
+    click.echo(json.dumps(jsonable(data), indent=2))
 
 
 @click.group()
@@ -52,9 +54,8 @@ def train(workspace: Path, minutes: float | None, iterations: int | None, resolu
     with Workspace.open(workspace) as ws:
         trainer = MaskTrainer.open(ws, resolution=resolution, device=device)
         result = trainer.train(iterations=iterations, minutes=minutes)
-    summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in result.__dict__.items()}
     if as_json:
-        _echo_json(summary)
+        _echo_json(result)
         return
     v = result.validation
     click.echo(f"mask network saved at step {result.step} ({result.steps_run} steps, {result.samples_per_s:.1f} "
@@ -74,10 +75,10 @@ def apply(workspace: Path, force: bool, device: str | None, as_json: bool) -> No
     from doppel.occlusion.apply import apply_masks
     from doppel.workspace import Workspace
 
-    with Workspace.open(workspace) as ws, progress_bars("faces") as new_bar:
-        report = apply_masks(ws, force=force, device=device, progress=new_bar("masks"))
+    with Workspace.open(workspace) as ws, rich_progress() as progress:
+        report = apply_masks(ws, force=force, device=device, progress=bind(progress, "mask", "apply"))
     if as_json:
-        _echo_json(report.__dict__)
+        _echo_json(report)
         return
     click.echo(f"{report.computed} of {report.faces} masks computed ({report.from_labels} from labels) with "
                f"{report.model} in {report.seconds:.1f} s")

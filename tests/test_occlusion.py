@@ -296,3 +296,20 @@ def test_settings_accept_the_new_modes_and_reject_others(tmp_path: Path) -> None
     with pytest.raises(DoppelError, match="not one of"):
         check_value("merge", "mask", "occlusion+everything", tmp_path)
     assert replace(MergeSettings(), mask="occlusion").mask == "occlusion"
+
+
+def test_face_training_masks_leave_out_the_occluder(ws: Path) -> None:
+    """With a stored occlusion mask the face model's training mask is the polygon minus the occluder."""
+    from doppel.train.data import load_faces
+
+    with Workspace.open(ws) as w:
+        face = _target_faces(w)[2]
+    occ = np.full((face.crop_size, face.crop_size), 255, np.uint8)
+    occ[:, : face.crop_size // 2] = 0                      # the left half of the crop is covered
+    rel = "masks/occlusion/test.png"
+    (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(ws / rel), occ)
+    plain = load_faces(ws, [face], 64).masks[0, 0].numpy()
+    covered = load_faces(ws, [face], 64, {face.id: rel}).masks[0, 0].numpy()
+    assert plain[:, :30].max() == 255 and covered[:, :30].max() == 0
+    assert np.array_equal(plain[:, 34:], covered[:, 34:])

@@ -68,7 +68,11 @@ def _pose_weights(faces: list[Face]) -> torch.Tensor:
     return w / w.sum()
 
 
-def load_faces(root: Path, faces: list[Face], resolution: int) -> FaceTensors:
+def load_faces(root: Path, faces: list[Face], resolution: int, occlusion: dict[int, str] | None = None
+               ) -> FaceTensors:
+    """The faces at `resolution`. `occlusion`: face id -> stored occlusion mask (a PNG in the face's crop,
+    doppel.occlusion); where there is one, the training mask is the polygon minus what covers the face, so the
+    model neither learns the occluder as part of the face nor its mask as face."""
     images, masks, regions = [], [], []
     for f in faces:
         img = cv2.imread(str(root / f.crop_path), cv2.IMREAD_COLOR)
@@ -80,7 +84,12 @@ def load_faces(root: Path, faces: list[Face], resolution: int) -> FaceTensors:
                                  interpolation=interp))
         scale = resolution / f.crop_size
         to_model = f.matrix * scale
-        masks.append(rasterize(f.polygon, (resolution, resolution), to_model))
+        mask = rasterize(f.polygon, (resolution, resolution), to_model)
+        if occlusion and f.id in occlusion:
+            occ = cv2.imread(str(root / occlusion[f.id]), cv2.IMREAD_GRAYSCALE)
+            if occ is not None:
+                mask = np.minimum(mask, cv2.resize(occ, (resolution, resolution), interpolation=cv2.INTER_AREA))
+        masks.append(mask)
         regions.append(_region_mask(transform_points(to_model, f.lm68), resolution))
     return FaceTensors(
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
@@ -115,6 +124,8 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
     from doppel.extract.curate import face_set
 
     sets = {}
+    # Occlusion masks (`doppel mask apply`), where the workspace has them.
+    occlusion = {r[0]: r[1] for r in ws.db.execute("SELECT face_id, path FROM occlusion_masks")}
     for role in ("source", "target"):
         faces = face_set(ws, role, excluded=False)
         if not faces:
@@ -127,8 +138,8 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
         train, held = split_holdout(ws, faces, holdout)
         if not train:
             train, held = faces, []
-        sets[role] = (load_faces(ws.root, train, resolution),
-                      load_faces(ws.root, held, resolution) if held else None)
+        sets[role] = (load_faces(ws.root, train, resolution, occlusion),
+                      load_faces(ws.root, held, resolution, occlusion) if held else None)
     return TrainingData(sets["source"][0], sets["target"][0], sets["source"][1], sets["target"][1])
 
 

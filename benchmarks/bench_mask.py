@@ -30,13 +30,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from doppel.demo import write_clip  # noqa: E402
 from doppel.extract.masks import rasterize  # noqa: E402
-from doppel.merge.render import subject_faces  # noqa: E402
+from doppel.merge.plan import subject_faces  # noqa: E402
 from doppel.occlusion import labels as lab  # noqa: E402
-from doppel.occlusion.apply import MaskPredictor, apply_masks, load_mask, stored_masks  # noqa: E402
+from doppel.occlusion.apply import MaskPredictor, apply_masks, load_mask  # noqa: E402
 from doppel.occlusion.propagate import carry  # noqa: E402
 from doppel.occlusion.train import load_crop, polygon_mask  # noqa: E402
 from doppel.workspace import Workspace  # noqa: E402
-from doppel.workspace.faces import Face, query_faces  # noqa: E402
+from doppel.workspace.faces import Face  # noqa: E402
 from mask_truth import occlude, read_frames  # noqa: E402
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
@@ -63,7 +63,7 @@ def build(work: Path, frames: int) -> tuple[Path, Path, list, list[Face]]:
     doppel("add", cws, "--target", work / "clean.mp4")
     doppel("extract", cws, "--workers", "1")
     with Workspace.open(cws) as w:
-        clean_faces = [f for f in query_faces(w.db) if f.face_idx == 0]
+        clean_faces = [f for f in w.faces.of_role("target") if f.face_idx == 0]
     if [f.frame_idx for f in clean_faces] != list(range(frames)):
         raise SystemExit("the clean clip must have one face in every frame")
     boxes = [np.array([f.polygon[:, 0].min(), f.polygon[:, 1].min(), f.polygon[:, 0].max(), f.polygon[:, 1].max()])
@@ -97,7 +97,7 @@ def iou_figures(ws: Workspace, truth: list[np.ndarray], kinds: list[str], frames
     target = ws.target()
     assert target is not None
     faces = subject_faces(ws, target.id)
-    stored = stored_masks(ws)
+    stored = {k: m.path for k, m in ws.occlusion.masks().items()}
     per_kind: dict[str, list[float]] = {}
     poly: list[float] = []
     for i in frames:
@@ -110,7 +110,7 @@ def iou_figures(ws: Workspace, truth: list[np.ndarray], kinds: list[str], frames
         inside = cv2.warpAffine(np.ones((f.crop_size,) * 2, np.float32),
                                 cv2.invertAffineTransform(lab.crop_matrix(f, f.crop_size)), size) > 0.5
         truth_in = np.where(inside, truth[i], 0).astype(np.uint8)
-        pred = frame_mask(ws, f, stored[f.id][1], size)
+        pred = frame_mask(ws, f, stored[f.id], size)
         per_kind.setdefault(kinds[i] or "none", []).append(lab.iou(pred * inside, truth_in))
         poly.append(lab.iou(np.where(inside, rasterize(f.polygon, size), 0).astype(np.uint8), truth_in))
     allv = [v for vs in per_kind.values() for v in vs]
@@ -145,11 +145,11 @@ def propagation(ws_path: Path, media_role: str, frame0: int, span: int = 15) -> 
     the same polygons redrawn from the landmarks there."""
     with Workspace.open(ws_path) as w:
         media = w.media(media_role)[0]
-        faces = {f.frame_idx: f for f in query_faces(w.db, "media_id = ? AND face_idx = 0", (media.id,))}
+        faces = {f.frame_idx: f for f in w.faces.of_media(media.id) if f.face_idx == 0}
         chain = [faces[frame0 + k] for k in range(span + 1)]
         size = (media.info.width, media.info.height)
         crops = [load_crop(w.root, f, f.crop_size) for f in chain]
-        meshes = [f.mesh(w.db)[:, :2] for f in chain]
+        meshes = [w.faces.mesh(f.id)[:, :2] for f in chain]
     mats = [lab.crop_matrix(f, f.crop_size) for f in chain]
     regions = {"oval": lambda f: f.polygon, "jaw_mouth": lambda f: np.vstack([f.lm68[2:15], f.lm68[[35, 33, 31]]])}
     out = {}
@@ -200,7 +200,7 @@ def main() -> None:
         with Workspace.open(ws_path) as ws:
             target = ws.target()
             assert target is not None
-            rows = dict(ws.db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
+            rows = {i: r.path for i, r in ws.renders.all().items() if r.path is not None}
             plate = read_frames(work / "occluded.mp4", args.frames)
             diffs, diffs_face, swapped = [], [], []
             for i in occluded:
@@ -221,7 +221,7 @@ def main() -> None:
 
         with Workspace.open(ws_path) as ws:
             pred = MaskPredictor(ws)
-            faces = query_faces(ws.db)[:256]
+            faces = ws.faces.of_role("target")[:256]
             crops = np.stack([load_crop(ws.root, f, 128) for f in faces])
             polys = np.stack([polygon_mask(f, 128) for f in faces])
             pred.predict(crops[:32], polys[:32])
@@ -229,9 +229,9 @@ def main() -> None:
             pred.predict(crops, polys)
             figures["inference_faces_per_s_128"] = len(faces) / (time.perf_counter() - t)
             static = ws.media("source")[1]
-            sfaces = query_faces(ws.db, "media_id = ? AND face_idx = 0", (static.id,))
-            stored = stored_masks(ws)
-            soft = [frame_mask(ws, f, stored[f.id][1], size) for f in sfaces]
+            sfaces = [f for f in ws.faces.of_media(static.id) if f.face_idx == 0]
+            stored = {k: m.path for k, m in ws.occlusion.masks().items()}
+            soft = [frame_mask(ws, f, stored[f.id], size) for f in sfaces]
             poly = [rasterize(f.polygon, size).astype(np.float32) / 255 for f in sfaces]
             width = float(np.ptp(sfaces[0].polygon[:, 0]))
             figures["static_edge_motion_pct"] = {"occlusion": edge_motion(soft, width),
@@ -245,9 +245,9 @@ def main() -> None:
             target = ws.target()
             assert target is not None
             faces_by_frame = subject_faces(ws, target.id)
-            with ws.transaction() as db:
+            with ws.transaction():
                 for i in picks:
-                    lab.add_label(db, faces_by_frame[i].id, label_from_truth(truth[i]))
+                    lab.add_label(ws.occlusion, faces_by_frame[i].id, label_from_truth(truth[i]))
         out = json.loads(doppel("mask", "train", ws_path, "--minutes", args.label_minutes, "--json"))
         figures["label_train"] = {k: out[k] for k in ("steps_run", "seconds", "samples_per_s", "validation")}
         with Workspace.open(ws_path) as ws:
@@ -273,7 +273,8 @@ def main() -> None:
                           key=cv2.contourArea)[:, 0].astype(np.float64)
             label = lab.Label("empty", (lab.Shape("include", contour),))
             carried = carry(label, [lab.crop_matrix(f, f.crop_size) for f in chain],
-                            [load_crop(ws.root, f, f.crop_size) for f in chain], [f.mesh(ws.db)[:, :2] for f in chain])
+                            [load_crop(ws.root, f, f.crop_size) for f in chain],
+                            [ws.faces.mesh(f.id)[:, :2] for f in chain])
             ious = [lab.iou(rasterize(c.shapes[0].points, size), masks[start + k + 1]) for k, c in enumerate(carried)]
             figures["propagation_hand"] = {"iou_at_15": ious[-1], "iou_min": min(ious),
                                            "iou_if_not_moved": lab.iou(masks[start], masks[start + 15])}

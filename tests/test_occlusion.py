@@ -17,7 +17,7 @@ from doppel.cli import cli
 from doppel.errors import DoppelError
 from doppel.extract.masks import rasterize
 from doppel.merge.masks import combine
-from doppel.merge.render import subject_faces
+from doppel.merge.plan import subject_faces
 from doppel.occlusion import labels as lab
 from doppel.occlusion.apply import motion_cue, smooth_in_time
 from doppel.occlusion.model import MaskNetConfig, build
@@ -55,13 +55,13 @@ def test_labels_are_versioned_undoable_and_painted_over_the_polygon(ws: Path) ->
         face = _target_faces(w)[3]
         centre = face.polygon.mean(0)
         hole = lab.parse_label({"shapes": [{"mode": "exclude", "points": _square(*centre, 12).tolist()}]})
-        with w.transaction() as db:
-            first = lab.add_label(db, face.id, hole)
-            second = lab.add_label(db, face.id, lab.Label("empty", ()))
+        with w.transaction():
+            first = lab.add_label(w.occlusion, face.id, hole)
+            second = lab.add_label(w.occlusion, face.id, lab.Label("empty", ()))
         assert (first.version, second.version) == (1, 2)
-        assert lab.current(w.db, face.id).label.base == "empty"  # type: ignore[union-attr]
-        with w.transaction() as db:
-            back = lab.undo(db, face.id)
+        assert lab.current(w.occlusion, face.id).label.base == "empty"  # type: ignore[union-attr]
+        with w.transaction():
+            back = lab.undo(w.occlusion, face.id)
         assert back is not None and back.version == 1
         m = lab.crop_matrix(face, 256)
         painted = lab.label_mask(back.label, face, 256, m)
@@ -194,16 +194,17 @@ def test_propagate_stores_suggestions_until_the_next_drawn_label(ws: Path) -> No
     with Workspace.open(ws) as w:
         faces = _target_faces(w)
         spot = lab.Label("landmarks", (lab.Shape("exclude", _square(*faces[4].polygon.mean(0), 6)),))
-        with w.transaction() as db:
-            drawn = lab.add_label(db, faces[4].id, spot)
-            lab.add_label(db, faces[8].id, spot)
+        with w.transaction():
+            drawn = lab.add_label(w.occlusion, faces[4].id, spot)
+            lab.add_label(w.occlusion, faces[8].id, spot)
         report = propagate(w, faces[4].id, frames=15)
-        suggested = {fid for fid, s in lab.current_labels(w.db, ("suggested",)).items() if s.origin_id == drawn.id}
+        newest = lab.current_labels(w.occlusion, ("suggested",))
+        suggested = {fid for fid, s in newest.items() if s.origin_id == drawn.id}
         assert suggested == {faces[i].id for i in (0, 1, 2, 3, 5, 6, 7)} == set(report.suggested)
         assert report.stopped_at_labels == [faces[8].id]
-        with w.transaction() as db:
-            confirmed = lab.confirm(db, faces[5].id)
-        assert confirmed.kind == "confirmed" and faces[5].id in lab.current_labels(w.db, lab.TRAINABLE)
+        with w.transaction():
+            confirmed = lab.confirm(w.occlusion, faces[5].id)
+        assert confirmed.kind == "confirmed" and faces[5].id in lab.current_labels(w.occlusion, lab.TRAINABLE)
         # The carried hole stays on the same spot of the face (these clips are a slow camera move).
         m5 = lab.crop_matrix(faces[5], 256)
         hole5 = lab.label_mask(confirmed.label, faces[5], 256, m5) < 128
@@ -270,8 +271,8 @@ def test_merge_with_an_exclude_label_keeps_the_plate_under_the_occluder(trained_
     with Workspace.open(ws) as w:
         face = _target_faces(w)[6]
         hole = _square(*face.polygon.mean(0), 14)
-        with w.transaction() as db:
-            lab.add_label(db, face.id, lab.Label("landmarks", (lab.Shape("exclude", hole),)))
+        with w.transaction():
+            lab.add_label(w.occlusion, face.id, lab.Label("landmarks", (lab.Shape("exclude", hole),)))
         target = w.target()
         assert target is not None
         from doppel.media import MediaReader

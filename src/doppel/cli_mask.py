@@ -85,14 +85,12 @@ def apply(workspace: Path, force: bool, device: str | None, as_json: bool) -> No
 
 
 def _face_id(ws: Any, face: int | None, frame: int | None) -> int:
-    from doppel.merge.render import subject_faces
-
     if (face is None) == (frame is None):
         raise DoppelError("give --face ID or --frame N (the chosen target person's face in frame N)")
     if face is not None:
         return face
     target = ws.target()
-    found = subject_faces(ws, target.id) if target is not None else {}
+    found = {f.frame_idx: f for f in ws.faces.of_chosen("target", media_id=target.id)} if target else {}
     if frame not in found:
         raise DoppelError(f"frame {frame} has no face of the chosen target person")
     return found[frame].id
@@ -132,21 +130,21 @@ def label(workspace: Path, face: int | None, frame: int | None, add_file: Path |
                 parsed = lab.parse_label(json.loads(text))
             except (OSError, ValueError) as exc:
                 raise DoppelError(f"cannot read the label ({exc})", add_file) from exc
-            with ws.transaction() as db:
-                stored = lab.add_label(db, fid, parsed, "drawn")
+            with ws.transaction():
+                stored = lab.add_label(ws.occlusion, fid, parsed, "drawn")
             click.echo(f"face #{fid}: label version {stored.version} (drawn, {len(parsed.shapes)} shape(s))")
         elif undo:
-            with ws.transaction() as db:
-                now_current = lab.undo(db, fid)
+            with ws.transaction():
+                now_current = lab.undo(ws.occlusion, fid)
             click.echo(f"face #{fid}: " + (f"back to version {now_current.version} ({now_current.kind})"
                                            if now_current else "no label left"))
         elif confirm:
-            with ws.transaction() as db:
-                stored = lab.confirm(db, fid)
+            with ws.transaction():
+                stored = lab.confirm(ws.occlusion, fid)
             click.echo(f"face #{fid}: suggestion confirmed as version {stored.version}")
         else:
             _echo_json([{"version": s.version, "kind": s.kind, "origin": s.origin_id, "created_at": s.created_at,
-                         **s.label.to_json()} for s in lab.history(ws.db, fid)])
+                         **s.label.to_json()} for s in lab.history(ws.occlusion, fid)])
 
 
 @mask.command()

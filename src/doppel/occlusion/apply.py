@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from doppel.device import bf16_supported, pick_device
 from doppel.errors import DoppelError
 from doppel.fsutil import write_bytes_atomic
 from doppel.occlusion import labels as lab
@@ -27,8 +28,7 @@ from doppel.occlusion.model import MaskNet, build
 from doppel.occlusion.synth import features
 from doppel.occlusion.train import load_crop, network_identity, polygon_mask, predict_probs
 from doppel.train import checkpoint
-from doppel.train.loop import bf16_supported, pick_device
-from doppel.workspace.db import now
+from doppel.workspace.occlusion import StoredMask
 
 if TYPE_CHECKING:
     from doppel.workspace import Workspace
@@ -144,12 +144,6 @@ def motion_cue(crops: np.ndarray, frames: list[int], window: int = MOTION_WINDOW
     return out
 
 
-def stored_masks(ws: Workspace) -> dict[int, tuple[str, str, str]]:
-    """face id -> (origin, relative path, sha256) of every stored occlusion mask."""
-    rows = ws.db.execute("SELECT face_id, origin, path, sha256 FROM occlusion_masks")
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
-
 def load_mask(ws: Workspace, rel: str) -> np.ndarray:
     """A stored mask: (S, S) float32 in [0, 1] in the face's aligned crop (S = the crop size)."""
     path = (ws.root / rel).resolve()
@@ -182,20 +176,18 @@ def apply_masks(ws: Workspace, faces: list[Face] | None = None, *, force: bool =
     over the face (`motion_cue`)."""
     import time
 
-    from doppel.workspace.faces import query_faces
-
     start = time.perf_counter()
-    faces = faces if faces is not None else query_faces(ws.db)
-    labels = lab.current_labels(ws.db, lab.TRAINABLE)
+    faces = faces if faces is not None else ws.faces.of_role("source") + ws.faces.of_role("target")
+    labels = lab.current_labels(ws.occlusion, lab.TRAINABLE)
     predictor = predictor or MaskPredictor(ws, device)
-    stored = stored_masks(ws)
+    stored = {fid: m.origin for fid, m in ws.occlusion.masks().items()}
     res = predictor.resolution
     report = ApplyReport(len(faces), 0, 0, 0.0, predictor.id)
     folder = ws.root / "masks" / "occlusion"
     done = 0
     for group in _groups(faces):
         stale = [k for k, f in enumerate(group)
-                 if force or stored.get(f.id, ("",))[0] != _origin(predictor.id, labels.get(f.id), motion)]
+                 if force or stored.get(f.id, "") != _origin(predictor.id, labels.get(f.id), motion)]
         if not stale:
             done += len(group)
             continue
@@ -230,9 +222,9 @@ def apply_masks(ws: Workspace, faces: list[Face] | None = None, *, force: bool =
             rel = f"masks/occlusion/{f.id:08d}.png"
             write_bytes_atomic(ws.root / rel, data.tobytes())
             digest = hashlib.sha256(data.tobytes()).hexdigest()[:32]
-            rows.append((f.id, _origin(predictor.id, label, motion), rel, digest, now()))
-        with ws.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO occlusion_masks VALUES (?,?,?,?,?)", rows)
+            rows.append(StoredMask(f.id, _origin(predictor.id, label, motion), rel, digest))
+        with ws.transaction():
+            ws.occlusion.put_masks(rows)
         report.computed += len(rows)
         done += len(group)
         if progress:

@@ -11,7 +11,6 @@ a version; `undo` removes the newest version, bringing back the one before. Kind
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,9 +18,10 @@ import cv2
 import numpy as np
 
 from doppel.errors import DoppelError
+from doppel.extract.aligned import AlignedFace
 from doppel.extract.masks import rasterize
-from doppel.workspace.db import now
 from doppel.workspace.faces import Face
+from doppel.workspace.occlusion import LabelRow, OcclusionStore
 
 LabelKind = Literal["drawn", "suggested", "confirmed"]
 KINDS: tuple[str, ...] = ("drawn", "suggested", "confirmed")
@@ -109,65 +109,54 @@ def label_mask(label: Label, face: Face, size: int, matrix: np.ndarray) -> np.nd
 
 def crop_matrix(face: Face, size: int) -> np.ndarray:
     """2x3 frame -> the face's own aligned crop at `size` pixels."""
-    return np.asarray(face.matrix, np.float64) * (size / face.crop_size)
+    return AlignedFace.of(face).stored_alignment(size)
 
 
-def _row(r: sqlite3.Row) -> StoredLabel:
-    return StoredLabel(r["id"], r["face_id"], r["version"], r["kind"], parse_label(json.loads(r["label_json"])),
-                       r["origin_id"], r["created_at"])
+def _row(r: LabelRow) -> StoredLabel:
+    return StoredLabel(r.id, r.face_id, r.version, r.kind, parse_label(json.loads(r.label_json)), r.origin_id,
+                       r.created_at)
 
 
-def add_label(db: sqlite3.Connection, face_id: int, label: Label, kind: str = "drawn",
+def add_label(store: OcclusionStore, face_id: int, label: Label, kind: str = "drawn",
               origin_id: int | None = None) -> StoredLabel:
-    """Store `label` as the newest version of face `face_id`'s label; call inside a transaction."""
+    """Store `label` as the newest version of face `face_id`'s label; call inside `ws.transaction()`."""
     if kind not in KINDS:
         raise DoppelError(f"label kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    if db.execute("SELECT 1 FROM faces WHERE id = ?", (face_id,)).fetchone() is None:
+    if not store.face_exists(face_id):
         raise DoppelError(f"no face #{face_id} in this workspace")
-    version = int(db.execute("SELECT COALESCE(MAX(version), 0) FROM mask_labels WHERE face_id = ?",
-                             (face_id,)).fetchone()[0]) + 1
-    created = now()
-    cur = db.execute("INSERT INTO mask_labels (face_id, version, kind, label_json, origin_id, created_at) "
-                     "VALUES (?,?,?,?,?,?)", (face_id, version, kind, json.dumps(label.to_json()), origin_id,
-                                               created))
-    return StoredLabel(int(cur.lastrowid or 0), face_id, version, kind, label, origin_id, created)
+    return _row(store.add_label(face_id, kind, json.dumps(label.to_json()), origin_id))
 
 
-def undo(db: sqlite3.Connection, face_id: int) -> StoredLabel | None:
+def undo(store: OcclusionStore, face_id: int) -> StoredLabel | None:
     """Remove the newest version of a face's label; returns the version now current (None: no label left)."""
-    newest = current(db, face_id)
+    newest = current(store, face_id)
     if newest is None:
         raise DoppelError(f"face #{face_id} has no label to undo")
-    db.execute("DELETE FROM mask_labels WHERE id = ?", (newest.id,))
-    return current(db, face_id)
+    store.delete_label(newest.id)
+    return current(store, face_id)
 
 
-def confirm(db: sqlite3.Connection, face_id: int) -> StoredLabel:
+def confirm(store: OcclusionStore, face_id: int) -> StoredLabel:
     """Accept a face's suggested label: a new `confirmed` version with the same polygons."""
-    newest = current(db, face_id)
+    newest = current(store, face_id)
     if newest is None or newest.kind != "suggested":
         raise DoppelError(f"face #{face_id} has no suggested label to confirm")
-    return add_label(db, face_id, newest.label, "confirmed", newest.origin_id)
+    return add_label(store, face_id, newest.label, "confirmed", newest.origin_id)
 
 
-def current(db: sqlite3.Connection, face_id: int) -> StoredLabel | None:
-    r = db.execute("SELECT * FROM mask_labels WHERE face_id = ? ORDER BY version DESC LIMIT 1",
-                   (face_id,)).fetchone()
-    return None if r is None else _row(r)
+def current(store: OcclusionStore, face_id: int) -> StoredLabel | None:
+    row = store.newest_label(face_id)
+    return None if row is None else _row(row)
 
 
-def history(db: sqlite3.Connection, face_id: int) -> list[StoredLabel]:
+def history(store: OcclusionStore, face_id: int) -> list[StoredLabel]:
     """Every version of a face's label, oldest first."""
-    return [_row(r) for r in db.execute("SELECT * FROM mask_labels WHERE face_id = ? ORDER BY version",
-                                        (face_id,))]
+    return [_row(r) for r in store.label_history(face_id)]
 
 
-def current_labels(db: sqlite3.Connection, kinds: tuple[str, ...] = KINDS) -> dict[int, StoredLabel]:
+def current_labels(store: OcclusionStore, kinds: tuple[str, ...] = KINDS) -> dict[int, StoredLabel]:
     """The newest version of every labelled face's label, for faces whose newest version is one of `kinds`."""
-    rows = db.execute("SELECT l.* FROM mask_labels l JOIN (SELECT face_id, MAX(version) AS v FROM mask_labels "
-                      "GROUP BY face_id) n ON l.face_id = n.face_id AND l.version = n.v")
-    found = (_row(r) for r in rows)
-    return {s.face_id: s for s in found if s.kind in kinds}
+    return {r.face_id: _row(r) for r in store.newest_labels() if r.kind in kinds}
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -132,12 +132,10 @@ def _fuse(points: np.ndarray, flow: np.ndarray, reliable: np.ndarray, radius: fl
 
 def track_of(ws: Workspace, face: Face) -> list[Face]:
     """The faces of `face`'s track (same media, same track; or same person if untracked), by frame."""
-    from doppel.workspace.faces import query_faces
-
     if face.track_id is not None:
-        return query_faces(ws.db, "media_id = ? AND track_id = ?", (face.media_id, face.track_id))
+        return [f for f in ws.faces.of_media(face.media_id) if f.track_id == face.track_id]
     if face.person_id is not None:
-        return query_faces(ws.db, "media_id = ? AND person_id = ?", (face.media_id, face.person_id))
+        return ws.faces.of_person(face.media_id, face.person_id)
     return [face]
 
 
@@ -146,15 +144,14 @@ def propagate(ws: Workspace, face_id: int, frames: int = 15) -> PropagateReport:
     along its track, stopping at gaps and at faces with a drawn or confirmed label of their own. Stores the
     results as `suggested` labels (replacing older suggestions; never an artist's label)."""
     from doppel.occlusion.train import load_crop
-    from doppel.workspace.faces import query_faces
 
     if frames < 1:
         raise DoppelError("propagate over at least 1 frame")
-    found = query_faces(ws.db, "id = ?", (face_id,))
-    if not found:
+    found = ws.faces.by_id(face_id)
+    if found is None:
         raise DoppelError(f"no face #{face_id} in this workspace")
-    origin = found[0]
-    source = lab.current(ws.db, face_id)
+    origin = found
+    source = lab.current(ws.occlusion, face_id)
     if source is None or source.kind not in lab.TRAINABLE:
         raise DoppelError(f"face #{face_id} has no drawn or confirmed label to propagate")
     by_frame = {f.frame_idx: f for f in track_of(ws, origin)}
@@ -166,7 +163,7 @@ def propagate(ws: Workspace, face_id: int, frames: int = 15) -> PropagateReport:
             nxt = by_frame.get(origin.frame_idx + step * k)
             if nxt is None:
                 break
-            own = lab.current(ws.db, nxt.id)
+            own = lab.current(ws.occlusion, nxt.id)
             if own is not None and own.kind in lab.TRAINABLE:
                 report.stopped_at_labels.append(nxt.id)
                 break
@@ -176,15 +173,14 @@ def propagate(ws: Workspace, face_id: int, frames: int = 15) -> PropagateReport:
         size = origin.crop_size
         crops = [load_crop(ws.root, f, size) for f in chain]
         matrices = [lab.crop_matrix(f, size) for f in chain]
-        meshes = [f.mesh(ws.db)[:, :2] for f in chain]
+        meshes = [ws.faces.mesh(f.id)[:, :2] for f in chain]
         carried = carry(source.label, matrices, crops, meshes)
         results += [(f.id, c) for f, c in zip(chain[1:], carried, strict=True)]
-    with ws.transaction() as db:
+    with ws.transaction():
         for fid, carried_label in results:
-            own = lab.current(db, fid)
+            own = lab.current(ws.occlusion, fid)
             if own is not None and own.kind == "suggested":
-                db.execute("DELETE FROM mask_labels WHERE face_id = ? AND kind = 'suggested' AND version = ?",
-                           (fid, own.version))
-            lab.add_label(db, fid, carried_label, "suggested", source.id)
+                ws.occlusion.delete_label(own.id)  # an older suggestion gives way; an artist's label never
+            lab.add_label(ws.occlusion, fid, carried_label, "suggested", source.id)
             report.suggested.append(fid)
     return report

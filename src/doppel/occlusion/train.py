@@ -1,7 +1,8 @@
 """`doppel mask train`: fit the occlusion segmenter on the workspace's own faces, resumably.
 
-Reuses the face model's machinery: safetensors checkpoints written crash-safely (doppel.train.checkpoint), the
-bf16 probe, the device choice and Ctrl-C handling (doppel.train.loop). Batches are a pure function of
+Reuses the face model's machinery: safetensors checkpoints written crash-safely and their owner check
+(doppel.train.checkpoint), the bf16 probe and the device choice (doppel.device). Ctrl-C stops after the
+current step and saves. Batches are a pure function of
 (seed, salt, step) (doppel.occlusion.synth), so a resumed run continues exactly where the last one stopped.
 Checkpoints live in WS/masks/net/.
 """
@@ -22,14 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from doppel import __version__
+from doppel.device import bf16_supported, pick_device
 from doppel.errors import DoppelError
-from doppel.extract.masks import rasterize
+from doppel.extract.aligned import AlignedFace
 from doppel.occlusion import labels as lab
 from doppel.occlusion.model import MaskNet, MaskNetConfig, build
 from doppel.occlusion.synth import MaskData, features, make_batch
 from doppel.train import checkpoint
 from doppel.train.config import from_dict, to_dict
-from doppel.train.loop import bf16_supported, pick_device, stop_requests
 
 if TYPE_CHECKING:
     from doppel.workspace import Workspace
@@ -91,18 +92,16 @@ def load_crop(root: Path, face: Face, size: int) -> np.ndarray:
 
 def polygon_mask(face: Face, size: int) -> np.ndarray:
     """The face's mesh polygon in its own aligned crop at `size`: (size, size) uint8 in {0..255}."""
-    return rasterize(face.polygon, (size, size), lab.crop_matrix(face, size))
+    return AlignedFace.of(face).crop_mask(size)
 
 
 def load_mask_data(ws: Workspace, size: int, limit: int = MAX_FACES) -> MaskData:
     """Every usable face of the workspace (both roles), at most `limit` spread evenly, plus every face with a
     drawn or confirmed label."""
-    from doppel.workspace.faces import query_faces
-
-    faces = query_faces(ws.db, "excluded = 0")
+    faces = ws.faces.of_role("source", usable_only=True) + ws.faces.of_role("target", usable_only=True)
     if not faces:
         raise DoppelError("no faces to train the mask on: run `doppel extract` first", ws.root)
-    labels = lab.current_labels(ws.db, lab.TRAINABLE)
+    labels = lab.current_labels(ws.occlusion, lab.TRAINABLE)
     keep = {int(i) for i in np.linspace(0, len(faces) - 1, min(limit, len(faces))).round()}
     chosen = [f for i, f in enumerate(faces) if i in keep or f.id in labels]
     crops = np.stack([load_crop(ws.root, f, size) for f in chosen])
@@ -150,8 +149,7 @@ class MaskTrainer:
             return cls(ws, cfg, replace(MaskTrainConfig(), **(overrides or {})), dev)
         ckpt = checkpoint.load(current)
         state = ckpt.state
-        if state.get("workspace_id") != ws.id:
-            raise DoppelError("this mask network was trained for another workspace", current)
+        checkpoint.check_owner(state, ws.id, current)
         cfg = from_dict(MaskNetConfig, state["model"])
         if resolution is not None and resolution != cfg.resolution:
             raise DoppelError(f"the mask network here works at {cfg.resolution} px, not {resolution}", folder)
@@ -221,8 +219,9 @@ class MaskTrainer:
         start = mark = time.monotonic()
         steps = 0
         loss = math.nan
-        with stop_requests() as stop:
-            while (last is None or self.step < last) and time.monotonic() < deadline and not stop[0]:
+        interrupted = False
+        try:
+            while (last is None or self.step < last) and time.monotonic() < deadline:
                 t0 = time.monotonic()
                 loss = self.train_step()
                 steps += 1
@@ -233,11 +232,13 @@ class MaskTrainer:
                 if now - mark >= checkpoint_minutes * 60:
                     self.save()
                     mark = now
+        except KeyboardInterrupt:
+            interrupted = True  # a step is all-or-nothing: the model is as of the last completed step
         seconds = time.monotonic() - start
         validation = self.validate()
         path = self.save({"validation": validation, "loss": loss})
         return MaskTrainResult(self.step, steps, seconds, steps * self.train_cfg.batch_size / max(seconds, 1e-9),
-                               bool(stop[0]), loss, validation, path, len(data.labels))
+                               interrupted, loss, validation, path, len(data.labels))
 
 
 def predict_probs(model: MaskNet, x: np.ndarray, device: torch.device, bf16: bool, batch: int = 64) -> np.ndarray:
@@ -263,6 +264,5 @@ def network_identity(ws: Workspace) -> tuple[str, MaskNetConfig, Path]:
         digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
     except (OSError, ValueError) as exc:
         raise DoppelError("mask checkpoint is missing or unreadable", path) from exc
-    if state.get("workspace_id") != ws.id:
-        raise DoppelError("this mask network was trained for another workspace", path)
+    checkpoint.check_owner(state, ws.id, path)
     return f"occlusion@{state['step']}:{digest[:16]}", from_dict(MaskNetConfig, state["model"]), path

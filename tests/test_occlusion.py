@@ -311,6 +311,6 @@ def test_face_training_masks_leave_out_the_occluder(ws: Path) -> None:
     (ws / rel).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(ws / rel), occ)
     plain = load_faces(ws, [face], 64).masks[0, 0].numpy()
-    covered = load_faces(ws, [face], 64, {face.id: rel}).masks[0, 0].numpy()
+    covered = load_faces(ws, [face], 64, occlusion={face.id: rel}).masks[0, 0].numpy()
     assert plain[:, :30].max() == 255 and covered[:, :30].max() == 0
     assert np.array_equal(plain[:, 34:], covered[:, 34:])

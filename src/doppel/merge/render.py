@@ -126,6 +126,9 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     face_frame = np.clip(cv2.warpAffine(out_face, back, size, flags=cv2.INTER_CUBIC,
                                         borderMode=cv2.BORDER_REFLECT), 0, 1)
     alpha = np.clip(cv2.warpAffine(mask, back, size, flags=cv2.INTER_LINEAR, borderValue=0), 0, 1)
+    # One model pixel spans this many frame pixels: plate detail finer than that is what the model cannot make.
+    model_px = 1.0 / float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    face_frame = blend.plate_detail(face_frame, region, s.plate_detail, 0.5 * model_px)
     face_frame = blend.match_grain(face_frame, region, alpha, s.grain, seed)
     if s.blend == "seamless":
         mixed = blend.seamless(region, face_frame, alpha)

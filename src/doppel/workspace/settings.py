@@ -55,7 +55,10 @@ class MergeSettings:
     blend: BlendMode = _f("alpha", "Alpha blending, or seamless (Poisson) cloning.", get_args(BlendMode))
     hist_match: bool = _f(False, "Also match each colour channel's histogram to the plate's.")
     sharpen: float = _f(0.0, "Sharpen (>0) or soften (<0) the generated face, -1 to 1.", bounds=(-1.0, 1.0))
-    grain: float = _f(1.0, "Add grain until the face's fine detail matches this share of the plate's.",
+    plate_detail: float = _f(0.0, "Keep this share (0-1) of the plate's detail finer than the model's pixels "
+                             "(skin texture the model cannot make; it is the target's own).", bounds=(0.0, 1.0))
+    grain: float = _f(0.0, "Add grain shaped like the plate's own until the face's fine detail matches this share "
+                      "of the plate's (0: off; grain is not detail, see doppel eval's detail figure).",
                       bounds=(0.0, 2.0))
 
 

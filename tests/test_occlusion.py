@@ -314,3 +314,19 @@ def test_face_training_masks_leave_out_the_occluder(ws: Path) -> None:
     covered = load_faces(ws, [face], 64, occlusion={face.id: rel}).masks[0, 0].numpy()
     assert plain[:, :30].max() == 255 and covered[:, :30].max() == 0
     assert np.array_equal(plain[:, 34:], covered[:, 34:])
+
+
+def test_cli_trains_applies_and_resumes(ws: Path) -> None:
+    code, out, err = run("mask", "train", ws, "--iterations", 2, "--resolution", 64, "--json")
+    assert code == 0, err
+    assert json.loads(out)["step"] == 2
+    code, out, err = run("mask", "train", ws, "--iterations", 1, "--json")
+    assert code == 0 and json.loads(out)["step"] == 3, err
+    code, out, err = run("mask", "apply", ws, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["computed"] == report["faces"] > 0
+    code, out, _ = run("mask", "apply", ws, "--json")
+    assert json.loads(out)["computed"] == 0                 # up to date: nothing recomputed
+    code, _, err = run("mask", "train", ws, "--iterations", 1, "--resolution", 128)
+    assert code == 1 and "works at 64 px" in err

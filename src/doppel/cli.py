@@ -515,6 +515,15 @@ def demo(folder: Path, source: Path | None, target: Path | None, minutes: float,
               f"training preview: {result.preview}\nevaluation:    {result.report / 'report.txt'} and report.png")
 
 
+def _register_subgroups() -> None:
+    from doppel.cli_mask import mask
+
+    cli.add_command(mask)
+
+
+_register_subgroups()
+
+
 def main() -> None:
     cli(prog_name="doppel")
 

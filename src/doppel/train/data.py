@@ -104,9 +104,13 @@ def balanced_weights(faces: Sequence[PosedFace]) -> torch.Tensor:
     return torch.from_numpy(w / w.sum())
 
 
-def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressions: bool = False) -> FaceTensors:
+def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressions: bool = False,
+               occlusion: dict[int, str] | None = None) -> FaceTensors:
     """The faces' crops at `resolution`, with masks, eye/mouth regions and sampling weights (balanced over
-    pose, and over eye and mouth opening too when `balance_expressions`)."""
+    pose, and over eye and mouth opening too when `balance_expressions`). `occlusion`: face id -> stored
+    occlusion mask (a PNG in the face's crop, doppel.occlusion); where there is one, the training mask is the
+    polygon minus what covers the face, so the model neither learns the occluder as part of the face nor its
+    mask as face."""
     images, masks, regions = [], [], []
     for f in faces:
         img = cv2.imread(str(root / f.crop_path), cv2.IMREAD_COLOR)
@@ -117,7 +121,12 @@ def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressio
         images.append(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (resolution, resolution),
                                  interpolation=interp))
         aligned = AlignedFace.of(f)
-        masks.append(aligned.crop_mask(resolution))
+        mask = aligned.crop_mask(resolution)
+        if occlusion and f.id in occlusion:
+            occ = cv2.imread(str(root / occlusion[f.id]), cv2.IMREAD_GRAYSCALE)
+            if occ is not None:
+                mask = np.minimum(mask, cv2.resize(occ, (resolution, resolution), interpolation=cv2.INTER_AREA))
+        masks.append(mask)
         regions.append(_region_mask(aligned.crop_landmarks(resolution), resolution))
     return FaceTensors(
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
@@ -151,6 +160,8 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
                        balance_expressions: bool = False) -> TrainingData:
     """The usable faces of the chosen source and target persons, split into training and held-out sets."""
     sets = {}
+    # Occlusion masks (`doppel mask apply`), where the workspace has them.
+    occlusion = {face_id: m.path for face_id, m in ws.occlusion.masks().items()}
     roles: tuple[Role, ...] = ("source", "target")
     for role in roles:
         faces = ws.faces.of_chosen(role, usable_only=True)
@@ -164,8 +175,8 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
         train, held = split_holdout(ws, faces, holdout)
         if not train:
             train, held = faces, []
-        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions),
-                      load_faces(ws.root, held, resolution) if held else None)
+        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions, occlusion),
+                      load_faces(ws.root, held, resolution, occlusion=occlusion) if held else None)
     return TrainingData(sets["source"][0], sets["target"][0], sets["source"][1], sets["target"][1])
 
 

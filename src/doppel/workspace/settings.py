@@ -14,7 +14,8 @@ from typing import Any, Literal, get_args
 from doppel.errors import DoppelError
 from doppel.facetype import FACE_TYPE_NAMES, FaceType
 
-MaskMode = Literal["landmarks", "learned", "intersect", "union"]
+MaskMode = Literal["landmarks", "learned", "intersect", "union", "occlusion", "landmarks+occlusion",
+                   "learned+occlusion", "intersect+occlusion"]
 ColorMode = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
 BlendMode = Literal["alpha", "seamless"]
 ExportCodec = Literal["h264", "prores", "lossless", "png"]
@@ -43,8 +44,9 @@ class ExtractSettings:
 class MergeSettings:
     model: str = _f("main", "Which trained model of the workspace renders the face.")
     swap: bool = _f(True, "Replace the face at all (an override can turn it off for a range of frames).")
-    mask: MaskMode = _f("intersect", "Compositing mask: the landmark polygon, the model's learned mask, or both.",
-                        get_args(MaskMode))
+    mask: MaskMode = _f("intersect", "Compositing mask: the landmark polygon, the model's learned mask, or both; "
+                        "the *occlusion modes also cut out what the occlusion network (`doppel mask`) finds in "
+                        "front of the face.", get_args(MaskMode))
     erode: float = _f(2.0, "Shrink (>0) or grow (<0) the mask, in percent of the face crop.", bounds=(-20.0, 40.0))
     feather: float = _f(6.0, "Soften the mask's edge over this percent of the face crop.", bounds=(0.0, 40.0))
     color: ColorMode = _f("rct", "Colour transfer from the plate to the generated face.", COLOR_MODES)

@@ -140,6 +140,10 @@ class FaceStore:
                                   "backup", database_file(self.db)) from exc
         return faces
 
+    def by_id(self, face_id: int) -> Face | None:
+        found = self._select("id = ?", (face_id,))
+        return found[0] if found else None
+
     def of_media(self, media_id: int) -> list[Face]:
         """Every face of one media item, in frame order."""
         return self._select("media_id = ?", (media_id,))

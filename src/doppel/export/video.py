@@ -30,7 +30,6 @@ from doppel.workspace import Workspace
 from doppel.workspace.lock import stage_lock
 from doppel.workspace.media_check import check_media
 from doppel.workspace.renders import Render
-from doppel.workspace.settings import check_value
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
 """Every export format carries a C2PA manifest: MP4/MOV files embed one; a PNG sequence has one per frame."""
@@ -82,8 +81,6 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     Everything is checked before anything is written: the settings, the destination (never inside the
     workspace, over registered media, or over a folder doppel did not make), the media (unchanged since
     `doppel add`) and the signing identity. One export per workspace at a time."""
-    if crf is not None:
-        check_value("export", "crf", crf, Path("--crf"))
     with stage_lock(ws.root, "export"):
         return _export(ws, output, codec=codec, crf=crf, disclosure=disclosure, layers=layers, identity=identity,
                        author=author, purpose=purpose, consent=consent, progress=progress,

@@ -25,7 +25,7 @@ def init_worker(config: AnalyzerConfig) -> None:
 
 def write_crop(root: Path, rel: str, crop: np.ndarray) -> str:
     """Write an aligned crop (size x size x 3 uint8 RGB) as JPEG (quality 95), atomically; returns its SHA-256."""
-    return hashlib.sha256(write_jpeg(root / rel, crop)).hexdigest()
+    return hashlib.sha256(write_jpeg(root / rel, crop, durable=False)).hexdigest()
 
 
 def to_records(root: Path, media_id: int, frame_idx: int, faces: list[FaceResult],

@@ -171,8 +171,8 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
                     frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
                                                      matrices[p.index], res, stats.get(p.index), seed=p.index)
                     rel, layer_rel = ws.renders.files(p.index)
-                    write_png(ws.root / rel, frame)
-                    write_png(ws.root / layer_rel, layer)
+                    write_png(ws.root / rel, frame, durable=False)
+                    write_png(ws.root / layer_rel, layer, durable=False)
                     rows.append(Render(p.index, p.key, rel, layer_rel, corner[0], corner[1], p.face.id,
                                        matrices[p.index]))
             rows += [Render(p.index, p.key) for p in batch if p.passthrough]

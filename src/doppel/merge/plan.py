@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from doppel.errors import DoppelError
+from doppel.merge.masks import OCCLUSION_MODES
 from doppel.merge.overrides import settings_for
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face
@@ -53,6 +54,7 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
     faces = subject_faces(ws, target.id)
     overrides = ws.overrides.all()
     stored = ws.renders.all()
+    occlusion = ws.occlusion.masks()
     plans = []
     for i in range(target.info.frame_count):
         s = settings_for(ws.settings.merge, overrides, i)
@@ -61,8 +63,10 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
             key = _key("passthrough", target.info.sha256, i)
         else:
             lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
+            occ = occlusion.get(face.id)
+            extra = [occ.sha256 if occ else "missing"] if s.mask in OCCLUSION_MODES else []
             key = _key(target.info.sha256, i, model_id, asdict(s), face.id, lm.tobytes(), face.polygon.tobytes(),
-                       face.matrix.tobytes())
+                       face.matrix.tobytes(), *extra)
         old = stored.get(i)
         needs = old is None or old.cache_key != key or (old.path is not None and not (ws.root / old.path).is_file())
         plans.append(FramePlan(i, key, s, face, needs))

@@ -148,6 +148,27 @@ MIGRATIONS: list[Migration] = [
     """,
     # 3 -> 4: models table; face layer corners as columns.
     _v4,
+    # 4 -> 5: occlusion masks (doppel.occlusion): drawn/suggested labels per face, versioned, and the stored
+    # mask of each face.
+    """
+    CREATE TABLE mask_labels (
+        id INTEGER PRIMARY KEY,
+        face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('drawn', 'suggested', 'confirmed')),
+        label_json TEXT NOT NULL,
+        origin_id INTEGER,
+        created_at TEXT NOT NULL,
+        UNIQUE (face_id, version)
+    );
+    CREATE TABLE occlusion_masks (
+        face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+        origin TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

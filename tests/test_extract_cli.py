@@ -140,6 +140,19 @@ def test_footage_without_faces_warns_and_failed_frames_are_recorded(ws: Path, tm
         Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(frames / f"{i}.png")
     run("add", ws, "--target", frames)
     (frames / "2.png").write_bytes(b"broken after ingest")
+    # A frame changed after ingest: refused before anything is written.
+    code, out, err = run("extract", ws, "--workers", "1")
+    assert code == 1 and "target media #1 changed after `doppel add`" in err, err
+    assert rows(ws, "SELECT DISTINCT status FROM frames") == [("new",)]
+    # Content accepted as it is now (as if it had been added so) but one frame does not decode: that frame is
+    # recorded as failed and the rest are extracted.
+    from doppel.media.probe import content_hash
+
+    files = tuple(json.loads(rows(ws, "SELECT files_json FROM media")[0][0]))
+    db = sqlite3.connect(ws / "doppel.db")
+    db.execute("UPDATE media SET sha256 = ?", (content_hash(frames, files),))
+    db.commit()
+    db.close()
     code, out, err = run("extract", ws, "--workers", "1")
     assert code == 0, err
     assert "no face found in plate" in out

@@ -114,7 +114,7 @@ def _fps(value: str | float | Fraction | None) -> Fraction | None:
         return None
     try:
         rate = Fraction(value) if not isinstance(value, float) else Fraction(value).limit_denominator(1001)
-    except (ValueError, ZeroDivisionError) as exc:
+    except (ValueError, ZeroDivisionError, OverflowError) as exc:
         raise DoppelError(f"fps {value!r} is not a number or fraction") from exc
     if rate <= 0:
         raise DoppelError(f"fps must be positive, not {value!r}")
@@ -315,12 +315,13 @@ class Project:
                layers: PathLike | None = None, disclosure: DisclosureMode | Disclosure = "badge",
                disclosure_text: str = "AI-generated", author: str | None = None, purpose: str | None = None,
                consent: str | None = None, cert: PathLike | None = None, key: PathLike | None = None,
-               progress: ProgressCallback | None = None) -> ExportReport:
+               progress: ProgressCallback | None = None, new_identity: bool = False) -> ExportReport:
         """Encode the finished shot at the plate's timestamps with its audio. Every export carries the visible
         disclosure (`badge` on every frame, or `credits` cards at the start and end), the invisible
         watermark and a signed C2PA manifest; no argument removes them. `codec`: h264 (.mp4), prores or
         lossless (.mov), png (a folder); default from doppel.toml. `layers`: also write face RGBA / mask
-        PNGs and transforms.json there. `cert` and `key`: your own signing identity (PEM)."""
+        PNGs and transforms.json there. `cert` and `key`: your own signing identity (PEM). When the workspace's
+        own identity (keys/) is missing, export refuses unless `new_identity` asks for a new one."""
         from doppel.export.video import export
         from doppel.provenance import Disclosure
         from doppel.provenance.keys import load_identity
@@ -334,7 +335,7 @@ class Project:
         identity = load_identity(Path(cert), Path(key)) if cert is not None and key is not None else None
         return export(self.workspace, Path(path), codec=codec, crf=crf, layers=Path(layers) if layers else None,
                       disclosure=disclosure, identity=identity, author=author, purpose=purpose, consent=consent,
-                      progress=bind(progress, "export"))
+                      progress=bind(progress, "export"), new_identity=new_identity)
 
     def evaluate(self, *, progress: ProgressCallback | None = None) -> EvalReport:
         """Identity, expression and flicker figures for the merged shot; also writes WS/eval/report.{json,txt,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -17,17 +18,26 @@ from doppel.api import Codec, SortKey
 from doppel.errors import DoppelError
 from doppel.progress import rich_progress, stderr
 from doppel.provenance import DisclosureMode
+from doppel.workspace.db import DatabaseError
 from doppel.workspace.records import Role
 
 if TYPE_CHECKING:
     from doppel.evaluate.coverage import Coverage
 
 out = Console()
-WS_ARG = click.argument("workspace", type=click.Path(path_type=Path))
+
+
+def _remember_workspace(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    ctx.meta["doppel.workspace"] = value  # for naming the database in an error about it
+    return value
+
+
+WS_ARG = click.argument("workspace", type=click.Path(path_type=Path), callback=_remember_workspace)
 
 
 class DoppelGroup(click.Group):
-    """Turns DoppelError into a one-line `error: ...` and exit code 1; Ctrl-C into exit 130."""
+    """Turns DoppelError into a one-line `error: ...` and exit code 1; a damaged database into one line too;
+    Ctrl-C into exit 130. Anything else unexpected is one line and exit code 2 (DOPPEL_DEBUG=1: traceback)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -35,9 +45,24 @@ class DoppelGroup(click.Group):
         except DoppelError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except DatabaseError as exc:
+            ws = ctx.meta.get("doppel.workspace")
+            where = f"{os.path.abspath(Path(ws).expanduser() / 'doppel.db')}: " if ws else ""
+            click.echo(f"error: {where}workspace database is damaged or unreadable ({exc}); restore doppel.db "
+                       "from a backup", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("DOPPEL_DEBUG"):
+                raise
+            message = " ".join(str(exc).split())
+            click.echo(f"error: internal error ({type(exc).__name__}: {message}); please report it "
+                       "(DOPPEL_DEBUG=1 shows the traceback)", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=DoppelGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -368,10 +393,12 @@ def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overri
 @click.option("--cert", type=click.Path(path_type=Path), default=None,
               help="Your signing certificate chain (PEM, leaf first); default: the workspace's self-signed one.")
 @click.option("--key", type=click.Path(path_type=Path), default=None, help="The private key (PEM) for --cert.")
+@click.option("--new-identity", is_flag=True,
+              help="Make a new self-signed signing identity when the workspace's keys/ is missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def export(workspace: Path, output: Path, codec: Codec | None, crf: int | None, layers: Path | None,
            disclosure: DisclosureMode, disclosure_text: str, author: str | None, purpose: str | None,
-           consent: str | None, cert: Path | None, key: Path | None, as_json: bool) -> None:
+           consent: str | None, cert: Path | None, key: Path | None, new_identity: bool, as_json: bool) -> None:
     """Encode the finished shot at the plate's timestamps with its audio, labelled as synthetic media:
     a visible disclosure, an invisible watermark, and a signed C2PA manifest.
 
@@ -395,7 +422,7 @@ def export(workspace: Path, output: Path, codec: Codec | None, crf: int | None, 
     with doppel.open(workspace) as p, rich_progress() as progress:
         report = p.export(output, codec=codec, crf=crf, layers=layers, disclosure=disclosure,
                           disclosure_text=disclosure_text, author=author, purpose=purpose, consent=consent,
-                          cert=cert, key=key, progress=progress)
+                          cert=cert, key=key, progress=progress, new_identity=new_identity)
     if as_json:
         _print_json(report)
         return

@@ -6,7 +6,8 @@ import contextlib
 import errno
 import hashlib
 import os
-import tempfile
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,14 +35,7 @@ def atomic_path(target: Path, suffix: str | None = None, *, durable: bool = True
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=(suffix or target.suffix) + ".part", dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp's ".part" ending would hide the real suffix from FFmpeg; use a name that ends in it.
-    real_tmp = tmp.with_name(tmp.name[: -len(".part")])
-    tmp.unlink()
+    real_tmp = temporary_name(target, suffix)
     try:
         yield real_tmp
         if durable:
@@ -60,6 +54,51 @@ def atomic_path(target: Path, suffix: str | None = None, *, durable: bool = True
         raise
 
 
+def temporary_name(target: Path, suffix: str | None = None) -> Path:
+    """A fresh hidden name beside `target` that `remove_temporaries` recognises: `.NAME.RANDOM.part.SUFFIX`
+    (the real suffix last, so that FFmpeg and Pillow still guess the format from it)."""
+    return target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.part"
+                            f"{target.suffix if suffix is None else suffix}")
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Delete the temporary files (`.*.part*`) and folders (`.*.tmp`) that killed runs left under `folder`;
+    returns how many.
+
+    Call only while holding the lock of the stage that owns `folder`, so that no live run's file is taken.
+    """
+    removed = 0
+    if not folder.is_dir() or folder.is_symlink():
+        return 0
+    for path in [*folder.rglob(".*.part*"), *folder.rglob(".*.tmp")]:
+        if path.is_symlink() or not path.name.startswith("."):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Move the finished folder `new` onto `target`; an existing `target` (which the caller has checked is
+    doppel's own earlier output) is moved aside first and deleted only once `new` is in place."""
+    old = None
+    if os.path.lexists(target):
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.old.tmp")
+        os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_bytes_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
     with atomic_path(target, durable=durable) as tmp:
         tmp.write_bytes(data)
@@ -75,3 +114,17 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def resolve(path: Path | str) -> Path:
+    """`Path.resolve()` that turns a symlink loop or an unreadable path into a one-line DoppelError."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: symlink loop (Python < 3.13)
+        raise DoppelError(f"cannot resolve this path ({_reason(exc)})", path) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == 40:
+        return "symlink loop"
+    return getattr(exc, "strerror", None) or str(exc)

@@ -103,9 +103,10 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
             plate = reader[i]
             merged = plate
             if i in renders:
-                img = cv2.imread(str(ws.root / renders[i]))
+                render_path = ws.inside(renders[i], "render path")
+                img = cv2.imread(str(render_path))
                 if img is None:
-                    raise DoppelError("render is missing; run `doppel merge`", ws.root / renders[i])
+                    raise DoppelError("render is missing; run `doppel merge`", render_path)
                 merged = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
             face = faces.get(i)
             row: dict[str, Any] = {"frame": i, "swapped": i in renders}

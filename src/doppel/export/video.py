@@ -13,19 +13,24 @@ import cv2
 import numpy as np
 
 from doppel.errors import DoppelError
-from doppel.fsutil import atomic_path, write_text_atomic
+from doppel.export.outputs import check_destination, remove_export_temporaries
+from doppel.fsutil import atomic_path, replace_dir, resolve, temporary_name, write_text_atomic
 from doppel.media.encode import CODECS, VideoWriter
 from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge.plan import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
-from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
+from doppel.provenance.keys import SigningIdentity, workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
 from doppel.provenance.watermark import max_export_crf, workspace_tag
 from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.workspace import Workspace
+from doppel.workspace.lock import stage_lock
+from doppel.workspace.media_check import check_media
+from doppel.workspace.renders import Render
+from doppel.workspace.settings import check_value
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
 """Every export format carries a C2PA manifest: MP4/MOV files embed one; a PNG sequence has one per frame."""
@@ -53,12 +58,41 @@ def _read_png(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
+def _face_layer(ws: Workspace, render: Render | None, width: int, height: int) -> np.ndarray:
+    """HxWx4 uint8 RGBA: the stored face layer placed at its corner, or empty."""
+    rgba = np.zeros((height, width, 4), np.uint8)
+    if render is not None and render.layer_path:
+        path = ws.inside(render.layer_path, "layer path")
+        part = _read_png(path, cv2.IMREAD_UNCHANGED)
+        x, y = render.layer_x, render.layer_y
+        if part.shape[2] != 4 or x < 0 or y < 0 or x + part.shape[1] > width or y + part.shape[0] > height:
+            raise DoppelError("face layer is damaged (it does not fit the frame); run `doppel merge --force`", path)
+        rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
+    return rgba
+
+
 def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | None = None,
            disclosure: Disclosure | None = None, layers: Path | None = None,
            identity: SigningIdentity | None = None, author: str | None = None, purpose: str | None = None,
-           consent: str | None = None, progress: Progress | None = None) -> ExportReport:
+           consent: str | None = None, progress: Progress | None = None, new_identity: bool = False,
+           ) -> ExportReport:
     """Encode every target frame (rendered where swapped, the plate elsewhere) with provenance marks: the
-    visible disclosure and the watermark on every frame, and for MP4/MOV a signed C2PA manifest."""
+    visible disclosure and the watermark on every frame, and for MP4/MOV a signed C2PA manifest.
+
+    Everything is checked before anything is written: the settings, the destination (never inside the
+    workspace, over registered media, or over a folder doppel did not make), the media (unchanged since
+    `doppel add`) and the signing identity. One export per workspace at a time."""
+    if crf is not None:
+        check_value("export", "crf", crf, Path("--crf"))
+    with stage_lock(ws.root, "export"):
+        return _export(ws, output, codec=codec, crf=crf, disclosure=disclosure, layers=layers, identity=identity,
+                       author=author, purpose=purpose, consent=consent, progress=progress,
+                       new_identity=new_identity)
+
+
+def _export(ws: Workspace, output: Path, *, codec: str | None, crf: int | None, disclosure: Disclosure | None,
+            layers: Path | None, identity: SigningIdentity | None, author: str | None, purpose: str | None,
+            consent: str | None, progress: Progress | None, new_identity: bool) -> ExportReport:
     start = time.perf_counter()
     disclosure = disclosure or Disclosure()
     if not isinstance(disclosure, Disclosure):
@@ -77,6 +111,16 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     if codec == "h264" and not 0 <= crf <= highest:
         raise DoppelError(f"--crf {crf} is out of range: on {target.info.height}-line frames the watermark is only "
                           f"guaranteed to survive CRF 0 to {highest} (lower is better quality)")
+    media = ws.media()
+    registered = [resolve(m.path) for m in media]
+    output = check_destination(output, root=ws.root, media=registered, folder=codec == "png", what="export")
+    if layers is not None:
+        layers = check_destination(layers, root=ws.root, media=[*registered, output], folder=True,
+                                   what="layers folder")
+    check_media(ws, media)
+    for destination in (output, layers):
+        if destination is not None:
+            remove_export_temporaries(destination)
     model = checkpoint.identity(ws, ws.settings.merge.model)
     model_config = model.config
     stale = stale_frames(ws, model.id)
@@ -85,17 +129,15 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
                           "run `doppel merge` first", ws.root)
     renders = ws.renders.all()
     info = target.info
-    output = Path(output).expanduser().resolve()
     signable = MIME_TYPES.get(output.suffix.lower()) if codec != "png" else None
-    identity = identity or ensure_workspace_identity(ws.root, ws.id)
+    identity = identity or workspace_identity(ws.root, ws.id, create=new_identity)
     tag = workspace_tag(ws.id)
-    encode_to = output.with_name(f".{output.stem}.unsigned{output.suffix}") if signable else output
+    # Everything is made under temporary names beside its destination and renamed into place at the end.
+    encode_to = temporary_name(output, "" if codec == "png" else None)
     audio = Path(info.path) if info.kind == "video" and info.audio else None
     layer_tmp = None
     if layers is not None:
-        layers = Path(layers).expanduser().resolve()
-        layer_tmp = layers.with_name(f".{layers.name}.part")
-        shutil.rmtree(layer_tmp, ignore_errors=True)
+        layer_tmp = temporary_name(layers, "")
         (layer_tmp / "face").mkdir(parents=True)
         (layer_tmp / "mask").mkdir()
     card_frames = 0
@@ -111,17 +153,13 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
             n = info.frame_count
             for i in range(n):
                 render = renders.get(i)
-                image = _read_png(ws.root / render.path) if render and render.path else reader[i]
+                image = _read_png(ws.inside(render.path, "render path")) if render and render.path else reader[i]
                 if card_frames and (i < card_frames or i >= n - card_frames):
                     image = title_card(info.width, info.height, disclosure.text)
                 image = mark_frame(image, disclosure, tag)
                 writer.write(np.ascontiguousarray(image), info.pts[i])
                 if layer_tmp is not None:
-                    rgba = np.zeros((info.height, info.width, 4), np.uint8)
-                    if render and render.layer_path:
-                        part = _read_png(ws.root / render.layer_path, cv2.IMREAD_UNCHANGED)
-                        x, y = render.layer_x, render.layer_y
-                        rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
+                    rgba = _face_layer(ws, render, info.width, info.height)
                     write_png(layer_tmp / "face" / f"{i:06d}.png", rgba)
                     write_png(layer_tmp / "mask" / f"{i:06d}.png", rgba[..., 3])
                     transforms.append({"frame": i, "time_s": float((info.pts[i] - info.pts[0]) * info.time_base),
@@ -132,18 +170,22 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
                     progress(i + 1, n)
         ingredients = [Ingredient(m.path, m.name, MIME_TYPES.get(m.path.suffix.lower(), "video/mp4"),
                                   "parentOf" if m.role == "target" else "inputTo", m.info.sha256)
-                       for m in ws.media() if m.path.is_file() and m.path.suffix.lower() in MIME_TYPES]
+                       for m in media if m.path.is_file() and m.path.suffix.lower() in MIME_TYPES]
         manifest = ManifestInfo(title=output.name, workspace_id=ws.id, disclosure_text=disclosure.text,
                                 ingredients=ingredients, author=author, purpose=purpose, consent=consent)
-        if signable:
-            with atomic_path(output) as tmp:
-                sign_file(encode_to, tmp, manifest, identity, signable)
-            encode_to.unlink()
-        else:  # a PNG sequence: every frame carries the manifest (ingredients by hash, not re-embedded)
-            per_frame = replace(manifest, embed_ingredients=False)
-            for frame in sorted(output.glob("*.png")):
-                with atomic_path(frame) as tmp:
-                    sign_file(frame, tmp, per_frame, identity, "image/png")
+        try:
+            if signable:
+                with atomic_path(output) as tmp:
+                    sign_file(encode_to, tmp, manifest, identity, signable)
+                encode_to.unlink()
+            else:  # a PNG sequence: every frame carries the manifest (ingredients by hash, not re-embedded)
+                per_frame = replace(manifest, embed_ingredients=False)
+                for frame in sorted(encode_to.glob("*.png")):
+                    with atomic_path(frame) as tmp:
+                        sign_file(frame, tmp, per_frame, identity, "image/png")
+                replace_dir(encode_to, output)
+        except DoppelError as exc:  # name the output, not the temporary file being signed
+            raise DoppelError(exc.message, output) from exc
         if layer_tmp is not None and layers is not None:
             write_text_atomic(layer_tmp / "transforms.json", json.dumps({
                 "frames": transforms, "width": info.width, "height": info.height,
@@ -151,11 +193,11 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
                 "model_resolution": model_config.resolution, "face_type": model_config.face_type,
                 "about": "frame_to_crop maps frame pixels to the model's aligned crop; face/ is the recoloured "
                          "face in frame space with its alpha, mask/ the alpha alone"}, indent=1))
-            if layers.exists():
-                shutil.rmtree(layers)
-            layer_tmp.rename(layers)
+            replace_dir(layer_tmp, layers)
     except BaseException:
-        if encode_to != output:
+        if encode_to.is_dir() and not encode_to.is_symlink():
+            shutil.rmtree(encode_to, ignore_errors=True)
+        else:
             encode_to.unlink(missing_ok=True)
         if layer_tmp is not None:
             shutil.rmtree(layer_tmp, ignore_errors=True)

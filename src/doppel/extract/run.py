@@ -20,10 +20,13 @@ from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
 from doppel.extract.boxes import box_of, iou
 from doppel.extract.layout import to_68
 from doppel.extract.worker import analyze_batch, init_worker, to_records
+from doppel.fsutil import remove_temporaries, resolve
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader, load_image
 from doppel.reports import Report
 from doppel.workspace import Media, Workspace
+from doppel.workspace.lock import stage_lock
+from doppel.workspace.media_check import check_media
 from doppel.workspace.people import Person
 from doppel.workspace.records import now
 
@@ -84,16 +87,35 @@ def extract(
     redo: bool = False,
     progress_for: Callable[[Media], Progress | None] | None = None,
 ) -> ExtractReport:
-    """Extract faces from every pending frame of every media item, then link tracks and people."""
+    """Extract faces from every pending frame of every media item, then link tracks and people.
+
+    One extraction per workspace at a time (a second gets a "busy" error); the media are checked to be
+    unchanged and the temporary files of a killed run are removed before anything else."""
+    with stage_lock(ws.root, "extract"):
+        remove_temporaries(ws.subdir("faces"))
+        return _extract(ws, workers=workers, reference=reference, source_reference=source_reference, redo=redo,
+                        progress_for=progress_for)
+
+
+def _extract(
+    ws: Workspace,
+    *,
+    workers: int | None,
+    reference: Path | None,
+    source_reference: Path | None,
+    redo: bool,
+    progress_for: Callable[[Media], Progress | None] | None,
+) -> ExtractReport:
     config = AnalyzerConfig.from_settings(ws.settings.extract)
     media = ws.media("source") + ws.media("target")
     if not media:
         raise DoppelError("the workspace has no media; add some with `doppel add`", ws.root)
+    check_media(ws, media)
     # Check the references before any work, so a bad one costs nothing.
     refs = {}
     for key, path in (("target_reference", reference), ("source_reference", source_reference)):
         if path is not None:
-            refs[key] = {"path": str(Path(path).resolve()), "embedding": reference_embedding(path, config).tolist()}
+            refs[key] = {"path": str(resolve(path)), "embedding": reference_embedding(path, config).tolist()}
     with ws.transaction():
         for key, value in refs.items():
             ws.set_meta(key, value)
@@ -105,7 +127,7 @@ def extract(
     pool = None
     if workers > 1:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker, initargs=(config,))
+                                   initializer=init_worker, initargs=(config, os.getpid()))
     local = FaceAnalyzer(config) if pool is None else None
     try:
         for m in media:

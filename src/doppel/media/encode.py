@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -84,7 +85,10 @@ class VideoWriter:
         self._audio_packets: Iterator[av.Packet] | None = None
         self._pending_audio: av.Packet | None = None
         if codec == "png" and self.path.suffix.lower() not in (".mov", ".mp4"):
-            self._png_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+            if os.path.lexists(self.path):  # replacing a folder is the caller's decision (export/outputs.py)
+                raise DoppelError("already exists; the PNG frames go into a new folder", self.path)
+            self._png_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part",
+                                                  dir=self.path.parent))
             return
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
@@ -174,9 +178,7 @@ class VideoWriter:
         """Flush, copy the rest of the audio, and move the finished file into place."""
         if self._png_dir is not None:
             (self._png_dir / "timestamps.json").write_text(json.dumps({"time_s": self._png_times}))
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            self._png_dir.rename(self.path)
+            os.rename(self._png_dir, self.path)
             fsync_dir(self.path.parent)
             self._png_dir = None
             return

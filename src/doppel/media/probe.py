@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -20,9 +21,12 @@ import av.error
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from doppel.errors import DoppelError
-from doppel.fsutil import sha256_file
+from doppel.fsutil import resolve, sha256_file
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+MAX_PIXELS = 8192 * 8192
+"""Largest picture doppel decodes (an 8K frame is 33 megapixels): bigger ones, or headers that claim to be
+bigger, are refused before any pixel is decoded (decompression bombs)."""
 
 MediaKind = Literal["video", "image", "sequence"]
 Progress = Callable[[int, int], None]
@@ -92,19 +96,73 @@ class MediaInfo:
         return d
 
 
-def probe(path: Path, *, fps: Fraction | None = None, progress: Progress | None = None) -> MediaInfo:
-    """Probe a video file, an image file or a folder of images. Raises DoppelError naming the file."""
-    path = Path(path).expanduser().resolve()
+def probe(path: Path, *, fps: Fraction | None = None, progress: Progress | None = None,
+          allow_damage: bool = False) -> MediaInfo:
+    """Probe a video file, an image file or a folder of images. Raises DoppelError naming the file.
+
+    A video in which the decoder concealed damage is refused unless `allow_damage` (for `verify`, which
+    examines damaged and tampered files): then the damaged frames are listed in `extra["damaged_frames"]`."""
+    path = resolve(path)
     if not path.exists():
         raise DoppelError("no such file or folder", path)
     if path.is_dir():
         return _probe_sequence(path, fps or Fraction(25), progress)
+    check_regular_file(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _probe_image(path)
-    return _probe_video(path, progress)
+    return _probe_video(path, progress, allow_damage)
 
 
-def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
+def stat_stamp(path: Path, files: tuple[str, ...] = ()) -> str:
+    """Size and modification time (ns) of a file, or of every file of an image sequence, as one short string:
+    a cheap test of whether the media may have changed since it was probed. OSError when a file is gone."""
+    h = hashlib.sha256()
+    for p in [path / f for f in files] if files else [path]:
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()[:24]
+
+
+def content_hash(path: Path, files: tuple[str, ...] = ()) -> str:
+    """The SHA-256 that `probe` records: of the file, or for an image sequence of its files' names and hashes."""
+    if not files:
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0" + sha256_file(path / name).encode())
+    return digest.hexdigest()
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse FIFOs, devices and sockets before opening them: reading one can block forever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise DoppelError(f"cannot read ({exc.strerror})", path) from exc
+    if not stat.S_ISREG(mode):
+        raise DoppelError("not a regular file (a FIFO, device or socket); give a video or image file", path)
+
+
+def check_pixels(width: int, height: int, path: Path) -> None:
+    """Refuse pictures above MAX_PIXELS, and sizes that make no sense, before decoding them."""
+    if width <= 0 or height <= 0:
+        raise DoppelError(f"picture size {width}x{height} is not valid", path)
+    if width * height > MAX_PIXELS:
+        raise DoppelError(f"picture is {width}x{height} ({width * height / 1e6:.0f} megapixels); doppel reads "
+                          f"pictures up to {MAX_PIXELS / 1e6:.0f} megapixels", path)
+
+
+def check_rotation(rotation: float, path: Path) -> int:
+    """The display rotation as a whole number of degrees; refused unless it is a multiple of 90."""
+    degrees = round(float(rotation))
+    if abs(float(rotation) - degrees) > 1e-3 or degrees % 90:
+        raise DoppelError(f"display rotation of {float(rotation):g} degrees is not supported (only multiples "
+                          "of 90); re-encode the video upright", path)
+    return degrees
+
+
+def _probe_video(path: Path, progress: Progress | None, allow_damage: bool = False) -> MediaInfo:
+    stamp = stat_stamp(path)  # before reading: a change while probing then shows at the next check
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
@@ -114,14 +172,19 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
         if not container.streams.video:
             raise DoppelError("has no video stream", path)
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         audio_streams = list(container.streams.audio)
+        if stream.codec_context is None or any(s.codec_context is None for s in audio_streams):
+            raise DoppelError("has a video or audio stream in a codec that cannot be decoded (corrupt or "
+                              "unsupported)", path)
+        check_pixels(stream.codec_context.width, stream.codec_context.height, path)
+        stream.thread_type = "AUTO"
         expected = stream.frames or 0
         pts: list[int | None] = []
         rotation = 0
         pix_fmt = stream.codec_context.pix_fmt or ""
         audio_packets = {s.index: 0 for s in audio_streams}
         failure: Exception | None = None
+        damaged: list[int | None] = []  # pts of frames the decoder had to conceal errors in
         try:
             for packet in container.demux(stream, *audio_streams):
                 if packet.stream.type == "audio":
@@ -131,9 +194,11 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
                 for decoded in packet.decode():
                     frame = cast(av.VideoFrame, decoded)
                     if not pts:
-                        rotation = int(frame.rotation or 0)
+                        rotation = check_rotation(frame.rotation or 0, path)
                         pix_fmt = frame.format.name
                     pts.append(frame.pts)
+                    if frame.is_corrupt:
+                        damaged.append(frame.pts if frame.pts is not None else len(pts) - 1)
                     if progress and len(pts) % 25 == 0:
                         progress(len(pts), expected)
         except av.error.FFmpegError as exc:
@@ -151,6 +216,12 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
             frame_pts = tuple(range(len(pts)))
         else:
             frame_pts = tuple(sorted(p for p in pts if p is not None))
+        damaged_frames = _damaged_frames(damaged, frame_pts)
+        if damaged_frames and not allow_damage:
+            _refuse_damaged(path, damaged_frames, len(frame_pts))
+        if len(set(frame_pts)) != len(frame_pts):
+            raise DoppelError(f"damaged: {len(frame_pts) - len(set(frame_pts))} frames repeat another frame's "
+                              "timestamp; repair or re-encode the file", path)
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation % 180:
             width, height = height, width
@@ -171,28 +242,51 @@ def _probe_video(path: Path, progress: Progress | None) -> MediaInfo:
             path=str(path), kind="video", sha256=sha256_file(path), size_bytes=path.stat().st_size,
             codec=stream.codec_context.name, width=width, height=height, pix_fmt=pix_fmt, fps=fps,
             time_base=time_base, pts=frame_pts, rotation=rotation, audio=audio,
+            extra={"stat": stamp, **({"damaged_frames": damaged_frames} if damaged_frames else {})},
         )
+
+
+def _damaged_frames(damaged: list[int | None], frame_pts: tuple[int, ...]) -> list[int]:
+    """Display indices of the frames whose timestamps the decoder flagged as corrupt."""
+    where = {p: i for i, p in enumerate(frame_pts)}
+    return sorted({where.get(p, p) for p in damaged if p is not None})
+
+
+def _refuse_damaged(path: Path, frames: list[int], total: int) -> None:
+    """Refuse a video in which the decoder concealed errors (it flags those frames as corrupt).
+
+    Any such frame is an error, not a warning: concealment fills the damaged area with guessed pixels, which
+    would be extracted, rendered and exported as if they were the footage. Repairing or re-encoding the file
+    first is the only way to know what is in it."""
+    shown = ", ".join(map(str, frames[:8])) + (", ..." if len(frames) > 8 else "")
+    raise DoppelError(f"damaged: the decoder concealed errors in {len(frames)} of {total} frames "
+                      f"(frame {shown}); repair or re-encode the file", path)
 
 
 def _read_image_header(path: Path) -> tuple[int, int, str, int]:
     """(upright width, upright height, mode, EXIF rotation) of an image, checking that it decodes."""
     try:
         with Image.open(path) as im:
+            check_pixels(im.width, im.height, path)
             im.load()
             upright = ImageOps.exif_transpose(im)
             orientation = im.getexif().get(0x0112, 1)
             rotation = {3: 180, 6: -90, 8: 90}.get(orientation, 0)
             return upright.width, upright.height, im.mode, rotation
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise DoppelError(f"picture is larger than doppel reads ({MAX_PIXELS / 1e6:.0f} megapixels at most): a "
+                          "decompression bomb or a damaged header", path) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DoppelError("not an image that can be read (corrupt or another format)", path) from exc
 
 
 def _probe_image(path: Path) -> MediaInfo:
+    stamp = stat_stamp(path)
     width, height, mode, rotation = _read_image_header(path)
     return MediaInfo(
         path=str(path), kind="image", sha256=sha256_file(path), size_bytes=path.stat().st_size,
         codec=path.suffix.lower().lstrip("."), width=width, height=height, pix_fmt=mode,
-        fps=Fraction(1), time_base=Fraction(1), pts=(0,), rotation=rotation,
+        fps=Fraction(1), time_base=Fraction(1), pts=(0,), rotation=rotation, extra={"stat": stamp},
     )
 
 
@@ -207,20 +301,20 @@ def _probe_sequence(folder: Path, fps: Fraction, progress: Progress | None) -> M
     )
     if not files:
         raise DoppelError("folder holds no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")", folder)
-    digest = hashlib.sha256()
     sizes = set()
     mode = ""
+    names = tuple(f.name for f in files)
+    stamp = stat_stamp(folder, names)
     for i, f in enumerate(files):
         width, height, mode, _ = _read_image_header(f)
         sizes.add((width, height))
-        digest.update(f.name.encode() + b"\0" + sha256_file(f).encode())
         if progress and i % 25 == 0:
             progress(i, len(files))
     width, height = next(iter(sizes)) if len(sizes) == 1 else (0, 0)
     return MediaInfo(
-        path=str(folder), kind="sequence", sha256=digest.hexdigest(),
+        path=str(folder), kind="sequence", sha256=content_hash(folder, names),
         size_bytes=sum(f.stat().st_size for f in files), codec=files[0].suffix.lower().lstrip("."),
         width=width, height=height, pix_fmt=mode, fps=fps, time_base=1 / fps,
         pts=tuple(range(len(files))), files=tuple(f.name for f in files),
-        extra={"mixed_sizes": len(sizes) > 1},
+        extra={"mixed_sizes": len(sizes) > 1, "stat": stamp},
     )

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from doppel.errors import DoppelError
-from doppel.media.probe import MediaInfo
+from doppel.media.probe import MAX_PIXELS, MediaInfo, check_pixels
 
 # Decoding forward this many frames is cheaper than a seek (a seek restarts at a keyframe anyway).
 _FORWARD_WINDOW = 48
@@ -40,12 +40,30 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k)) if k else image
 
 
+def to_rgb8(im: Image.Image) -> np.ndarray:
+    """HxWx3 uint8 RGB of any Pillow image. 16-bit and 32-bit greyscale (16-bit PNG, TIFF) are scaled down to
+    8 bits rather than clipped (Pillow's convert("RGB") clips them, leaving an almost white picture)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode == "F" and a.size and float(np.nanmax(a)) <= 1.0:
+            a = a * 255.0
+        elif im.mode.startswith("I;16") or (a.size and float(np.nanmax(a)) > 255):
+            a = a / 257.0
+        grey = np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    return np.asarray(im.convert("RGB"))
+
+
 def load_image(path: Path) -> np.ndarray:
-    """Read an image file upright (EXIF orientation applied) as HxWx3 uint8 RGB."""
+    """Read an image file upright (EXIF orientation applied) as HxWx3 uint8 RGB in [0, 255]."""
     try:
         with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as exc:
+            check_pixels(im.width, im.height, Path(path))
+            return to_rgb8(ImageOps.exif_transpose(im))
+    except Image.DecompressionBombError as exc:
+        raise DoppelError(f"picture is larger than doppel reads ({MAX_PIXELS / 1e6:.0f} megapixels at most): a "
+                          "decompression bomb or a damaged header", path) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DoppelError("cannot read image", path) from exc
 
 

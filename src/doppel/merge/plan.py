@@ -68,7 +68,8 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
             key = _key(target.info.sha256, i, model_id, asdict(s), face.id, lm.tobytes(), face.polygon.tobytes(),
                        face.matrix.tobytes(), *extra)
         old = stored.get(i)
-        needs = old is None or old.cache_key != key or (old.path is not None and not (ws.root / old.path).is_file())
+        needs = old is None or old.cache_key != key or (
+            old.path is not None and not ws.inside(old.path, "render path").is_file())
         plans.append(FramePlan(i, key, s, face, needs))
     return plans
 

@@ -17,6 +17,7 @@ from doppel.errors import DoppelError
 from doppel.extract.align import invert
 from doppel.extract.aligned import AlignedFace
 from doppel.facetype import FaceType
+from doppel.fsutil import remove_temporaries
 from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
@@ -28,6 +29,8 @@ from doppel.occlusion.apply import apply_masks, mask_in_crop
 from doppel.reports import Report
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face
+from doppel.workspace.lock import stage_lock
+from doppel.workspace.media_check import check_media
 from doppel.workspace.renders import Render
 from doppel.workspace.settings import MergeSettings
 
@@ -142,12 +145,24 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
 
 def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
           progress: Progress | None = None, model: SwapModel | None = None) -> MergeReport:
-    """Render every out-of-date target frame. Returns what was done."""
+    """Render every out-of-date target frame. Returns what was done.
+
+    One merge per workspace at a time (a second gets a "busy" error); the plate is checked to be unchanged
+    and the temporary files of a killed run are removed first."""
+    with stage_lock(ws.root, "merge"):
+        remove_temporaries(ws.subdir("renders"))
+        return _merge(ws, device=device, force=force, progress=progress, model=model)
+
+
+def _merge(ws: Workspace, *, device: str | None, force: bool, progress: Progress | None,
+           model: SwapModel | None) -> MergeReport:
     start = time.perf_counter()
+    target = ws.target()
+    if target is None:
+        raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
+    check_media(ws, [target])
     model = model or SwapModel(ws, ws.settings.merge.model, device)
     plans = plan(ws, model.id)
-    target = ws.target()
-    assert target is not None  # plan() checked
     if model.config.face_type != ws.settings.extract.face_type:
         raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
                           f"{ws.settings.extract.face_type}")
@@ -184,8 +199,8 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
                                                      matrices[p.index], res, stats.get(p.index), seed=p.index,
                                                      occlusion=occ)
                     rel, layer_rel = ws.renders.files(p.index)
-                    write_png(ws.root / rel, frame, durable=False)
-                    write_png(ws.root / layer_rel, layer, durable=False)
+                    write_png(ws.inside(rel, "render path"), frame, durable=False)
+                    write_png(ws.inside(layer_rel, "layer path"), layer, durable=False)
                     rows.append(Render(p.index, p.key, rel, layer_rel, corner[0], corner[1], p.face.id,
                                        matrices[p.index]))
             rows += [Render(p.index, p.key) for p in batch if p.passthrough]

@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from doppel.errors import DoppelError
 from doppel.fsutil import write_bytes_atomic
+from doppel.workspace.paths import inside
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,25 @@ def ensure_workspace_identity(folder: Path, workspace_id: str) -> SigningIdentit
         write_bytes_atomic(key, identity.key_pem)
         os.chmod(key, 0o600)
     return SigningIdentity(chain.read_bytes(), key.read_bytes(), True)
+
+
+def workspace_identity(folder: Path, workspace_id: str, *, create: bool = False) -> SigningIdentity:
+    """The workspace's own identity from folder/keys/. When it is missing (keys/ deleted or never copied),
+    this refuses and names the fixes instead of silently making a new identity, which would sign new exports
+    with a key that earlier exports do not share; `create=True` (`--new-identity`) makes one on purpose."""
+    keys = inside(folder, "keys", "signing key folder")
+    chain, key = keys / "signer-chain.pem", keys / "signer.key"
+    if not (chain.is_file() and key.is_file()):
+        if not create:
+            raise DoppelError("the workspace's signing identity (keys/signer-chain.pem, keys/signer.key) is "
+                              "missing: restore keys/ from a backup, sign with your own --cert and --key, or "
+                              "pass --new-identity to make a new self-signed one", keys)
+        return ensure_workspace_identity(folder, workspace_id)
+    try:
+        return SigningIdentity(inside(folder, "keys/signer-chain.pem").read_bytes(),
+                               inside(folder, "keys/signer.key").read_bytes(), True)
+    except OSError as exc:
+        raise DoppelError(f"cannot read the workspace's signing identity ({exc.strerror})", keys) from exc
 
 
 def load_identity(cert: Path, key: Path) -> SigningIdentity:

@@ -18,7 +18,9 @@ import av.error
 import numpy as np
 
 from doppel.errors import DoppelError
+from doppel.fsutil import resolve
 from doppel.media import IMAGE_SUFFIXES, MediaReader, probe
+from doppel.media.probe import check_regular_file
 from doppel.provenance import watermark
 from doppel.provenance.detect import Detection, Detector
 from doppel.provenance.frames import DecodeLog, container_duration, gray_frames, gray_frames_at
@@ -135,9 +137,11 @@ def _collect(source: Iterator[tuple[float, np.ndarray]],
 def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERPTS,
            seek_after_s: float = SEEK_AFTER_S) -> VerifyReport:
     """Read the manifest (MP4/MOV/PNG) and look for the watermark in excerpts across the whole file."""
-    path = Path(path).expanduser().resolve()
+    path = resolve(path)  # a symlink loop is a one-line error
     if not path.exists():
         raise DoppelError("no such file", path)
+    if not path.is_dir():
+        check_regular_file(path)  # a FIFO would block the reads below forever
     log = DecodeLog()
     chosen: set[int] | None = None
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from doppel.errors import DoppelError
 from doppel.fsutil import fsync_dir, write_text_atomic
 from doppel.train.config import ModelConfig, from_dict
+from doppel.workspace.paths import inside
 
 if TYPE_CHECKING:
     from doppel.workspace import Workspace
@@ -121,9 +122,11 @@ def latest(folder: Path) -> Path | None:
         return None
     try:
         name = json.loads(pointer.read_text())["checkpoint"]
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         raise DoppelError("model pointer is unreadable", pointer) from exc
-    return folder / "checkpoints" / name
+    if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+        raise DoppelError(f"model pointer names {name!r}, not a checkpoint in this folder", pointer)
+    return inside(folder, f"checkpoints/{name}", "checkpoint")
 
 
 def load(path: Path) -> Checkpoint:

@@ -21,6 +21,7 @@ from doppel.color import reinhard_transfer
 from doppel.errors import DoppelError
 from doppel.extract.aligned import AlignedFace
 from doppel.extract.layout import LEFT_EYE, MOUTH, RIGHT_EYE
+from doppel.workspace.paths import inside
 
 if TYPE_CHECKING:  # the workspace (and with it video I/O) is only needed to load faces, not to train on them
     from doppel.workspace import Workspace
@@ -113,10 +114,10 @@ def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressio
     mask as face."""
     images, masks, regions = [], [], []
     for f in faces:
-        img = cv2.imread(str(root / f.crop_path), cv2.IMREAD_COLOR)
+        crop_path = inside(root, f.crop_path, "face crop path")
+        img = cv2.imread(str(crop_path), cv2.IMREAD_COLOR)
         if img is None:
-            raise DoppelError("aligned face crop is missing or unreadable; run `doppel extract --redo`",
-                              root / f.crop_path)
+            raise DoppelError("aligned face crop is missing or unreadable; run `doppel extract --redo`", crop_path)
         interp = cv2.INTER_AREA if img.shape[0] > resolution else cv2.INTER_CUBIC
         images.append(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (resolution, resolution),
                                  interpolation=interp))

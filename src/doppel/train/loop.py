@@ -22,6 +22,7 @@ import torch.distributed as dist
 from doppel import __version__
 from doppel.device import bf16_supported, distributed, pick_device
 from doppel.errors import DoppelError
+from doppel.fsutil import remove_temporaries
 from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
@@ -29,6 +30,7 @@ from doppel.train.data import TrainingData, load_training_data, make_batch
 from doppel.train.losses import masked_ssim, total_loss
 from doppel.train.models import build_model
 from doppel.train.preview import preview_grid, save_png
+from doppel.workspace.lock import stage_lock
 
 if TYPE_CHECKING:  # the training step itself needs no workspace (nor its video I/O)
     from doppel.workspace import Workspace
@@ -238,6 +240,17 @@ class Trainer:
         return path
 
     def train(self, budget: Budget, report: StepReport | None = None) -> TrainReport:
+        """Train within `budget`. One `doppel train` per workspace at a time: rank 0 holds the workspace's
+        train lock (a second run gets a "busy" error) and first removes a killed run's temporary files."""
+        with contextlib.ExitStack() as stack:
+            if self.rank == 0:
+                stack.enter_context(stage_lock(self.ws.root, "train"))
+                # checkpoints/ too must not lead outside the workspace (model_folder checked the rest)
+                self.ws.inside(f"{self.folder.relative_to(self.ws.root)}/checkpoints", "checkpoint folder")
+                remove_temporaries(self.folder)
+            return self._train(budget, report)
+
+    def _train(self, budget: Budget, report: StepReport | None = None) -> TrainReport:
         if budget.iterations is None and budget.minutes is None:
             raise DoppelError("give --iterations N or --minutes M")
         self.load_data()

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from doppel.errors import DoppelError
-from doppel.fsutil import fsync_dir
+from doppel.fsutil import fsync_dir, resolve
 from doppel.media.probe import MediaInfo
 from doppel.workspace.faces import FaceStore
 from doppel.workspace.frames import FrameStore
 from doppel.workspace.models import ModelStore
 from doppel.workspace.occlusion import OcclusionStore
 from doppel.workspace.overrides import OverrideStore
+from doppel.workspace.paths import inside, subdir
 from doppel.workspace.people import PeopleStore
 from doppel.workspace.records import Media, Role, now
 from doppel.workspace.renders import RenderStore
@@ -30,6 +31,9 @@ from doppel.workspace.settings import Settings, default_toml, load_settings
 
 DB_NAME = "doppel.db"
 SETTINGS_NAME = "doppel.toml"
+RESTORE = "restore doppel.db from a backup"
+DatabaseError = sqlite3.DatabaseError
+"""What SQLite raises when a database turns out damaged after it opened; the CLI makes it one line."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -43,9 +47,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def schema_version(db: sqlite3.Connection) -> int:
     try:
-        return int(db.execute("SELECT version FROM schema_version").fetchone()[0])
+        row = db.execute("SELECT version FROM schema_version").fetchone()
     except sqlite3.OperationalError:
         return 0
+    return row[0] if row is not None and isinstance(row[0], int) else 0
 
 
 def migrate(db: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION) -> None:
@@ -93,11 +98,14 @@ class Workspace:
     @classmethod
     def create(cls, root: Path) -> Workspace:
         """Create a new workspace folder (built beside it, then renamed into place)."""
-        root = Path(root).expanduser().resolve()
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        root = resolve(root)
+        if os.path.lexists(root) and (not root.is_dir() or any(root.iterdir())):
             raise DoppelError("already exists and is not an empty folder", root)
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        try:
+            root.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        except OSError as exc:
+            raise DoppelError(f"cannot create the workspace here ({exc.strerror})", root) from exc
         try:
             (tmp / SETTINGS_NAME).write_text(default_toml(), encoding="utf-8")
             db = _connect(tmp / DB_NAME)
@@ -117,18 +125,37 @@ class Workspace:
 
     @classmethod
     def open(cls, root: Path) -> Workspace:
-        root = Path(root).expanduser().resolve()
+        """Open an existing workspace. Its settings are validated in full and its database checked for
+        damage (empty file, missing schema or id) before anything is read or written."""
+        root = resolve(root)
         if not root.is_dir():
             raise DoppelError("no such workspace folder", root)
         if not (root / DB_NAME).is_file() or not (root / SETTINGS_NAME).is_file():
             raise DoppelError(f"not a doppel workspace (no {DB_NAME} / {SETTINGS_NAME}); "
                               "create one with `doppel init`", root)
         settings = load_settings(root / SETTINGS_NAME)
+        db_path = inside(root, DB_NAME, "database")
+        if db_path.stat().st_size == 0:
+            raise DoppelError(f"workspace database is empty (0 bytes): the workspace is damaged; {RESTORE}", db_path)
         try:
-            db = _connect(root / DB_NAME)
-            migrate(db, root / DB_NAME)
+            db = _connect(db_path)
         except sqlite3.DatabaseError as exc:
-            raise DoppelError(f"workspace database is unreadable ({exc})", root / DB_NAME) from exc
+            raise DoppelError(f"workspace database is unreadable ({exc}); {RESTORE}", db_path) from exc
+        try:
+            if schema_version(db) == 0:
+                raise DoppelError(f"workspace database has no doppel schema: the workspace is damaged; {RESTORE}",
+                                  db_path)
+            migrate(db, db_path)
+            row = db.execute("SELECT value FROM meta WHERE key = 'workspace_id'").fetchone()
+            if row is None or not isinstance(row[0], str) or not row[0]:
+                raise DoppelError(f"workspace database has no workspace id: the workspace is damaged; {RESTORE}",
+                                  db_path)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise DoppelError(f"workspace database is unreadable ({exc}); {RESTORE}", db_path) from exc
+        except BaseException:
+            db.close()
+            raise
         return cls(root, db, settings)
 
     def close(self) -> None:
@@ -153,13 +180,20 @@ class Workspace:
 
     # -- paths --------------------------------------------------------------------------------------------
     def subdir(self, name: str) -> Path:
-        path = self.root / name
-        path.mkdir(exist_ok=True)
-        return path
+        """The sub-folder `name`, made when missing; refused when it is a link leading outside the workspace."""
+        return subdir(self.root, name)
+
+    def inside(self, stored: str, what: str = "stored path") -> Path:
+        """A path stored in the workspace (relative to its root), refused when it leads outside it."""
+        return inside(self.root, stored, what)
 
     @property
     def id(self) -> str:
-        return str(self.db.execute("SELECT value FROM meta WHERE key='workspace_id'").fetchone()[0])
+        row = self.db.execute("SELECT value FROM meta WHERE key='workspace_id'").fetchone()
+        if row is None or not row[0]:
+            raise DoppelError(f"workspace database has no workspace id: the workspace is damaged; {RESTORE}",
+                              self.root / DB_NAME)
+        return str(row[0])
 
     def get_meta(self, key: str) -> Any:
         """A JSON value stored under `key` in the workspace's `meta` table, or None."""
@@ -196,13 +230,20 @@ class Workspace:
             "SELECT * FROM media" + (" WHERE role = ?" if role else "") + " ORDER BY id",
             (role,) if role else (),
         ).fetchall()
-        return [Media.from_row(r, self._pts(r["id"])) for r in rows]
+        return [self._media(r) for r in rows]
 
     def media_by_id(self, media_id: int) -> Media:
         row = self.db.execute("SELECT * FROM media WHERE id = ?", (media_id,)).fetchone()
         if row is None:
             raise DoppelError(f"no media #{media_id} in this workspace", self.root)
-        return Media.from_row(row, self._pts(media_id))
+        return self._media(row)
+
+    def _media(self, row: sqlite3.Row) -> Media:
+        try:
+            return Media.from_row(row, self._pts(row["id"]))
+        except (ValueError, TypeError, KeyError, ZeroDivisionError, OverflowError) as exc:
+            raise DoppelError(f"media #{row['id']} is damaged in the database ({exc}); {RESTORE}",
+                              self.root / DB_NAME) from exc
 
     def target(self) -> Media | None:
         found = self.media("target")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from doppel.errors import DoppelError
 from doppel.workspace.records import Role
 
 
@@ -18,8 +20,11 @@ def blob(a: np.ndarray) -> bytes:
 
 
 def unblob(b: bytes | None, cols: int | None = None) -> np.ndarray:
+    """float32 array of a blob (rows of `cols` when given); ValueError when the blob is not one."""
     if b is None:
         return np.zeros((0, cols or 1), np.float32)
+    if not isinstance(b, bytes) or len(b) % (4 * (cols or 1)):
+        raise ValueError(f"not an array of float32{f' rows of {cols}' if cols else ''}")
     a = np.frombuffer(b, dtype=np.float32)
     return a.reshape(-1, cols) if cols else a
 
@@ -54,7 +59,8 @@ class Face:
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> Face:
-        return cls(
+        """The record of a face row; ValueError (or TypeError) when the row is damaged."""
+        face = cls(
             id=r["id"], media_id=r["media_id"], frame_idx=r["frame_idx"], face_idx=r["face_idx"],
             box=np.array([r["x0"], r["y0"], r["x1"], r["y1"]], np.float32), score=r["score"],
             lm68=unblob(r["lm68"], 2),
@@ -65,6 +71,23 @@ class Face:
             sharpness=r["sharpness"], size_px=r["size_px"], track_id=r["track_id"], person_id=r["person_id"],
             excluded=bool(r["excluded"]), exclude_reason=r["exclude_reason"],
         )
+        shapes = {"lm68": (face.lm68.shape, (68, 2)), "matrix": (face.matrix.shape, (2, 3)),
+                  "lm68_smooth": (face.lm68_smooth.shape if face.lm68_smooth is not None else (68, 2), (68, 2))}
+        for name, (shape, wanted) in shapes.items():
+            if shape != wanted:
+                raise ValueError(f"{name} has shape {shape}, not {wanted}")
+        if face.polygon.shape[0] < 3 or not face.embedding.size or not isinstance(face.crop_size, int) \
+                or face.crop_size <= 0 or not isinstance(face.crop_path, str):
+            raise ValueError("polygon, embedding, crop size or crop path")
+        numbers = (face.score, face.yaw, face.pitch, face.roll, face.sharpness, face.size_px)
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
+            raise ValueError("score, pose, sharpness or size is not a finite number")
+        if not all(v is None or isinstance(v, int) for v in (face.track_id, face.person_id, face.frame_idx)):
+            raise ValueError("a track, person or frame id is not a whole number")
+        arrays = (face.lm68, face.matrix, face.polygon, face.embedding, face.box)
+        if not all(np.isfinite(a).all() for a in arrays):
+            raise ValueError("a coordinate is not a finite number")
+        return face
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +105,24 @@ _COLUMNS = ("id, media_id, frame_idx, face_idx, x0, y0, x1, y1, score, lm68, lm6
             "person_id, excluded, exclude_reason")
 
 
+def database_file(db: sqlite3.Connection) -> str | None:
+    """The file of a connection's main database (for naming it in an error)."""
+    row = db.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) if row and row[2] else None
+
+
+def person_embedding(db: sqlite3.Connection, person_id: int, value: bytes) -> np.ndarray:
+    """The stored mean identity of a person; a DoppelError naming the database when the blob is damaged."""
+    try:
+        embedding = unblob(value)
+        if not embedding.size or not np.isfinite(embedding).all():
+            raise ValueError("empty or not finite")
+        return embedding
+    except ValueError as exc:
+        raise DoppelError(f"person #{person_id} is damaged in the database ({exc}); restore doppel.db from a "
+                          "backup", database_file(db)) from exc
+
+
 class FaceStore:
     """The `faces` table: typed queries and updates (the only place its SQL lives)."""
 
@@ -90,7 +131,14 @@ class FaceStore:
 
     def _select(self, where: str, params: tuple[Any, ...]) -> list[Face]:
         sql = f"SELECT {_COLUMNS} FROM faces WHERE {where} ORDER BY media_id, frame_idx, face_idx"
-        return [Face.from_row(r) for r in self.db.execute(sql, params)]
+        faces = []
+        for r in self.db.execute(sql, params):
+            try:
+                faces.append(Face.from_row(r))
+            except (ValueError, TypeError, KeyError, OverflowError) as exc:
+                raise DoppelError(f"face #{r['id']} is damaged in the database ({exc}); restore doppel.db from a "
+                                  "backup", database_file(self.db)) from exc
+        return faces
 
     def by_id(self, face_id: int) -> Face | None:
         found = self._select("id = ?", (face_id,))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from doppel.errors import DoppelError
+from doppel.workspace.paths import inside
 from doppel.workspace.records import now
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -41,7 +42,7 @@ class ModelStore:
         model's folder never leads outside the workspace."""
         if not _NAME.match(name):
             raise DoppelError(f"a model name is letters, digits, '_', '.' or '-' (at most 64), not {name!r}")
-        return self.root / "models" / name
+        return inside(self.root, f"models/{name}", "model folder")  # models/ may be a link leading out
 
     def record(self, name: str, checkpoint: Path, step: int, preset: str, config: dict[str, Any]) -> None:
         """Make `checkpoint` (a folder inside the workspace) the model's current one."""
@@ -57,12 +58,19 @@ class ModelStore:
         return [_record(r) for r in self.db.execute("SELECT * FROM models ORDER BY name")]
 
     def path(self, record: ModelRecord) -> Path:
-        return self.root / record.checkpoint
+        """The record's checkpoint folder, refused when the stored path leads outside the workspace."""
+        return inside(self.root, record.checkpoint, "checkpoint path")
 
 
 def _record(r: sqlite3.Row) -> ModelRecord:
-    return ModelRecord(r["name"], r["checkpoint"], r["step"], r["preset"], json.loads(r["config_json"]),
-                       r["updated_at"])
+    try:
+        config = json.loads(r["config_json"])
+        if not isinstance(config, dict) or not isinstance(r["checkpoint"], str) or not isinstance(r["step"], int):
+            raise ValueError("config, checkpoint or step of the wrong type")
+    except (ValueError, TypeError) as exc:
+        raise DoppelError(f"model {r['name']!r} is damaged in the database ({exc}); train it again or restore "
+                          "doppel.db from a backup") from exc
+    return ModelRecord(r["name"], r["checkpoint"], r["step"], r["preset"], config, r["updated_at"])
 
 
 def register_existing(db: sqlite3.Connection, root: Path) -> None:

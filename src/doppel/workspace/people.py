@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from doppel.workspace.faces import blob, unblob
+from doppel.workspace.faces import blob, person_embedding
 from doppel.workspace.records import Role
 
 
@@ -31,12 +31,12 @@ class PeopleStore:
     def chosen(self, role: Role) -> Person | None:
         """The person whose face is swapped (target) or put in (source), once extraction has chosen one."""
         row = self.db.execute("SELECT * FROM people WHERE role = ? AND chosen = 1", (role,)).fetchone()
-        return None if row is None else _person(row)
+        return None if row is None else _person(row, self.db)
 
     def all(self, role: Role | None = None) -> list[Person]:
         rows = self.db.execute("SELECT * FROM people" + (" WHERE role = ?" if role else "") + " ORDER BY id",
                                (role,) if role else ())
-        return [_person(r) for r in rows]
+        return [_person(r, self.db) for r in rows]
 
     def replace_all(self, people: Iterable[Person]) -> None:
         """Forget every person and store these (call inside `Workspace.transaction()`)."""
@@ -47,5 +47,6 @@ class PeopleStore:
                              for p in people])
 
 
-def _person(r: sqlite3.Row) -> Person:
-    return Person(r["id"], r["role"], unblob(r["embedding"]), r["faces"], r["median_size_px"], bool(r["chosen"]))
+def _person(r: sqlite3.Row, db: sqlite3.Connection) -> Person:
+    embedding = person_embedding(db, r["id"], r["embedding"])  # a damaged blob is a one-line error
+    return Person(r["id"], r["role"], embedding, r["faces"], r["median_size_px"], bool(r["chosen"]))

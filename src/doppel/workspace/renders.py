@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from doppel.errors import DoppelError
+from doppel.workspace.faces import database_file
 from doppel.workspace.records import now
 
 
@@ -48,8 +50,7 @@ class RenderStore:
         """Frame index -> its stored render."""
         rows = self.db.execute("SELECT frame_idx, cache_key, path, layer_path, layer_x, layer_y, face_id, matrix "
                                "FROM renders ORDER BY frame_idx")
-        return {r[0]: Render(r[0], r[1], r[2], r[3], r[4] or 0, r[5] or 0, r[6],
-                             np.array(json.loads(r[7]), np.float64) if r[7] else None) for r in rows}
+        return dict(_render(self.db, r) for r in rows)
 
     def swapped(self) -> dict[int, Render]:
         return {i: r for i, r in self.all().items() if r.swapped}
@@ -66,3 +67,21 @@ class RenderStore:
             "matrix, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
             [(r.frame, r.cache_key, r.path, r.layer_path, r.layer_x, r.layer_y, r.face_id,
               json.dumps(r.matrix.tolist()) if r.matrix is not None else None, now()) for r in renders])
+
+
+def _render(db: sqlite3.Connection, r: sqlite3.Row) -> tuple[int, Render]:
+    """One row as a Render; a DoppelError naming the database when the row is damaged."""
+    try:
+        matrix = np.array(json.loads(r[7]), np.float64) if r[7] else None
+        if matrix is not None and matrix.shape != (2, 3):
+            raise ValueError("the matrix is not 2x3")
+        for name, value in (("frame", r[0]), ("layer_x", r[4] or 0), ("layer_y", r[5] or 0)):
+            if not isinstance(value, int):
+                raise ValueError(f"{name} = {value!r}")
+        for name, value in (("path", r[2]), ("layer_path", r[3])):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} = {value!r}")
+    except (ValueError, TypeError) as exc:
+        raise DoppelError(f"the render of frame {r[0]!r} is damaged in the database ({exc}); run `doppel merge "
+                          "--force`", database_file(db)) from exc
+    return r[0], Render(r[0], r[1], r[2], r[3], r[4] or 0, r[5] or 0, r[6], matrix)

@@ -29,15 +29,17 @@ def _f(default: Any, help: str, choices: tuple[Any, ...] | None = None,
 
 @dataclass(frozen=True)
 class IngestSettings:
-    sequence_fps: float = _f(25.0, "Frame rate given to folders of images (image sequences).")
+    sequence_fps: float = _f(25.0, "Frame rate given to folders of images (image sequences).",
+                             bounds=(0.01, 1000.0))
 
 
 @dataclass(frozen=True)
 class ExtractSettings:
     face_type: FaceType = _f("whole_face", "Aligned crop type.", FACE_TYPE_NAMES)
-    crop_size: int = _f(256, "Side of the aligned face crops in pixels.")
-    min_face_px: int = _f(24, "Faces narrower than this (pixels in the frame) are ignored.")
-    detect_threshold: float = _f(0.3, "Face detector confidence threshold (0-1); the mesh then confirms each face.")
+    crop_size: int = _f(256, "Side of the aligned face crops in pixels.", bounds=(32, 2048))
+    min_face_px: int = _f(24, "Faces narrower than this (pixels in the frame) are ignored.", bounds=(1, 8192))
+    detect_threshold: float = _f(0.3, "Face detector confidence threshold (0-1); the mesh then confirms each face.",
+                                 bounds=(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class MergeSettings:
 class ExportSettings:
     codec: ExportCodec = _f("h264", "Video codec of `doppel export` (lossless: PNG-coded frames in a .mov).",
                             get_args(ExportCodec))
-    crf: int = _f(18, "H.264 quality (lower is better, 0 is lossless).")
+    crf: int = _f(18, "H.264 quality (lower is better, 0 is lossless).", bounds=(0, 51))
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def _check(section: str, obj: Any, key: str, value: Any, path: Path) -> Any:
     if choices and value not in choices:
         raise DoppelError(f"[{section}] {key} = {value!r} is not one of {', '.join(map(str, choices))}", path)
     bounds = spec[key].metadata["bounds"]
-    if bounds and not bounds[0] <= value <= bounds[1]:
+    if bounds and not bounds[0] <= value <= bounds[1]:  # also refuses nan
         raise DoppelError(f"[{section}] {key} = {value!r} is out of range ({bounds[0]} to {bounds[1]})", path)
     return value
 
@@ -144,6 +146,8 @@ def load_settings(path: Path) -> Settings:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise DoppelError("settings file missing", path) from exc
+    except OSError as exc:
+        raise DoppelError(f"settings file cannot be read ({exc.strerror})", path) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise DoppelError(f"settings file is not valid TOML ({exc})", path) from exc
     return parse_settings(data, path)

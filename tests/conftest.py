@@ -52,3 +52,19 @@ def trained_pair(extracted_pair: Path, tmp_path_factory: pytest.TempPathFactory)
     result = CliRunner().invoke(cli, ["train", str(ws), "--preset", "tiny-64", "--iterations", "3"])
     assert result.exit_code == 0, result.output
     return ws
+
+
+@pytest.fixture(scope="session")
+def merged_pair(trained_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`trained_pair` merged (every frame rendered), for the studio's tests; copy it before changing it."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from doppel.cli import cli
+
+    ws = tmp_path_factory.mktemp("merged") / "ws"
+    shutil.copytree(trained_pair, ws)
+    result = CliRunner().invoke(cli, ["merge", str(ws)])
+    assert result.exit_code == 0, result.output
+    return ws

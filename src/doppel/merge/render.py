@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -24,13 +25,16 @@ from doppel.extract.masks import rasterize
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge import blend, color
+from doppel.merge.edits import edited_face
 from doppel.merge.masks import combine, shape_mask
-from doppel.merge.model import SwapModel
 from doppel.merge.overrides import list_overrides, settings_for
-from doppel.workspace import Workspace
+from doppel.workspace import Workspace, review
 from doppel.workspace.db import now
 from doppel.workspace.faces import Face, query_faces
 from doppel.workspace.settings import MergeSettings
+
+if TYPE_CHECKING:  # the model (and torch) load only when a frame is rendered, so `plan` stays light
+    from doppel.merge.model import SwapModel
 
 BATCH = 16
 
@@ -69,7 +73,12 @@ def subject_faces(ws: Workspace, media_id: int) -> dict[int, Face]:
     if chosen is None:
         return {}
     faces = query_faces(ws.db, "media_id = ? AND person_id = ?", (media_id, chosen[0]))
-    return {f.frame_idx: f for f in faces}
+    by_frame = {f.frame_idx: f for f in faces}
+    # Manual landmark fixes from the studio replace the extracted landmarks (keyed by frame: re-extraction keeps them).
+    for i, (_, lm68) in review.landmark_edits(ws, media_id).items():
+        if i in by_frame:
+            by_frame[i] = edited_face(by_frame[i], lm68)
+    return by_frame
 
 
 def _key(*parts: Any) -> str:
@@ -87,10 +96,11 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
         raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
     faces = subject_faces(ws, target.id)
     overrides = list_overrides(ws)
+    keys = review.keyframes(ws)
     stored = {r[0]: (r[1], r[2]) for r in ws.db.execute("SELECT frame_idx, cache_key, path FROM renders")}
     plans = []
     for i in range(target.info.frame_count):
-        s = settings_for(ws.settings.merge, overrides, i)
+        s = review.apply_keyframes(settings_for(ws.settings.merge, overrides, i), keys, i)
         face = faces.get(i)
         if face is None or not s.swap:
             key = _key("passthrough", target.info.sha256, i)
@@ -200,8 +210,11 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 
 def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
-          progress: Progress | None = None, model: SwapModel | None = None) -> MergeReport:
-    """Render every out-of-date target frame. Returns what was done."""
+          progress: Progress | None = None, model: SwapModel | None = None,
+          frames: Collection[int] | None = None) -> MergeReport:
+    """Render every out-of-date target frame (or only those of `frames` that are). Returns what was done."""
+    from doppel.merge.model import SwapModel
+
     start = time.perf_counter()
     model = model or SwapModel(ws, ws.settings.merge.model, device)
     plans = plan(ws, model.id)
@@ -211,7 +224,8 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
         raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
                           f"{ws.settings.extract.face_type}")
     res = model.config.resolution
-    todo = [p for p in plans if (p.needs_render or force)]
+    wanted = set(frames) if frames is not None else None
+    todo = [p for p in plans if (p.needs_render or force) and (wanted is None or p.index in wanted)]
     report = MergeReport(len(plans), 0, len(plans) - len(todo), sum(p.passthrough for p in plans), 0.0, model.id)
     if not any(not p.passthrough for p in plans):
         report.warnings.append("no frame has the chosen person's face: the plate passes through unchanged")

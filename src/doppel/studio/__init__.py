@@ -1,0 +1,1 @@
+"""The local review-and-repair web app (`doppel studio`)."""

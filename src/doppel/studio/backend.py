@@ -1,0 +1,321 @@
+"""The studio's one door into the workspace: every read and edit the web app makes goes through `Backend`.
+
+It calls the same library functions as the CLI (merge, overrides, review state). Not thread-safe: the server
+calls it from a single engine thread, except `cached_proxy`, which only looks at the file system.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, fields
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from doppel.errors import DoppelError
+from doppel.media.video import MediaReader
+from doppel.merge import edits
+from doppel.merge.overrides import list_overrides
+from doppel.merge.render import FramePlan, MergeReport, merge, plan, subject_faces
+from doppel.studio import problems
+from doppel.workspace import Workspace, review
+from doppel.workspace.faces import Face
+from doppel.workspace.settings import MergeSettings
+
+if TYPE_CHECKING:
+    from doppel.merge.model import SwapModel
+
+PROXY_KINDS = ("plate", "merged", "mask")
+"""Images the studio serves per frame, by (kind, frame number) — never by a path from the request."""
+JPEG_QUALITY = 88
+_LAYER_NAME = re.compile(r"(\d+)_(-?\d+)_(-?\d+)\.png$")
+
+
+def timecode(frame: int, fps: Fraction) -> str:
+    """SMPTE-style HH:MM:SS:FF (non-drop; the frame field counts at the rounded rate)."""
+    rate = max(1, round(float(fps)))
+    seconds, ff = divmod(frame, rate)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{ff:02d}"
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """`path` resolved, refused unless it stays inside `root` (symlinks included)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise DoppelError("refusing a path that leads outside the workspace", path)
+    return resolved
+
+
+class Backend:
+    """A workspace opened for the studio. `root`: the workspace folder."""
+
+    def __init__(self, root: Path, device: str | None = "cpu") -> None:
+        self.ws = Workspace.open(root)
+        target = self.ws.target()
+        if target is None:
+            raise DoppelError("the workspace has no target; add one with `doppel add --target`", self.ws.root)
+        self.target = target
+        self.frame_count = target.info.frame_count
+        self.device = device
+        self.reader = MediaReader(target.info)
+        self.proxy_root = _inside(self.ws.root, self.ws.root / "studio" / "proxies")
+        for kind in PROXY_KINDS:
+            _inside(self.ws.root, self.proxy_root / kind).mkdir(parents=True, exist_ok=True)
+        self._model: SwapModel | None = None
+        self.model_id: str | None = None
+        self.planned = False  # the model's identity and the render plan load on first need (they import torch)
+        self.keys: dict[int, str] = {}
+        self.plans: list[FramePlan] = []
+        self.faces: dict[int, Face] = {}
+        self.problems: dict[int, list[str]] = {}
+        self.refresh()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.ws.close()
+
+    # -- state ------------------------------------------------------------------------------------------
+    def ensure_plan(self) -> None:
+        """Find the model's identity and compute the render plan (first call imports torch: about a second)."""
+        if self.planned:
+            return
+        from doppel.merge.model import model_identity
+
+        try:
+            self.model_id = model_identity(self.ws, self.ws.settings.merge.model)[0]
+        except DoppelError:
+            self.model_id = None
+        self.planned = True
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read what edits can change: the merge plan (cache keys, staleness) and the faces."""
+        self.faces = subject_faces(self.ws, self.target.id)
+        if self.model_id is not None:
+            self.plans = plan(self.ws, self.model_id)
+        stored = dict(self.ws.db.execute("SELECT frame_idx, cache_key FROM renders").fetchall())
+        self.keys = {i: k for i, k in stored.items()}
+        if not self.problems:
+            self.problems = problems.find(self.ws, self.faces, self.frame_count)
+
+    def stale(self) -> list[int]:
+        self.ensure_plan()
+        return [p.index for p in self.plans if p.needs_render]
+
+    def shot(self) -> dict[str, Any]:
+        info = self.target.info
+        spec = []
+        for f in fields(MergeSettings):
+            default = getattr(self.ws.settings.merge, f.name)
+            spec.append({"key": f.name, "type": type(default).__name__, "choices": f.metadata["choices"],
+                         "bounds": f.metadata["bounds"], "help": f.metadata["help"],
+                         "keyframe": f.name in review.KEYFRAME_KEYS})
+        return {"name": self.target.name, "frames": self.frame_count, "width": info.width, "height": info.height,
+                "fps": float(info.fps), "fps_text": f"{info.fps.numerator}/{info.fps.denominator}",
+                "model": self.model_id, "settings": spec, "workspace": self.ws.root.name}
+
+    def timeline(self) -> dict[str, Any]:
+        """Per frame: 'none' (not swapped), 'rendered' or 'stale'; the review state; the problems."""
+        states = []
+        rendered = dict(self.ws.db.execute("SELECT frame_idx, path FROM renders").fetchall())
+        for i in range(self.frame_count):
+            p = self.plans[i] if self.plans else None
+            if p is None:  # the plan is not loaded yet: what the render table says
+                states.append("rendered" if rendered.get(i) else "none" if i not in self.faces or i in rendered
+                              else "stale")
+            elif p.passthrough:
+                states.append("none")
+            else:
+                states.append("stale" if p.needs_render else "rendered")
+        return {"states": states, "review": review.review_states(self.ws, self.frame_count),
+                "problems": {str(i): v for i, v in sorted(self.problems.items())},
+                "notes": [n.to_json() for n in review.notes(self.ws)],
+                "keyframes": review.summary(self.ws, self.frame_count)["keyframes"],
+                "history": review.history(self.ws), "planned": self.planned}
+
+    def settings_at(self, frame: int) -> dict[str, dict[str, Any]]:
+        """Each merge setting in force at `frame` with where it comes from."""
+        base = self.ws.settings.merge
+        out = {k: {"value": v, "origin": "doppel.toml"} for k, v in asdict(base).items()}
+        for o in list_overrides(self.ws):
+            if o.first <= frame <= o.last:
+                out[o.key] = {"value": o.value, "origin": f"override #{o.id} ({o.first}-{o.last})"}
+        for key, keys in review.keyframes(self.ws).items():
+            if keys:
+                at = [k.frame for k in keys]
+                out[key] = {"value": round(review.interpolate(keys, frame), 4),
+                            "origin": "keyframe" + (" (on this frame)" if frame in at else " (interpolated)"),
+                            "keyframes": at}
+        return out
+
+    def frame(self, frame: int) -> dict[str, Any]:
+        self._check(frame)
+        face = self.faces.get(frame)
+        edit = review.landmark_edits(self.ws, self.target.id).get(frame)
+        out: dict[str, Any] = {
+            "frame": frame, "timecode": timecode(frame, self.target.info.fps),
+            "settings": self.settings_at(frame), "problems": self.problems.get(frame, []),
+            "review": review.review_states(self.ws, self.frame_count)[frame],
+            "notes": [n.to_json() for n in review.notes(self.ws) if n.first <= frame <= n.last],
+            "face": None, "landmark_edit": edit[0] if edit else None,
+        }
+        if face is not None:
+            lm = edits.face_landmarks(face)
+            out["face"] = {"box": [float(v) for v in lm.min(0)] + [float(v) for v in lm.max(0)],
+                           "anchors": edits.anchors(lm).round(2).tolist(), "anchor_names": edits.ANCHOR_NAMES,
+                           "score": round(face.score, 3)}
+        return out
+
+    def _check(self, frame: int) -> None:
+        if not 0 <= frame < self.frame_count:
+            raise DoppelError(f"frame {frame} is outside the plate (0-{self.frame_count - 1})")
+
+    # -- images -----------------------------------------------------------------------------------------
+    def _proxy_path(self, kind: str, frame: int) -> Path | None:
+        if kind == "plate":
+            return self.proxy_root / "plate" / f"{frame:06d}.jpg"
+        key = self.keys.get(frame)
+        if key is None:
+            return None
+        return self.proxy_root / kind / f"{frame:06d}-{key}.jpg"
+
+    def cached_proxy(self, kind: str, frame: int) -> Path | None:
+        """The cached JPEG for (kind, frame) if it is on disk and current; safe to call from any thread."""
+        if kind not in PROXY_KINDS or not 0 <= frame < self.frame_count:
+            return None
+        path = self._proxy_path(kind, frame)
+        return path if path is not None and path.is_file() else None
+
+    def proxy(self, kind: str, frame: int) -> Path:
+        """The JPEG for (kind, frame), made and cached in the workspace when missing."""
+        if kind not in PROXY_KINDS:
+            raise DoppelError(f"unknown image kind {kind!r}")
+        self._check(frame)
+        cached = self.cached_proxy(kind, frame)
+        if cached is not None:
+            return cached
+        if kind == "plate" or self.keys.get(frame) is None:
+            image = self.reader[frame] if kind != "mask" else np.zeros(
+                (self.target.info.height, self.target.info.width, 3), np.uint8)
+            path = self._proxy_path("plate", frame) if kind == "plate" else None
+        else:
+            image = self._merged_or_mask(kind, frame)
+            path = self._proxy_path(kind, frame)
+        if path is None:  # a frame with no render yet: the plate (or an empty mask), not cached under a key
+            path = self.proxy_root / kind / f"{frame:06d}-unrendered.jpg"
+        self._write_jpeg(path, image)
+        return path
+
+    def _merged_or_mask(self, kind: str, frame: int) -> np.ndarray:
+        row = self.ws.db.execute("SELECT path, layer_path FROM renders WHERE frame_idx = ?", (frame,)).fetchone()
+        info = self.target.info
+        if kind == "merged":
+            if row is None or row[0] is None:
+                return self.reader[frame]
+            img = cv2.imread(str(_inside(self.ws.root, self.ws.root / row[0])), cv2.IMREAD_COLOR)
+            if img is None:
+                raise DoppelError("render is missing; run `doppel merge`", self.ws.root / row[0])
+            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        mask = np.zeros((info.height, info.width), np.uint8)
+        if row is not None and row[1] is not None:
+            found = _LAYER_NAME.search(row[1])
+            layer = cv2.imread(str(_inside(self.ws.root, self.ws.root / row[1])), cv2.IMREAD_UNCHANGED)
+            if found and layer is not None and layer.ndim == 3 and layer.shape[2] == 4:
+                x, y = int(found.group(2)), int(found.group(3))
+                h, w = layer.shape[:2]
+                mask[y:y + h, x:x + w] = layer[:, :, 3][: info.height - y, : info.width - x]
+        return np.dstack([mask] * 3)
+
+    def _write_jpeg(self, path: Path, image: np.ndarray) -> None:
+        path = _inside(self.ws.root, path)
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise DoppelError("could not encode a proxy", path)
+        tmp = path.with_name(f".{path.name}.part")
+        tmp.write_bytes(data.tobytes())
+        tmp.replace(path)
+
+    # -- rendering --------------------------------------------------------------------------------------
+    @property
+    def model(self) -> SwapModel:
+        from doppel.merge.model import SwapModel
+
+        if self._model is None:
+            self._model = SwapModel(self.ws, self.ws.settings.merge.model, self.device)
+            self.model_id = self._model.id
+        return self._model
+
+    def render(self, frames: list[int]) -> MergeReport:
+        """Re-render the out-of-date frames among `frames` (the same renders `doppel merge` would make)."""
+        self.ensure_plan()
+        if self.model_id is None:
+            raise DoppelError("no trained model in this workspace: run `doppel train` first", self.ws.root)
+        report = merge(self.ws, model=self.model, frames=frames)
+        self.refresh()
+        return report
+
+    # -- edits (all undoable) ---------------------------------------------------------------------------
+    def set_override(self, first: int, last: int, key: str, value: Any) -> int:
+        return review.set_override(self.ws, first, last, key, value, self.frame_count)
+
+    def set_keyframe(self, key: str, frame: int, value: float) -> int:
+        return review.set_keyframe(self.ws, key, frame, value, self.frame_count)
+
+    def remove_keyframe(self, key: str, frame: int) -> bool:
+        return review.remove_keyframe(self.ws, key, frame)
+
+    def set_review(self, first: int, last: int, status: str) -> int:
+        return review.set_review(self.ws, first, last, status, self.frame_count)
+
+    def add_note(self, first: int, last: int, text: str) -> int:
+        return review.add_note(self.ws, first, last, text, self.frame_count)
+
+    def resolve_note(self, note_id: int, resolved: bool) -> None:
+        review.resolve_note(self.ws, note_id, resolved)
+
+    def move_anchors(self, frame: int, points: list[list[float]]) -> int:
+        self._check(frame)
+        face = self.faces.get(frame)
+        if face is None:
+            raise DoppelError(f"frame {frame} has no face to fix")
+        new = np.asarray(points, np.float64)
+        if new.shape != (5, 2):
+            raise DoppelError("move_anchors needs five (x, y) points")
+        lm = edits.move_anchors(edits.face_landmarks(face), new)
+        return review.set_landmark_edit(self.ws, self.target.id, frame, "anchors", lm)
+
+    def interpolate_landmarks(self, frame: int) -> int:
+        self._check(frame)
+        others = {i: f for i, f in self.faces.items() if i != frame}
+        lm = edits.interpolate_neighbours(others, frame)
+        if lm is None:
+            raise DoppelError("no neighbouring frame has a face to interpolate from")
+        return review.set_landmark_edit(self.ws, self.target.id, frame, "interpolate", lm)
+
+    def undo(self) -> str | None:
+        return review.undo(self.ws)
+
+    def redo(self) -> str | None:
+        return review.redo(self.ws)
+
+    def summary(self) -> dict[str, Any]:
+        return review.summary(self.ws, self.frame_count, sorted(self.problems))
+
+
+def check_workspace(root: Path) -> None:
+    """Raise DoppelError (a clear one-line message) unless `root` is a workspace with a target."""
+    with Workspace.open(root) as ws:
+        if ws.target() is None:
+            raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
+
+
+def review_summary(root: Path) -> dict[str, Any]:
+    """`doppel review --json`: the same review state the studio shows."""
+    backend = Backend(root)
+    try:
+        return backend.summary()
+    finally:
+        backend.close()

@@ -1,0 +1,95 @@
+"""Problem markers for the timeline, from per-frame figures that are cheap to have.
+
+Each detector is a function (faces, frame_count, eval rows) -> {frame: reason}; `find` runs every one in the
+registry. Extraction's figures are always there; the eval report's (identity, face found again) are used when
+`doppel eval` has been run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from doppel.extract.layout import inter_ocular
+from doppel.merge.edits import face_landmarks
+from doppel.workspace import Workspace
+from doppel.workspace.faces import Face
+
+LOW_CONFIDENCE = 0.5
+"""Detector score under which a face is marked (the mesh confirmed it, but the detector hesitated)."""
+JUMP = 0.12
+"""A frame's landmarks further than this (inter-ocular distances) from the mean of its two neighbours."""
+
+Detector = Callable[[dict[int, Face], int, dict[int, dict[str, Any]]], dict[int, str]]
+
+
+def low_confidence(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
+    return {i: f"low detection confidence ({f.score:.2f})" for i, f in faces.items() if f.score < LOW_CONFIDENCE}
+
+
+def landmark_jump(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
+    out = {}
+    for i, f in faces.items():
+        a, b = faces.get(i - 1), faces.get(i + 1)
+        if a is None or b is None:
+            continue
+        lm = face_landmarks(f)
+        mid = (face_landmarks(a) + face_landmarks(b)) / 2
+        jump = float(np.linalg.norm(lm - mid, axis=1).mean()) / max(inter_ocular(mid), 1.0)
+        if jump > JUMP:
+            out[i] = f"landmark jump ({jump:.2f} eye distances)"
+    return out
+
+
+def face_lost(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
+    """No face on a frame whose neighbours within 3 frames both have one: a dropout inside a shot."""
+    return {i: "no face found (between frames that have one)" for i in range(n)
+            if i not in faces and any(j in faces for j in range(i - 3, i)) and
+            any(j in faces for j in range(i + 1, i + 4))}
+
+
+def not_found_again(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
+    return {i: "swapped face not found again in the render (eval)" for i, r in rows.items()
+            if r.get("swapped") and i in faces and "identity_source" not in r}
+
+
+def identity_flip(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
+    return {i: "identity closer to the target than the source (eval)" for i, r in rows.items()
+            if "identity_source" in r and r["identity_source"] <= r["identity_target"]}
+
+
+def flicker_spike(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
+    """Frames whose face-region change (eval's per-frame flicker, when present) is over 3x the shot's median."""
+    values = {i: r["flicker"] for i, r in rows.items() if isinstance(r.get("flicker"), float)}
+    if len(values) < 5:
+        return {}
+    median = float(np.median(list(values.values())))
+    return {i: f"flicker spike ({v:.1f} vs median {median:.1f})" for i, v in values.items() if v > 3 * median > 0}
+
+
+DETECTORS: dict[str, Detector] = {
+    "low_confidence": low_confidence, "landmark_jump": landmark_jump, "face_lost": face_lost,
+    "not_found_again": not_found_again, "identity_flip": identity_flip, "flicker_spike": flicker_spike,
+}
+
+
+def eval_rows(ws: Workspace) -> dict[int, dict[str, Any]]:
+    path = ws.root / "eval" / "report.json"
+    try:
+        data = json.loads(path.read_text())
+        return {int(r["frame"]): r for r in data.get("per_frame", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def find(ws: Workspace, faces: dict[int, Face], frame_count: int) -> dict[int, list[str]]:
+    """Every problem per frame, from all detectors."""
+    rows = eval_rows(ws)
+    out: dict[int, list[str]] = {}
+    for detect in DETECTORS.values():
+        for i, reason in detect(faces, frame_count, rows).items():
+            out.setdefault(i, []).append(reason)
+    return out

@@ -214,12 +214,14 @@ async function edit(path, body) {
   const res = await api(path, {...body, frame: S.frame});
   S.version.set(S.frame, (S.version.get(S.frame) || 0) + 1);
   if (res.frame) { S.info = res.frame; renderInspector(); }
-  show(S.frame);
+  const i = S.frame;
+  await Promise.all(kindsFor().map((k) => loadImage(k, i).ready));
+  if (S.frame === i) draw(i);
+  S.lastEditMs = performance.now() - t0;  // from the click to the new render on screen
+  S.edits = (S.edits || 0) + 1;
+  status("");
   await loadInfo();
   loadTimeline();
-  const entry = loadImage(kindsFor()[0], S.frame);
-  await entry.ready; S.lastEditMs = performance.now() - t0;
-  status("");
   return res;
 }
 function renderInspector() {
@@ -244,6 +246,8 @@ function renderInspector() {
     input.addEventListener("change", () => {
       const value = spec.type === "bool" ? input.checked : spec.choices ? input.value :
         spec.type === "int" ? parseInt(input.value, 10) : parseFloat(input.value);
+      // A setting that has keyframes is animated: a new value becomes a keyframe on this frame.
+      if (spec.keyframe && cur.keyframes) { edit("/api/keyframe", {key: spec.key, value}).catch(() => {}); return; }
       const [first, last] = range();
       edit("/api/override", {first, last, key: spec.key, value}).catch(() => {});
     });
@@ -251,8 +255,11 @@ function renderInspector() {
     const kf = tr.insertCell();
     if (spec.keyframe) {
       const b = document.createElement("button"); b.textContent = "◆"; b.id = `key-${spec.key}`;
-      b.title = "Keyframe this value on this frame"; if (cur.keyframes && cur.keyframes.includes(S.frame)) b.className = "active";
-      b.onclick = () => edit("/api/keyframe", {key: spec.key, value: parseFloat(input.value)}).catch(() => {});
+      const here = cur.keyframes && cur.keyframes.includes(S.frame);
+      b.title = here ? "Remove the keyframe on this frame" : "Keyframe this value on this frame";
+      if (here) b.className = "active";
+      b.onclick = () => edit(here ? "/api/keyframe/delete" : "/api/keyframe", here ? {key: spec.key} :
+                             {key: spec.key, value: parseFloat(input.value)}).catch(() => {});
       kf.appendChild(b);
     }
     const origin = tr.insertCell(); origin.className = "origin"; origin.textContent = cur.origin;

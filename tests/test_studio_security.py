@@ -63,7 +63,7 @@ def test_token_is_required_and_exchanged_for_a_strict_httponly_cookie(server: St
 
 def test_host_header_is_checked_against_dns_rebinding(server: StudioServer) -> None:
     auth = _auth(server)
-    for host in ("evil.example:%d" % server.keys.port, "127.0.0.1:1", "127.0.0.1", ""):
+    for host in (f"evil.example:{server.keys.port}", "127.0.0.1:1", "127.0.0.1", ""):
         status, _, body = request(server.url, path="/api/shot", headers={**auth, "Host": host})
         assert status == 403 and b"Host" in body, host
     assert request(server.url, path="/api/shot", headers={**auth, "Host": f"localhost:{server.keys.port}"})[0] == 200

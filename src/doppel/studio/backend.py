@@ -231,7 +231,8 @@ class Backend:
 
     def _write_jpeg(self, path: Path, image: np.ndarray) -> None:
         path = _inside(self.ws.root, path)
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise DoppelError("could not encode a proxy", path)
         tmp = path.with_name(f".{path.name}.part")

@@ -31,17 +31,17 @@ def low_confidence(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any
 
 
 def landmark_jump(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
-    out = {}
+    """Frames whose landmarks sit off the line between their neighbours' (a spike, not smooth motion); only the
+    peak is marked, not the neighbours whose own midpoint it pulls."""
+    jumps = {}
     for i, f in faces.items():
         a, b = faces.get(i - 1), faces.get(i + 1)
         if a is None or b is None:
             continue
-        lm = face_landmarks(f)
         mid = (face_landmarks(a) + face_landmarks(b)) / 2
-        jump = float(np.linalg.norm(lm - mid, axis=1).mean()) / max(inter_ocular(mid), 1.0)
-        if jump > JUMP:
-            out[i] = f"landmark jump ({jump:.2f} eye distances)"
-    return out
+        jumps[i] = float(np.linalg.norm(face_landmarks(f) - mid, axis=1).mean()) / max(inter_ocular(mid), 1.0)
+    return {i: f"landmark jump ({j:.2f} eye distances)" for i, j in jumps.items()
+            if j > JUMP and j >= jumps.get(i - 1, 0.0) and j >= jumps.get(i + 1, 0.0)}
 
 
 def face_lost(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:

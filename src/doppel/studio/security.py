@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
@@ -113,7 +114,7 @@ def _cookie(header: str, name: str) -> str:
 def _with_headers(send: Send) -> Send:
     """Add headers that keep the page from being framed or sniffed, and keep its data out of caches."""
 
-    async def wrapped(message: dict[str, Any]) -> None:
+    async def wrapped(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", []),
                                                (b"x-frame-options", b"DENY"),

@@ -233,7 +233,7 @@ def interpolate(keys: list[Keyframe], frame: int) -> float:
 def apply_keyframes(settings: MergeSettings, keys: dict[str, list[Keyframe]], frame: int) -> MergeSettings:
     """The settings with every keyframed value interpolated at `frame` (keyframes win over range overrides).
     Values are rounded to 4 decimals so the render cache key is stable."""
-    changes = {k: round(interpolate(v, frame), 4) for k, v in keys.items() if v}
+    changes: dict[str, Any] = {k: round(interpolate(v, frame), 4) for k, v in keys.items() if v}
     return replace(settings, **changes) if changes else settings
 
 

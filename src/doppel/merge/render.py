@@ -89,12 +89,14 @@ def _key(*parts: Any) -> str:
     return h.hexdigest()[:32]
 
 
-def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
-    """What each target frame needs: its cache key and whether the stored render is out of date."""
+def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> list[FramePlan]:
+    """What each target frame needs: its cache key and whether the stored render is out of date. `faces`:
+    `subject_faces` of the target when the caller already has them."""
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
-    faces = subject_faces(ws, target.id)
+    faces = subject_faces(ws, target.id) if faces is None else faces
+    as_dict: dict[MergeSettings, dict[str, Any]] = {}  # most frames share one settings object
     overrides = list_overrides(ws)
     keys = review.keyframes(ws)
     stored = {r[0]: (r[1], r[2]) for r in ws.db.execute("SELECT frame_idx, cache_key, path FROM renders")}
@@ -106,7 +108,9 @@ def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
             key = _key("passthrough", target.info.sha256, i)
         else:
             lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
-            key = _key(target.info.sha256, i, model_id, asdict(s), face.id, lm.tobytes(), face.polygon.tobytes(),
+            if s not in as_dict:
+                as_dict[s] = asdict(s)
+            key = _key(target.info.sha256, i, model_id, as_dict[s], face.id, lm.tobytes(), face.polygon.tobytes(),
                        face.matrix.tobytes())
         old = stored.get(i)
         needs = old is None or old[0] != key or (old[1] is not None and not (ws.root / old[1]).is_file())
@@ -220,48 +224,57 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
     plans = plan(ws, model.id)
     target = ws.target()
     assert target is not None  # plan() checked
-    if model.config.face_type != ws.settings.extract.face_type:
-        raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
-                          f"{ws.settings.extract.face_type}")
-    res = model.config.resolution
     wanted = set(frames) if frames is not None else None
     todo = [p for p in plans if (p.needs_render or force) and (wanted is None or p.index in wanted)]
     report = MergeReport(len(plans), 0, len(plans) - len(todo), sum(p.passthrough for p in plans), 0.0, model.id)
     if not any(not p.passthrough for p in plans):
         report.warnings.append("no frame has the chosen person's face: the plate passes through unchanged")
     with MediaReader(target.info) as reader:
-        stats = _plate_stats(reader, plans, todo, res, model.config.face_type)
-        done = 0
-        for b in range(0, len(todo), BATCH):
-            batch = todo[b:b + BATCH]
-            swaps = [p for p in batch if not p.passthrough]
-            images = {p.index: reader[p.index] for p in swaps}
-            matrices = {p.index: _matrix(p.face, res, model.config.face_type) for p in swaps if p.face}
-            rows: list[tuple[Any, ...]] = []
-            if swaps:
-                crops = np.stack([cv2.warpAffine(images[p.index], matrices[p.index], (res, res),
-                                                 flags=cv2.INTER_AREA) for p in swaps])
-                faces, masks = model.swap(crops)
-                for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
-                    assert p.face is not None
-                    frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
-                                                     matrices[p.index], res, stats.get(p.index), seed=p.index)
-                    rel = f"renders/{p.index:06d}.png"
-                    layer_rel = f"renders/layers/{p.index:06d}_{corner[0]}_{corner[1]}.png"
-                    _write_png(ws.root / rel, frame)
-                    _write_png(ws.root / layer_rel, layer)
-                    rows.append((p.index, p.key, rel, layer_rel, p.face.id,
-                                 json.dumps(matrices[p.index].tolist())))
-            rows += [(p.index, p.key, None, None, None, None) for p in batch if p.passthrough]
-            with ws.transaction() as db:
-                db.executemany("INSERT OR REPLACE INTO renders VALUES (?,?,?,?,?,?,?)",
-                               [(*r, now()) for r in rows])
-            report.rendered += len(swaps)
-            done += len(batch)
-            if progress:
-                progress(done, len(todo))
+        report.rendered = render_plans(ws, model, plans, todo, reader, progress)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: list[FramePlan],
+                 reader: MediaReader, progress: Progress | None = None) -> int:
+    """Render the frames of `todo` (entries of `plans`, the whole shot's plan, which colour statistics read
+    around each frame) from the open plate `reader`, and record them in the render table. Returns the number of
+    frames swapped. The studio calls this with a plan and reader it keeps open between edits."""
+    if model.config.face_type != ws.settings.extract.face_type:
+        raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
+                          f"{ws.settings.extract.face_type}")
+    res = model.config.resolution
+    stats = _plate_stats(reader, plans, todo, res, model.config.face_type)
+    done = rendered = 0
+    for b in range(0, len(todo), BATCH):
+        batch = todo[b:b + BATCH]
+        swaps = [p for p in batch if not p.passthrough]
+        images = {p.index: reader[p.index] for p in swaps}
+        matrices = {p.index: _matrix(p.face, res, model.config.face_type) for p in swaps if p.face}
+        rows: list[tuple[Any, ...]] = []
+        if swaps:
+            crops = np.stack([cv2.warpAffine(images[p.index], matrices[p.index], (res, res),
+                                             flags=cv2.INTER_AREA) for p in swaps])
+            faces, masks = model.swap(crops)
+            for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
+                assert p.face is not None
+                frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
+                                                 matrices[p.index], res, stats.get(p.index), seed=p.index)
+                rel = f"renders/{p.index:06d}.png"
+                layer_rel = f"renders/layers/{p.index:06d}_{corner[0]}_{corner[1]}.png"
+                _write_png(ws.root / rel, frame)
+                _write_png(ws.root / layer_rel, layer)
+                rows.append((p.index, p.key, rel, layer_rel, p.face.id,
+                             json.dumps(matrices[p.index].tolist())))
+        rows += [(p.index, p.key, None, None, None, None) for p in batch if p.passthrough]
+        with ws.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO renders VALUES (?,?,?,?,?,?,?)",
+                           [(*r, now()) for r in rows])
+        rendered += len(swaps)
+        done += len(batch)
+        if progress:
+            progress(done, len(todo))
+    return rendered
 
 
 def stale_frames(ws: Workspace, model_id: str) -> list[int]:

@@ -19,7 +19,7 @@ from doppel.errors import DoppelError
 from doppel.media.video import MediaReader
 from doppel.merge import edits
 from doppel.merge.overrides import list_overrides
-from doppel.merge.render import FramePlan, MergeReport, merge, plan, subject_faces
+from doppel.merge.render import FramePlan, plan, render_plans, subject_faces
 from doppel.studio import problems
 from doppel.workspace import Workspace, review
 from doppel.workspace.faces import Face
@@ -91,15 +91,16 @@ class Backend:
         self.planned = True
         self.refresh()
 
-    def refresh(self) -> None:
-        """Re-read what edits can change: the merge plan (cache keys, staleness) and the faces."""
-        self.faces = subject_faces(self.ws, self.target.id)
+    def refresh(self, faces: bool = False) -> None:
+        """Re-read what edits can change: the merge plan (cache keys, staleness), and with `faces` the faces
+        (only landmark fixes change those)."""
+        if faces or not self.faces:
+            self.faces = subject_faces(self.ws, self.target.id)
+            self.problems = problems.find(self.ws, self.faces, self.frame_count)
         if self.model_id is not None:
-            self.plans = plan(self.ws, self.model_id)
+            self.plans = plan(self.ws, self.model_id, self.faces)
         stored = dict(self.ws.db.execute("SELECT frame_idx, cache_key FROM renders").fetchall())
         self.keys = {i: k for i, k in stored.items()}
-        if not self.problems:
-            self.problems = problems.find(self.ws, self.faces, self.frame_count)
 
     def stale(self) -> list[int]:
         self.ensure_plan()
@@ -249,24 +250,38 @@ class Backend:
             self.model_id = self._model.id
         return self._model
 
-    def render(self, frames: list[int]) -> MergeReport:
-        """Re-render the out-of-date frames among `frames` (the same renders `doppel merge` would make)."""
+    def render(self, frames: list[int]) -> int:
+        """Re-render the out-of-date frames among `frames` (the same renders `doppel merge` would make, from the
+        plan of the last `refresh`). Returns how many were swapped."""
         self.ensure_plan()
         if self.model_id is None:
             raise DoppelError("no trained model in this workspace: run `doppel train` first", self.ws.root)
-        report = merge(self.ws, model=self.model, frames=frames)
-        self.refresh()
-        return report
+        model = self.model
+        if model.id != self.model_id:  # the model changed since the plan was made
+            self.model_id = model.id
+            self.refresh()
+        todo = [self.plans[i] for i in sorted(set(frames)) if self.plans[i].needs_render]
+        done = render_plans(self.ws, model, self.plans, todo, self.reader)
+        for p in todo:
+            p.needs_render = False
+            self.keys[p.index] = p.key
+        return done
 
     # -- edits (all undoable) ---------------------------------------------------------------------------
     def set_override(self, first: int, last: int, key: str, value: Any) -> int:
-        return review.set_override(self.ws, first, last, key, value, self.frame_count)
+        row = review.set_override(self.ws, first, last, key, value, self.frame_count)
+        self.refresh()
+        return row
 
     def set_keyframe(self, key: str, frame: int, value: float) -> int:
-        return review.set_keyframe(self.ws, key, frame, value, self.frame_count)
+        row = review.set_keyframe(self.ws, key, frame, value, self.frame_count)
+        self.refresh()
+        return row
 
     def remove_keyframe(self, key: str, frame: int) -> bool:
-        return review.remove_keyframe(self.ws, key, frame)
+        removed = review.remove_keyframe(self.ws, key, frame)
+        self.refresh()
+        return removed
 
     def set_review(self, first: int, last: int, status: str) -> int:
         return review.set_review(self.ws, first, last, status, self.frame_count)
@@ -286,7 +301,9 @@ class Backend:
         if new.shape != (5, 2):
             raise DoppelError("move_anchors needs five (x, y) points")
         lm = edits.move_anchors(edits.face_landmarks(face), new)
-        return review.set_landmark_edit(self.ws, self.target.id, frame, "anchors", lm)
+        edit = review.set_landmark_edit(self.ws, self.target.id, frame, "anchors", lm)
+        self.refresh(faces=True)
+        return edit
 
     def interpolate_landmarks(self, frame: int) -> int:
         self._check(frame)
@@ -294,13 +311,19 @@ class Backend:
         lm = edits.interpolate_neighbours(others, frame)
         if lm is None:
             raise DoppelError("no neighbouring frame has a face to interpolate from")
-        return review.set_landmark_edit(self.ws, self.target.id, frame, "interpolate", lm)
+        edit = review.set_landmark_edit(self.ws, self.target.id, frame, "interpolate", lm)
+        self.refresh(faces=True)
+        return edit
 
     def undo(self) -> str | None:
-        return review.undo(self.ws)
+        label = review.undo(self.ws)
+        self.refresh(faces=bool(label and label.startswith("landmarks")))
+        return label
 
     def redo(self) -> str | None:
-        return review.redo(self.ws)
+        label = review.redo(self.ws)
+        self.refresh(faces=bool(label and label.startswith("landmarks")))
+        return label
 
     def summary(self) -> dict[str, Any]:
         return review.summary(self.ws, self.frame_count, sorted(self.problems))

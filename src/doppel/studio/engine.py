@@ -18,6 +18,7 @@ from doppel.studio.backend import Backend
 CHUNK = 4
 """Frames per background render step: small enough that an interactive request waits at most one step."""
 INTERACTIVE, PROXY, BACKGROUND = 0, 1, 2
+LOADER_DELAY_S = 3.0
 
 
 class Engine:
@@ -27,6 +28,7 @@ class Engine:
     def __init__(self, open_backend: Callable[[], Backend], publish: Callable[[dict[str, Any]], None]) -> None:
         self._open_backend = open_backend
         self.ready: Future[Backend] = Future()
+        self.first_image = threading.Event()
         self.publish = publish
         self.playhead = 0
         self.auto_render = True
@@ -72,15 +74,19 @@ class Engine:
             self.ready.set_exception(exc)
             return
         self.ready.set_result(self.backend)
-        # torch (for the model's identity and rendering) imports on the side while the first requests are served.
+        # torch (for the model's identity and rendering) imports on the side once the first frame is out (or after
+        # a few seconds): importing it takes seconds of CPU that the first frame should not wait behind.
         loader = threading.Thread(target=importlib.import_module, args=("doppel.merge.model",), daemon=True)
-        loader.start()
+        started = time.monotonic()
         while not self._stop.is_set():
+            if loader.ident is None and not self.backend.planned and (
+                    self.first_image.is_set() or time.monotonic() - started > LOADER_DELAY_S):
+                loader.start()
             try:
                 _, _, fn, future = self._jobs.get(timeout=0.02 if self._pending and self.auto_render else 0.2)
             except queue.Empty:
                 if not self.backend.planned:
-                    if not loader.is_alive():
+                    if loader.ident is not None and not loader.is_alive():
                         self.backend.ensure_plan()
                         self.requeue()
                         self.publish({"type": "plan"})

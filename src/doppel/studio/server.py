@@ -100,6 +100,7 @@ def build_app(root: Path, keys: Secrets, device: str | None = "cpu") -> Starlett
             if not 0 <= frame < backend.frame_count:
                 return Response("not found", 404)
             path = await run(lambda: backend.proxy(kind, frame), PROXY)
+        engine().first_image.set()
         return FileResponse(path, media_type="image/jpeg", headers={"cache-control": "no-store"})
 
     def edit(fn: Callable[[Backend, dict[str, Any]], Any]) -> Callable[[Request], Any]:
@@ -116,8 +117,7 @@ def build_app(root: Path, keys: Secrets, device: str | None = "cpu") -> Starlett
 
             def job() -> dict[str, Any]:
                 b = engine().backend
-                result = fn(b, data)
-                b.refresh()
+                result = fn(b, data)  # edits that change the render plan refresh it themselves
                 frame = data.get("frame")
                 if isinstance(frame, int) and 0 <= frame < b.frame_count:
                     engine().playhead = frame

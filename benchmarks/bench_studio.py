@@ -126,14 +126,15 @@ def playback(page: Any, seconds: float) -> dict[str, Any]:
 
 def setting_changes(page: Any, frames: list[int]) -> list[float]:
     out = []
-    for k, f in enumerate(frames):
+    for f in frames:
         page.keyboard.press("g")
         page.fill("#gotoInput", str(f))
         page.keyboard.press("Enter")
         page.wait_for_function(f"window.studio.info && window.studio.info.frame === {f} && "
                                f"window.studio.lastShown === {f}")
         edits = page.evaluate("window.studio.edits || 0")
-        page.fill("#set-erode", str(4 + k % 5))
+        current = float(page.input_value("#set-erode"))
+        page.fill("#set-erode", str((current + 3) % 20))  # always a new value
         page.press("#set-erode", "Enter")
         page.wait_for_function(f"(window.studio.edits || 0) > {edits}", timeout=60_000)
         out.append(page.evaluate("window.studio.lastEditMs"))

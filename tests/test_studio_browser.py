@@ -146,7 +146,9 @@ def test_erode_on_a_range_rerenders_and_merge_then_has_nothing_to_do(page: Any, 
     assert changed > 200, changed  # the face's edge moved in by a quarter of the crop
     rows = db(studio).execute("SELECT first_frame, last_frame, key, value_json FROM overrides").fetchall()
     assert rows == [(2, 6, "erode", "25.0")]
-    page.screenshot(path=str(tmp_path / "studio.png"))
+    shots = Path(os.environ.get("DOPPEL_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "studio-erode-range.png"))
     wait_rendered(page)
     result = CliRunner().invoke(cli, ["merge", str(studio.app.state.engine["engine"].backend.ws.root), "--json"])
     assert result.exit_code == 0, result.output

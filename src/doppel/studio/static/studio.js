@@ -162,7 +162,7 @@ function drawTimeline() {
   const W = c.width = c.clientWidth || 1200, H = c.height, n = S.shot.frames, tl = S.timeline;
   t.fillStyle = "#15171a"; t.fillRect(0, 0, W, H);
   if (!tl) return;
-  const x = (i) => Math.floor(i / n * W), wd = Math.max(1, W / n);
+  const x = (i) => Math.floor(i / n * W), wd = Math.max(1, Math.ceil(W / n));
   if (S.inPoint !== null || S.outPoint !== null) {
     const a = S.inPoint ?? 0, b = S.outPoint ?? n - 1;
     t.fillStyle = "#2c3a55"; t.fillRect(x(a), 0, x(b + 1) - x(a), H);
@@ -237,6 +237,8 @@ function renderInspector() {
       for (const c of spec.choices) input.add(new Option(c, c, false, c === cur.value));
     } else if (spec.type === "bool") {
       input = document.createElement("input"); input.type = "checkbox"; input.checked = cur.value;
+    } else if (spec.type === "str") {
+      input = document.createElement("input"); input.type = "text"; input.value = cur.value; input.size = 8;
     } else {
       input = document.createElement("input"); input.type = "number"; input.value = cur.value;
       input.step = spec.type === "int" ? "1" : "0.5";
@@ -352,7 +354,13 @@ $("timeline").addEventListener("mousedown", (ev) => {
   const r = $("timeline").getBoundingClientRect();
   go(Math.floor((ev.clientX - r.left) / r.width * S.shot.frames));
 });
-window.addEventListener("resize", drawTimeline);
+// The canvas keeps the plate's pixels; its displayed size fills the viewer at the plate's aspect ratio.
+function fit() {
+  if (!S.shot) return;
+  const box = $("viewer").getBoundingClientRect(), scale = Math.min(box.width / S.shot.width, (box.height - 24) / S.shot.height);
+  screen.style.width = `${Math.floor(S.shot.width * scale)}px`; screen.style.height = `${Math.floor(S.shot.height * scale)}px`;
+}
+window.addEventListener("resize", () => { fit(); drawTimeline(); });
 
 function listen() {
   const es = new EventSource("/api/events");
@@ -372,7 +380,7 @@ function listen() {
 (async function start() {
   S.shot = await api("/api/shot");
   $("shot").textContent = S.shot.name; $("framecount").textContent = S.shot.frames - 1;
-  screen.width = S.shot.width; screen.height = S.shot.height;
+  screen.width = S.shot.width; screen.height = S.shot.height; fit();
   renderInspectorViews();
   go(0);
   await loadTimeline();

@@ -141,6 +141,35 @@ def setting_changes(page: Any, frames: list[int]) -> list[float]:
     return out
 
 
+def go(page: Any, frame: int) -> None:
+    page.keyboard.press("g")
+    page.fill("#gotoInput", str(frame))
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"window.studio.info && window.studio.info.frame === {frame} && "
+                           f"window.studio.lastShown === {frame}")
+
+
+def screenshot(page: Any, frames: int, path: Path) -> None:
+    """The README's picture: a range approved, a note, the A/B wipe; saved as a small palette PNG."""
+    from PIL import Image
+
+    page.set_viewport_size({"width": 1180, "height": 700})
+    a, b, here = frames * 2 // 5, frames * 3 // 5, frames // 2
+    go(page, a)
+    page.keyboard.press("[")
+    go(page, b)
+    page.keyboard.press("]")
+    page.keyboard.press("a")
+    page.fill("#noteText", "glasses: check the reflection")
+    page.click("#addNote")
+    page.wait_for_function("document.getElementById('notes').textContent.includes('reflection')")
+    go(page, here)
+    page.keyboard.press("3")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path))
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workspace", type=Path)
@@ -177,8 +206,7 @@ def main() -> None:
             results["setting_change_ms"] = {"each": [round(e) for e in edits],
                                             "median": round(statistics.median(edits))}
             if args.screenshot:
-                page.keyboard.press("3")
-                page.screenshot(path=str(args.screenshot))
+                screenshot(page, shot["frames"], args.screenshot)
             page.context.close()
             # Warm start: a second session finds the proxies in the workspace.
             studio.stop()

@@ -195,3 +195,18 @@ def test_review_cli_and_export_warns_about_unapproved_frames(backend: Backend, t
     assert result.exit_code == 0, result.output
     assert "warning: 8 of 16 frames are not approved" in result.stderr.replace("\n", " ")
     assert (tmp_path / "out.mp4").is_file()
+
+
+def test_added_flicker_counts_only_what_the_swap_adds() -> None:
+    rng = np.random.default_rng(0)
+    plate = [rng.integers(0, 200, (40, 50), np.uint8) for _ in range(2)]  # a plate with much change of its own
+    assert problems.added_flicker((plate[0], plate[1]), (plate[0], plate[1]), (0, 0, 50, 40)) == 0.0
+    still = (plate[0], plate[0])  # a still plate, and a swap whose face brightens by 40 levels
+    popped = plate[0].copy()
+    popped[10:30, 10:30] += 40
+    assert problems.added_flicker((plate[0], popped), still, (10, 10, 30, 30)) == pytest.approx(40)
+    assert problems.added_flicker((plate[0], popped), still, (0, 0, 50, 40)) == pytest.approx(40 * 400 / 2000)
+    rows = {i: {"frame": i, "flicker": 0.3} for i in range(20)}
+    rows[7]["flicker"] = 9.0
+    rows[8]["flicker"] = 3.0  # above 3x typical but under the 4-level floor
+    assert list(problems.flicker_spike({}, 20, rows)) == [7]

@@ -71,6 +71,7 @@ class Backend:
         self.plans: list[FramePlan] = []
         self.faces: dict[int, Face] = {}
         self.problems: dict[int, list[str]] = {}
+        self.flicker: dict[int, float] = {}  # added_flicker per frame, measured from the proxies when idle
         self.refresh()
 
     def close(self) -> None:
@@ -96,7 +97,7 @@ class Backend:
         (only landmark fixes change those)."""
         if faces or not self.faces:
             self.faces = subject_faces(self.ws, self.target.id)
-            self.problems = problems.find(self.ws, self.faces, self.frame_count)
+            self.problems = problems.find(self.ws, self.faces, self.frame_count, self.flicker)
         if self.model_id is not None:
             self.plans = plan(self.ws, self.model_id, self.faces)
         stored = dict(self.ws.db.execute("SELECT frame_idx, cache_key FROM renders").fetchall())
@@ -239,6 +240,26 @@ class Backend:
         tmp = path.with_name(f".{path.name}.part")
         tmp.write_bytes(data.tobytes())
         tmp.replace(path)
+
+    def measure_flicker(self, frames: list[int]) -> None:
+        """Measure the swap's added flicker on `frames` from the cached proxies (made when missing)."""
+        for i in frames:
+            face = self.faces.get(i)
+            if i == 0 or face is None or self.keys.get(i) is None:
+                self.flicker.pop(i, None)
+                continue
+            lm = edits.face_landmarks(face)
+            (x0, y0), (x1, y1) = lm.min(0).astype(int), lm.max(0).astype(int)
+            found = [cv2.imread(str(self.proxy(kind, j)), cv2.IMREAD_GRAYSCALE)
+                     for kind in ("merged", "plate") for j in (i - 1, i)]
+            read: list[np.ndarray] = [r for r in found if r is not None]
+            if len(read) < 4:
+                continue
+            self.flicker[i] = problems.added_flicker((read[0], read[1]), (read[2], read[3]),
+                                                     (max(0, x0), max(0, y0), x1, y1))
+
+    def update_problems(self) -> None:
+        self.problems = problems.find(self.ws, self.faces, self.frame_count, self.flicker)
 
     # -- rendering --------------------------------------------------------------------------------------
     @property

@@ -41,6 +41,7 @@ class Engine:
         self._done = 0
         self._cold = True  # some proxies may be missing
         self._scanned = 0
+        self._measured: dict[int, str] = {}  # the render key each frame's flicker was measured at
 
     def start(self) -> Backend:
         """Start the thread, which opens the workspace (SQLite connections stay on the thread that made them)."""
@@ -115,6 +116,11 @@ class Engine:
                     made += 1
         if self._scanned >= b.frame_count:
             self._cold = False
+            # All proxies are there: measure the swap's added flicker for the problem markers (a few ms a frame).
+            b.measure_flicker([i for i in range(b.frame_count) if b.keys.get(i) != self._measured.get(i)])
+            self._measured = dict(b.keys)
+            b.update_problems()
+            self.publish({"type": "plan"})
 
     def _render_chunk(self) -> None:
         ahead = sorted(self._pending, key=lambda i: (i < self.playhead, abs(i - self.playhead)))

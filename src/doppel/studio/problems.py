@@ -23,6 +23,9 @@ LOW_CONFIDENCE = 0.5
 JUMP = 0.12
 """A frame's landmarks further than this (inter-ocular distances) from the mean of its two neighbours."""
 
+FLICKER = 4.0
+"""Grey levels of frame-to-frame change in the face that the swap may add before a frame is marked."""
+
 Detector = Callable[[dict[int, Face], int, dict[int, dict[str, Any]]], dict[int, str]]
 
 
@@ -62,12 +65,14 @@ def identity_flip(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]
 
 
 def flicker_spike(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
-    """Frames whose face-region change (eval's per-frame flicker, when present) is over 3x the shot's median."""
+    """Frames where the swap adds more frame-to-frame change in the face than FLICKER grey levels and than
+    3x the shot's typical added change (measured by the studio from its proxies, see `added_flicker`)."""
     values = {i: r["flicker"] for i, r in rows.items() if isinstance(r.get("flicker"), float)}
     if len(values) < 5:
         return {}
-    median = float(np.median(list(values.values())))
-    return {i: f"flicker spike ({v:.1f} vs median {median:.1f})" for i, v in values.items() if v > 3 * median > 0}
+    typical = float(np.median(np.abs(list(values.values()))))
+    return {i: f"flicker spike (+{v:.1f} grey levels, typical {typical:.1f})" for i, v in values.items()
+            if v > max(FLICKER, 3 * typical)}
 
 
 DETECTORS: dict[str, Detector] = {
@@ -85,9 +90,28 @@ def eval_rows(ws: Workspace) -> dict[int, dict[str, Any]]:
         return {}
 
 
-def find(ws: Workspace, faces: dict[int, Face], frame_count: int) -> dict[int, list[str]]:
-    """Every problem per frame, from all detectors."""
+def added_flicker(merged: tuple[np.ndarray, np.ndarray], plate: tuple[np.ndarray, np.ndarray],
+                  box: tuple[int, int, int, int]) -> float:
+    """Change inside the face box from the previous frame to this one that the swap adds to the plate's own:
+    mean |merged_i - merged_i-1| minus mean |plate_i - plate_i-1|, in grey levels. Images: HxW (or HxWxC) uint8 pairs
+    (previous, current); box: (x0, y0, x1, y1) frame pixels."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+
+    def change(pair: tuple[np.ndarray, np.ndarray]) -> float:
+        a, b = (im[y0:y1, x0:x1].astype(np.float32) for im in pair)
+        return float(np.abs(a - b).mean())
+
+    return change(merged) - change(plate)
+
+
+def find(ws: Workspace, faces: dict[int, Face], frame_count: int,
+         flicker: dict[int, float] | None = None) -> dict[int, list[str]]:
+    """Every problem per frame, from all detectors. `flicker`: `added_flicker` per frame where measured."""
     rows = eval_rows(ws)
+    for i, value in (flicker or {}).items():
+        rows.setdefault(i, {"frame": i})["flicker"] = value
     out: dict[int, list[str]] = {}
     for detect in DETECTORS.values():
         for i, reason in detect(faces, frame_count, rows).items():

@@ -127,11 +127,7 @@ def playback(page: Any, seconds: float) -> dict[str, Any]:
 def setting_changes(page: Any, frames: list[int]) -> list[float]:
     out = []
     for f in frames:
-        page.keyboard.press("g")
-        page.fill("#gotoInput", str(f))
-        page.keyboard.press("Enter")
-        page.wait_for_function(f"window.studio.info && window.studio.info.frame === {f} && "
-                               f"window.studio.lastShown === {f}")
+        go(page, f)
         edits = page.evaluate("window.studio.edits || 0")
         current = float(page.input_value("#set-erode"))
         page.fill("#set-erode", str((current + 3) % 20))  # always a new value

@@ -208,6 +208,9 @@ class Backend:
             path = self._proxy_path(kind, frame)
         if path is None:  # a frame with no render yet: the plate (or an empty mask), not cached under a key
             path = self.proxy_root / kind / f"{frame:06d}-unrendered.jpg"
+        elif kind != "plate":  # proxies of this frame's earlier renders are out of date: drop them
+            for old in path.parent.glob(f"{frame:06d}-*.jpg"):
+                old.unlink(missing_ok=True)
         self._write_jpeg(path, image)
         return path
 

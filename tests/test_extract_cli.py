@@ -14,17 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from doppel.cli import cli
 from doppel.demo import moving_frames, write_clip
 from tests.faces import astro, hopper, two_people
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
+from tests.helpers import run
 
 
 def rows(ws: Path, sql: str, params: tuple = ()) -> list[tuple]:

@@ -10,20 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from doppel.cli import cli
 from doppel.extract.align import align_matrix
 from doppel.media import MediaReader, probe
 from doppel.merge.render import composite, subject_faces
 from doppel.workspace import Workspace
 from doppel.workspace.settings import MergeSettings
+from tests.helpers import run
 from tests.mediagen import audio_payloads
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

@@ -1,3 +1,44 @@
-"""doppel: a face-replacement studio for visual-effects work, with provenance built in."""
+"""doppel: a face-replacement studio for visual-effects work, with provenance built in.
+
+The Python API (the `doppel` command is a thin layer over it)::
+
+    import doppel
+
+    source, target = doppel.demo_clips("clips")       # or your own footage
+    with doppel.create("shot1") as shot:              # doppel.open("shot1") for an existing workspace
+        shot.add(source=source)
+        shot.add(target=target)
+        shot.extract()
+        shot.train(minutes=30)
+        shot.merge()
+        shot.export("shot1.mp4")                      # always labelled: disclosure, watermark, C2PA
+    print(doppel.verify("shot1.mp4").marked)
+
+Every step returns a frozen report with `to_json()`; every step takes `progress=callback`, called as
+`callback(stage, done, total, message)`. Errors about the user's input are `doppel.DoppelError`.
+"""
 
 __version__ = "0.1.0"
+
+from doppel.api import (  # noqa: E402
+    AddReport,
+    CurateReport,
+    FaceSetReport,
+    InfoReport,
+    PresetInfo,
+    Project,
+    create,
+    demo_clips,
+    presets,
+    run_demo,
+    verify,
+)
+from doppel.api import open_project as open  # noqa: E402
+from doppel.errors import DoppelError  # noqa: E402
+from doppel.progress import ProgressCallback  # noqa: E402
+from doppel.reports import Report  # noqa: E402
+
+__all__ = [
+    "AddReport", "CurateReport", "DoppelError", "FaceSetReport", "InfoReport", "PresetInfo", "ProgressCallback",
+    "Project", "Report", "__version__", "create", "demo_clips", "open", "presets", "run_demo", "verify",
+]

@@ -1,10 +1,9 @@
-"""The `doppel` command line: parse arguments, call the library, print. No logic of its own lives here."""
+"""The `doppel` command line: parse arguments, call the public API (`doppel.api`), print its reports."""
 
 from __future__ import annotations
 
 import json
 import sys
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -12,9 +11,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+import doppel
 from doppel import __version__
+from doppel.api import Codec, SortKey
 from doppel.errors import DoppelError
-from doppel.progress import progress_bars, stderr
+from doppel.progress import rich_progress, stderr
+from doppel.provenance import DisclosureMode
 from doppel.workspace.records import Role
 
 out = Console()
@@ -50,7 +52,10 @@ def cli() -> None:
 
 
 def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """The one way the CLI prints JSON: reports through their `to_json()`, anything else through `jsonable`."""
+    from doppel.reports import jsonable
+
+    click.echo(json.dumps(jsonable(data), indent=2, default=str))
 
 
 def _not_built(command: str, issue: int) -> NoReturn:
@@ -66,10 +71,8 @@ def init(workspace: Path) -> None:
     Example:
       doppel init shot1
     """
-    from doppel.workspace import Workspace
-
-    with Workspace.create(workspace) as ws:
-        out.print(f"created workspace [bold]{ws.root}[/] (id {ws.id}); settings in {ws.root / 'doppel.toml'}")
+    with doppel.create(workspace) as p:
+        out.print(f"created workspace [bold]{p.root}[/] (id {p.id}); settings in {p.root / 'doppel.toml'}")
 
 
 @cli.command()
@@ -90,24 +93,14 @@ def add(workspace: Path, sources: tuple[Path, ...], target: Path | None, fps: st
       doppel add shot1 --target plate.mp4
       doppel add shot1 --target frames/ --fps 24000/1001
     """
-    from doppel.ingest import add_media
-    from doppel.workspace import Workspace
-
     if bool(sources) == bool(target):
         raise DoppelError("give either --source PATH... or --target PATH")
-    try:
-        rate = Fraction(fps) if fps else None
-    except (ValueError, ZeroDivisionError) as exc:
-        raise DoppelError(f"--fps {fps!r} is not a number or fraction") from exc
-    with Workspace.open(workspace) as ws, progress_bars() as new_bar:
-        role: Role = "target" if target else "source"
-        paths = [target] if target else list(sources)
-        ids = add_media(ws, paths, role, fps=rate, progress_for=lambda p: new_bar(f"probe {p.name}"))
-        added = [ws.media_by_id(i) for i in ids]
+    with doppel.open(workspace) as p, rich_progress() as progress:
+        report = p.add(source=list(sources) or None, target=target, fps=fps, progress=progress)
     if as_json:
-        _print_json([m.to_json() for m in added])
+        _print_json(list(report.media))
         return
-    for m in added:
+    for m in report.media:
         i = m.info
         out.print(f"added {m.role} #{m.id} [bold]{m.name}[/]: {i.kind}, {i.width}x{i.height}, "
                   f"{i.frame_count} frames at {float(i.fps):.3f} fps"
@@ -124,29 +117,27 @@ def info(workspace: Path, as_json: bool) -> None:
     Example:
       doppel info shot1 --json
     """
-    from doppel.workspace import Workspace
-
-    with Workspace.open(workspace) as ws:
-        summary = ws.summary()
+    with doppel.open(workspace) as p:
+        summary = p.info()
     if as_json:
         _print_json(summary)
         return
-    table = Table(title=f"workspace {summary['workspace']}")
+    table = Table(title=f"workspace {summary.workspace}")
     for col in ("#", "role", "name", "picture", "frames", "audio", "faces"):
         table.add_column(col, overflow="fold", min_width=12 if col == "name" else None)
-    for m in summary["media"]:
+    for m in summary.media:
         num, den = map(int, m["fps"].split("/"))
         picture = (f"{m['kind']} {m['width']}x{m['height']} {num / den:.3f}fps"
                    + (" VFR" if m["variable_frame_rate"] else "") + (f" rot{m['rotation']}" if m["rotation"] else ""))
         frames = str(m["frame_count"]) + (f" ({m['frames_failed']} failed)" if m["frames_failed"] else "")
         table.add_row(str(m["id"]), m["role"], m["name"], picture, frames, str(len(m["audio"])), str(m["faces"]))
     out.print(table)
-    out.print(f"frames: {summary['frames']['source']} source, {summary['frames']['target']} target; "
-              f"faces: {summary['faces']}")
-    for name, model in summary["models"].items():
+    out.print(f"frames: {summary.frames['source']} source, {summary.frames['target']} target; "
+              f"faces: {summary.faces}")
+    for name, model in summary.models.items():
         out.print(f"model {name}: step {model['step']}")
-    if summary["merged_frames"]:
-        out.print(f"merged: {summary['merged_frames']} frames ({summary['swapped_frames']} swapped)")
+    if summary.merged_frames:
+        out.print(f"merged: {summary.merged_frames} frames ({summary.swapped_frames} swapped)")
 
 
 @cli.command()
@@ -170,28 +161,23 @@ def extract(workspace: Path, reference: Path | None, source_reference: Path | No
       doppel extract shot1
       doppel extract shot1 --reference her_face.jpg --debug
     """
-    from doppel.extract.debug import write_overlays
-    from doppel.extract.run import extract as run_extract
-    from doppel.workspace import Workspace
-
-    with Workspace.open(workspace) as ws, progress_bars() as new_bar:
-        report = run_extract(ws, workers=workers, reference=reference, source_reference=source_reference,
-                             redo=redo, progress_for=lambda m: new_bar(f"extract {m.name}"))
-        if debug:
-            folder = write_overlays(ws, progress_for=lambda m: new_bar(f"overlays {m.name}"))
+    with doppel.open(workspace) as p, rich_progress() as progress:
+        report = p.extract(reference=reference, source_reference=source_reference, workers=workers, redo=redo,
+                           debug=debug, progress=progress)
     if as_json:
-        _print_json(report.to_json())
+        _print_json(report)
         return
     for r in report.media:
         speed = f" at {r.fps:.1f} frames/s" if r.processed else " (already done)"
         out.print(f"{r.role} {r.name}: {r.processed} frames processed{speed}; {r.faces} faces"
                   + (f", {r.failed} failed" if r.failed else ""))
-    for role, p in report.people.items():
-        out.print(f"{role}: {p['people']} people; chosen person #{p['chosen']} ({p['chosen_faces']} faces)")
+    for role, people in report.people.items():
+        out.print(f"{role}: {people['people']} people; chosen person #{people['chosen']} "
+                  f"({people['chosen_faces']} faces)")
     for w in report.warnings:
         out.print(f"[yellow]warning:[/] {w}")
-    if debug:
-        out.print(f"overlays in {folder}")
+    if report.overlays:
+        out.print(f"overlays in {report.overlays}")
 
 
 @cli.command()
@@ -207,7 +193,7 @@ def extract(workspace: Path, reference: Path | None, source_reference: Path | No
 @click.option("--include", "include_ids", default=None, help="Include faces again by id.")
 @click.option("--reason", default="excluded by hand", show_default=True, help="Why (recorded with --exclude).")
 @click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
-def faces(workspace: Path, role: str, person: str, sort_key: str, limit: int, best: int | None,
+def faces(workspace: Path, role: Role, person: str, sort_key: SortKey, limit: int, best: int | None,
           exclude_ids: str | None, include_ids: str | None, reason: str, as_json: bool) -> None:
     """List, sort and curate face sets. Excluding never deletes anything.
 
@@ -218,32 +204,22 @@ def faces(workspace: Path, role: str, person: str, sort_key: str, limit: int, be
       doppel faces shot1 --exclude 120-135 --reason "hand over face"
       doppel faces shot1 --role target --person all --json
     """
-    from doppel.extract import curate
-    from doppel.workspace import Workspace
-
-    with Workspace.open(workspace) as ws:
+    with doppel.open(workspace) as p:
         if exclude_ids:
-            n = curate.set_excluded(ws, curate.parse_ids(exclude_ids), True, reason)
-            stderr.print(f"excluded {n} face(s)")
+            stderr.print(f"excluded {p.exclude(exclude_ids, reason).excluded} face(s)")
         if include_ids:
-            n = curate.set_excluded(ws, curate.parse_ids(include_ids), False, "")
-            stderr.print(f"included {n} face(s)")
+            stderr.print(f"included {p.include(include_ids).included} face(s)")
         if best is not None:
-            kept, dropped = curate.keep_best(ws, role, best)
-            stderr.print(f"kept the best {kept} faces spread over poses; excluded {dropped} more")
-        chosen = curate.chosen_person(ws, role)
-        listed = curate.sort_faces(curate.face_set(ws, role, person=person), sort_key,
-                                   chosen[1] if chosen else None)
-    usable = sum(not f.excluded for f in listed)
-    shown = listed[:limit] if limit else listed
+            kept = p.keep_best(best, role=role)
+            stderr.print(f"kept the best {kept.kept} faces spread over poses; excluded {kept.excluded} more")
+        listing = p.faces(role=role, person=person, sort=sort_key, limit=limit or None)
     if as_json:
-        _print_json({"role": role, "person": person, "faces": len(listed), "usable": usable,
-                     "listed": [f.to_json() for f in shown]})
+        _print_json(listing)
         return
-    table = Table(title=f"{role} faces ({person}): {len(listed)}, {usable} usable")
+    table = Table(title=f"{role} faces ({person}): {listing.faces}, {listing.usable} usable")
     for col in ("id", "media", "frame", "yaw", "pitch", "sharp", "size", "person", "excluded"):
         table.add_column(col)
-    for f in shown:
+    for f in listing.listed:
         table.add_row(str(f.id), str(f.media_id), str(f.frame_idx), f"{f.yaw:.0f}", f"{f.pitch:.0f}",
                       f"{f.sharpness:.0f}", f"{f.size_px:.0f}", str(f.person_id), f.exclude_reason or "")
     out.print(table)
@@ -280,46 +256,24 @@ def train(workspace: Path, preset: str | None, iterations: int | None, minutes: 
       doppel train shot1 --preset cpu-128 --iterations 20000
       doppel train shot2 --init-from shot1 --minutes 30
     """
-    from doppel.train.config import PRESETS
-
     if list_presets:
-        for p in PRESETS.values():
-            m = p.model
-            out.print(f"[bold]{p.name}[/]: {m.arch} {m.resolution}px, batch {p.train.batch_size} - {p.description}")
+        for info in doppel.presets():
+            out.print(f"[bold]{info.name}[/]: {info.arch} {info.resolution}px, batch {info.batch_size} - "
+                      f"{info.description}")
         return
-    from doppel.train.loop import Budget, Trainer, distributed, process_group
-    from doppel.workspace import Workspace
-
-    overrides = {k: v for k, v in (("batch_size", batch_size), ("learning_rate", learning_rate), ("bf16", bf16))
-                 if v is not None}
-    rank, world = distributed()
-    with process_group(device), Workspace.open(workspace) as ws:
-        trainer = Trainer.open(ws, name=model_name, preset=preset, device=device, init_from=init_from,
-                               overrides=overrides)
-        budget = Budget(iterations, minutes, preview_minutes, checkpoint_minutes)
-        if rank == 0 and not as_json:
-            m = trainer.model_cfg
-            out.print(f"model {model_name}: preset {trainer.preset} ({m.arch} {m.resolution}px), step "
-                      f"{trainer.step}, on {trainer.device}{f' x{world}' if world > 1 else ''}")
-        with progress_bars("it") as new_bar:
-            bar = new_bar("train") if rank == 0 and iterations else None
-            first = trainer.step
-
-            def report(step: int, last: int | None, figures: dict[str, float]) -> None:
-                if bar:
-                    bar(step - first, (last or step) - first)
-
-            result = trainer.train(budget, report)
-    if rank != 0:
+    with doppel.open(workspace) as p, rich_progress() as progress:
+        result = p.train(minutes=minutes, iterations=iterations, preset=preset, model=model_name,
+                         init_from=init_from, batch_size=batch_size, learning_rate=learning_rate, bf16=bf16,
+                         device=device, preview_minutes=preview_minutes, checkpoint_minutes=checkpoint_minutes,
+                         progress=progress)
+    if result.rank != 0:
         return
-    summary = {"step": result.step, "steps_run": result.steps_run, "seconds": round(result.seconds, 1),
-               "samples_per_s": round(result.samples_per_s, 2), "interrupted": result.interrupted,
-               "rollbacks": result.rollbacks, "losses": result.losses, "validation": result.validation,
-               "checkpoint": str(result.checkpoint), "preview": str(result.preview)}
     if as_json:
-        _print_json(summary)
+        _print_json(result)
         return
     state = "stopped by you; saved" if result.interrupted else "saved"
+    out.print(f"model {result.model}: preset {result.preset}, on {result.device}"
+              + (f" x{result.world}" if result.world > 1 else ""))
     out.print(f"{state} at step {result.step} ({result.steps_run} steps, {result.samples_per_s:.1f} samples/s); "
               f"validation SSIM source {result.validation.get('ssim_src', 0):.3f}, "
               f"target {result.validation.get('ssim_dst', 0):.3f}")
@@ -349,33 +303,25 @@ def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overri
       doppel merge shot1 --list-overrides
     """
     from doppel.extract.curate import parse_ids
-    from doppel.merge import overrides as ov
-    from doppel.merge.render import merge as run_merge
-    from doppel.workspace import Workspace
+    from doppel.merge.overrides import parse_assignment
 
-    with Workspace.open(workspace) as ws:
-        target = ws.target()
-        if target is None:
-            raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
+    with doppel.open(workspace) as p:
         for frames, assignment in assignments:
-            first, last = ov.parse_range(frames, target.info.frame_count)
-            key, value = ov.parse_assignment(assignment)
-            oid = ov.add_override(ws, first, last, key, value)
-            stderr.print(f"override #{oid}: frames {first}-{last} {key} = {value!r}")
+            o = p.set_override(frames, *parse_assignment(assignment))
+            stderr.print(f"override #{o.id}: frames {o.first}-{o.last} {o.key} = {o.value!r}")
         if clear_overrides or remove_ids:
-            n = ov.remove_overrides(ws, parse_ids(remove_ids) if remove_ids else None)
+            n = p.remove_overrides(parse_ids(remove_ids) if remove_ids else None)
             stderr.print(f"removed {n} override(s)")
         if list_overrides:
-            rows = [o.__dict__ for o in ov.list_overrides(ws)]
             if as_json:
-                _print_json(rows)
-            for o in rows if not as_json else []:
-                out.print(f"#{o['id']}: frames {o['first']}-{o['last']} {o['key']} = {o['value']!r}")
+                _print_json(p.overrides())
+            for o in p.overrides() if not as_json else ():
+                out.print(f"#{o.id}: frames {o.first}-{o.last} {o.key} = {o.value!r}")
             return
-        with progress_bars() as new_bar:
-            report = run_merge(ws, device=device, force=force, progress=new_bar("merge"))
+        with rich_progress() as progress:
+            report = p.merge(device=device, force=force, progress=progress)
     if as_json:
-        _print_json({**report.__dict__, "fps": round(report.fps, 2)})
+        _print_json(report)
         return
     out.print(f"merged {report.frames} frames with model {report.model}: {report.rendered} rendered"
               + (f" at {report.fps:.1f} frames/s" if report.rendered else "")
@@ -404,11 +350,11 @@ def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overri
               help="Your signing certificate chain (PEM, leaf first); default: the workspace's self-signed one.")
 @click.option("--key", type=click.Path(path_type=Path), default=None, help="The private key (PEM) for --cert.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def export(workspace: Path, output: Path, codec: str | None, crf: int | None, layers: Path | None,
-           disclosure: str, disclosure_text: str, author: str | None, purpose: str | None, consent: str | None,
-           cert: Path | None, key: Path | None, as_json: bool) -> None:
+def export(workspace: Path, output: Path, codec: Codec | None, crf: int | None, layers: Path | None,
+           disclosure: DisclosureMode, disclosure_text: str, author: str | None, purpose: str | None,
+           consent: str | None, cert: Path | None, key: Path | None, as_json: bool) -> None:
     """Encode the finished shot at the plate's timestamps with its audio, labelled as synthetic media:
-    a visible disclosure, an invisible watermark, and (MP4/MOV) a signed C2PA manifest.
+    a visible disclosure, an invisible watermark, and a signed C2PA manifest.
 
     There is no option to leave the labels out.
 
@@ -419,29 +365,19 @@ def export(workspace: Path, output: Path, codec: str | None, crf: int | None, la
       doppel export shot1 shot1_frames --codec png
       doppel export shot1 short_film.mp4 --disclosure credits
     """
-    from doppel.export.video import export as run_export
-    from doppel.provenance import Disclosure
-    from doppel.provenance.keys import load_identity
-    from doppel.workspace import Workspace
-
     if (cert is None) != (key is None):
         raise DoppelError("give both --cert and --key, or neither")
-    identity = load_identity(cert, key) if cert is not None and key is not None else None
     from doppel.workspace.review import unapproved_warning
 
-    with Workspace.open(workspace) as ws, progress_bars() as new_bar:
-        warning = unapproved_warning(ws)
+    with doppel.open(workspace) as p, rich_progress() as progress:
+        warning = unapproved_warning(p.workspace)  # a warning, not an error: exporting a work in progress is fine
         if warning:
-            stderr.print(f"[yellow]warning:[/] {warning}")
-        report = run_export(ws, output, codec=codec, crf=crf, layers=layers,
-                            disclosure=Disclosure(disclosure, disclosure_text), identity=identity, author=author,
-                            purpose=purpose, consent=consent, progress=new_bar("export"))
-    summary = {"path": str(report.path), "frames": report.frames, "seconds": round(report.seconds, 2),
-               "c2pa": report.c2pa, "self_signed": report.self_signed,
-               "codec": report.codec, "audio_streams": report.audio_streams,
-               "layers": str(report.layers) if report.layers else None}
+            click.echo(f"warning: {warning}", err=True)
+        report = p.export(output, codec=codec, crf=crf, layers=layers, disclosure=disclosure,
+                          disclosure_text=disclosure_text, author=author, purpose=purpose, consent=consent,
+                          cert=cert, key=key, progress=progress)
     if as_json:
-        _print_json(summary)
+        _print_json(report)
         return
     out.print(f"wrote {report.path} ({report.frames} frames, {report.codec}, {report.audio_streams} audio "
               f"stream(s) copied) in {report.seconds:.1f} s; watermarked; C2PA manifest signed"
@@ -466,11 +402,9 @@ def verify(file: Path, seconds: float, as_json: bool) -> None:
       doppel verify shot1.mp4
       doppel verify downloaded_clip.mp4 --json
     """
-    from doppel.provenance.verify import verify as run_verify
-
-    report = run_verify(file, seconds)
+    report = doppel.verify(file, seconds=seconds)
     if as_json:
-        _print_json(report.to_json())
+        _print_json(report)
     else:
         m = report.manifest
         if not m.present:
@@ -505,18 +439,14 @@ def evaluate(workspace: Path, as_json: bool) -> None:
     Example:
       doppel eval shot1
     """
-    from doppel.evaluate.metrics import evaluate as run_eval
-    from doppel.evaluate.metrics import write_report
-    from doppel.workspace import Workspace
-
-    with Workspace.open(workspace) as ws, progress_bars() as new_bar:
-        report = run_eval(ws, progress=new_bar("eval"))
-        folder = write_report(ws, report)
+    with doppel.open(workspace) as p, rich_progress() as progress:
+        report = p.evaluate(progress=progress)
     if as_json:
-        _print_json(report.summary())
+        _print_json(report)
         return
-    out.print((folder / "report.txt").read_text().rstrip())
-    out.print(f"report: {folder / 'report.txt'}, plot: {folder / 'report.png'}")
+    assert report.folder is not None
+    out.print((report.folder / "report.txt").read_text().rstrip())
+    out.print(f"report: {report.folder / 'report.txt'}, plot: {report.folder / 'report.png'}")
 
 
 # -- studio and review (issue 12) ---------------------------------------------------------------------------------
@@ -588,11 +518,9 @@ def demo(folder: Path, source: Path | None, target: Path | None, minutes: float,
       doppel demo demo-out
       doppel demo my-demo --source me.mp4 --target plate.mp4 --minutes 30
     """
-    from doppel.demo import run_demo
-
-    with progress_bars() as new_bar:
-        result = run_demo(folder, source=source, target=target, minutes=minutes, preset=preset,
-                          say=out.print, new_bar=new_bar)
+    with rich_progress(say=out.print) as progress:
+        result = doppel.run_demo(folder, source=source, target=target, minutes=minutes, preset=preset,
+                             progress=progress)
     out.print((result.report / "report.txt").read_text().rstrip())
     out.print(f"\nswapped video: {result.video}\nworkspace:     {result.workspace}\n"
               f"training preview: {result.preview}\nevaluation:    {result.report / 'report.txt'} and report.png")

@@ -7,10 +7,10 @@ both portraits are public-domain works of the US government.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -18,7 +18,11 @@ from PIL import Image
 
 from doppel.errors import DoppelError
 from doppel.fsutil import atomic_path
-from doppel.media.probe import Progress
+from doppel.progress import ProgressCallback
+from doppel.reports import Report
+
+if TYPE_CHECKING:
+    from doppel.evaluate.metrics import EvalReport
 
 
 def astronaut() -> np.ndarray:
@@ -99,25 +103,23 @@ def make_demo_clips(folder: Path, *, frames: int = 75, size: tuple[int, int] = (
 
 
 @dataclass(frozen=True)
-class DemoResult:
+class DemoReport(Report):
+    """Where the demo put things: the labelled video, the workspace, the last training preview, the
+    evaluation folder, and the evaluation's figures."""
+
     video: Path
     workspace: Path
     preview: Path | None
     report: Path
+    evaluation: EvalReport
 
 
 def run_demo(folder: Path, *, source: Path | None = None, target: Path | None = None, minutes: float = 8.0,
-             preset: str = "cpu-64", say: Callable[[str], object] = print,
-             new_bar: Callable[[str], Progress | None] = lambda label: None) -> DemoResult:
-    """The whole job: clips (the bundled portraits unless `source` and `target` are given), ingest, extract,
-    train for `minutes`, merge, export with provenance, evaluate. Everything goes under `folder`."""
-    from doppel.evaluate.metrics import evaluate, write_report
-    from doppel.export.video import export
-    from doppel.extract.run import extract
-    from doppel.ingest import add_media
-    from doppel.merge.render import merge
-    from doppel.train.loop import Budget, Trainer
-    from doppel.workspace import Workspace
+             preset: str = "cpu-64", progress: ProgressCallback | None = None) -> DemoReport:
+    """The whole job through the public API: clips (the bundled portraits unless `source` and `target` are
+    given), add, extract, train for `minutes`, merge, export with provenance, evaluate. Everything goes under
+    `folder`; each step is announced as progress("demo", step, 7, what)."""
+    import doppel
 
     if (source is None) != (target is None):
         raise DoppelError("give both --source and --target, or neither")
@@ -125,28 +127,31 @@ def run_demo(folder: Path, *, source: Path | None = None, target: Path | None = 
     ws_path = folder / "workspace"
     if ws_path.exists():
         raise DoppelError("demo workspace already exists; remove it or pick another folder", ws_path)
+
+    def say(step: int, what: str) -> None:
+        if progress is not None:
+            progress("demo", step, 7, what)
+
     if source is None or target is None:
-        say("1/7 making demo clips from the astronaut and Grace Hopper portraits")
+        say(1, "making demo clips from the astronaut and Grace Hopper portraits")
         source, target = make_demo_clips(folder / "clips")
     video = folder / "swapped.mp4"
-    with Workspace.create(ws_path) as ws:
-        say("2/7 ingesting")
-        add_media(ws, [source], "source", progress_for=lambda p: new_bar(f"probe {p.name}"))
-        add_media(ws, [target], "target", progress_for=lambda p: new_bar(f"probe {p.name}"))
-        say("3/7 extracting faces")
-        report = extract(ws, progress_for=lambda m: new_bar(f"extract {m.name}"))
-        for warning in report.warnings:
-            say(f"warning: {warning}")
-        say(f"4/7 training the {preset} model for {minutes:g} minutes (previews in {ws_path / 'models'})")
-        trainer = Trainer.open(ws, preset=preset)
-        bar = new_bar("train")
-        trained = trainer.train(Budget(minutes=minutes, preview_minutes=1.0),
-                                lambda step, last, fig: bar(int(trainer.elapsed), int(minutes * 60)) if bar else None)
-        say(f"    {trained.step} steps, {trained.samples_per_s:.1f} samples/s")
-        say("5/7 merging")
-        merge(ws, progress=new_bar("merge"))
-        say("6/7 exporting, labelled as synthetic media")
-        export(ws, video, progress=new_bar("export"))
-        say("7/7 evaluating")
-        folder_eval = write_report(ws, evaluate(ws, progress=new_bar("eval")))
-    return DemoResult(video, ws_path, trained.preview, folder_eval)
+    with doppel.create(ws_path) as project:
+        say(2, "ingesting")
+        project.add(source=source, progress=progress)
+        project.add(target=target, progress=progress)
+        say(3, "extracting faces")
+        extracted = project.extract(progress=progress)
+        for warning in extracted.warnings:
+            say(3, f"warning: {warning}")
+        say(4, f"training the {preset} model for {minutes:g} minutes (previews in {ws_path / 'models'})")
+        trained = project.train(minutes=minutes, preset=preset, preview_minutes=1.0, progress=progress)
+        say(4, f"{trained.step} steps, {trained.samples_per_s:.1f} samples/s")
+        say(5, "merging")
+        project.merge(progress=progress)
+        say(6, "exporting, labelled as synthetic media")
+        project.export(video, progress=progress)
+        say(7, "evaluating")
+        evaluation = project.evaluate(progress=progress)
+    assert evaluation.folder is not None
+    return DemoReport(video, ws_path, trained.preview, evaluation.folder, evaluation)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,16 @@ from doppel.fsutil import write_text_atomic
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge.render import subject_faces
+from doppel.reports import Report, internal
 from doppel.workspace import Workspace
 from doppel.workspace.faces import unblob
 
 
-@dataclass
-class EvalReport:
+@dataclass(frozen=True)
+class EvalReport(Report):
+    """`evaluate`'s figures (see the module's docstring); `per_frame` (left out of `to_json`) holds each frame's.
+    `folder` is where report.json, report.txt and report.png were written, when they were."""
+
     frames: int
     swapped: int
     found: int
@@ -43,12 +47,15 @@ class EvalReport:
     flicker_merged: float
     flicker_plate: float
     flicker_ratio: float
-    per_frame: list[dict[str, Any]] = field(default_factory=list)
+    per_frame: tuple[dict[str, Any], ...] = internal(default=())
+    folder: Path | None = internal(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures (rounded to 4 decimals) without the per-frame detail."""
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in super().to_json().items()}
 
     def summary(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("per_frame")
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}
+        return self.to_json()
 
 
 def _person_embedding(ws: Workspace, role: str) -> np.ndarray:
@@ -109,7 +116,7 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
         identity_source=mean("identity_source"), identity_target=mean("identity_target"),
         source_wins=float(np.mean([r["identity_source"] > r["identity_target"] for r in scored])) if scored else 0.0,
         landmark_error=mean("landmark_error"), flicker_merged=fm, flicker_plate=fp,
-        flicker_ratio=fm / fp if fp and fp == fp else float("nan"), per_frame=per_frame,
+        flicker_ratio=fm / fp if fp and fp == fp else float("nan"), per_frame=tuple(per_frame),
     )
 
 

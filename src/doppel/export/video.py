@@ -23,6 +23,7 @@ from doppel.provenance import Disclosure, container_metadata, mark_frame, title_
 from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
 from doppel.provenance.watermark import workspace_tag
+from doppel.reports import Report
 from doppel.workspace import Workspace
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
@@ -30,8 +31,10 @@ EXPORT_CODECS = ("h264", "prores", "lossless", "png")
 _CONTAINERS = {"h264": (".mp4", ".mov", ".m4v"), "prores": (".mov",), "lossless": (".mov",)}
 
 
-@dataclass
-class ExportReport:
+@dataclass(frozen=True)
+class ExportReport(Report):
+    """`export`'s result. Every export is watermarked, carries the visible disclosure and a C2PA manifest."""
+
     path: Path
     frames: int
     seconds: float
@@ -57,6 +60,9 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     visible disclosure and the watermark on every frame, and for MP4/MOV a signed C2PA manifest."""
     start = time.perf_counter()
     disclosure = disclosure or Disclosure()
+    if not isinstance(disclosure, Disclosure):
+        raise DoppelError(f"disclosure must be a Disclosure, not {type(disclosure).__name__}")
+    disclosure.check()
     codec = codec or ws.settings.export.codec
     if codec not in EXPORT_CODECS or codec not in CODECS:
         raise DoppelError(f"unknown export codec {codec!r}; choose one of {', '.join(EXPORT_CODECS)}")

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from doppel.extract.layout import to_68
 from doppel.extract.worker import analyze_batch, init_worker, to_records
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader, load_image
+from doppel.reports import Report
 from doppel.workspace import Media, Workspace
 from doppel.workspace.db import now
 from doppel.workspace.faces import blob, insert_face, query_faces, unblob
@@ -29,8 +30,11 @@ from doppel.workspace.faces import blob, insert_face, query_faces, unblob
 BATCH = 8
 
 
-@dataclass
-class MediaReport:
+@dataclass(frozen=True)
+class MediaReport(Report):
+    """What extraction did to one media item."""
+
+    json_properties = ("fps",)
     id: int
     name: str
     role: str
@@ -42,18 +46,19 @@ class MediaReport:
 
     @property
     def fps(self) -> float:
+        """Frames processed per second of this run."""
         return self.processed / self.seconds if self.seconds else 0.0
 
 
-@dataclass
-class ExtractReport:
-    media: list[MediaReport] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    people: dict[str, Any] = field(default_factory=dict)
+@dataclass(frozen=True)
+class ExtractReport(Report):
+    """`extract`'s result: per media item, warnings, and per role the people found and the chosen one."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {"media": [{**m.__dict__, "fps": round(m.fps, 2)} for m in self.media],
-                "warnings": self.warnings, "people": self.people}
+    media: tuple[MediaReport, ...] = ()
+    warnings: tuple[str, ...] = ()
+    people: dict[str, Any] = field(default_factory=dict)
+    overlays: Path | None = None
+    """The debug overlays' folder, when they were asked for."""
 
 
 def config_from(ws: Workspace) -> AnalyzerConfig:
@@ -96,7 +101,7 @@ def extract(
         if redo:
             db.execute("DELETE FROM faces")
             db.execute("UPDATE frames SET status = 'new', error = ''")
-    report = ExtractReport()
+    reports: list[MediaReport] = []
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     pool = None
     if workers > 1:
@@ -105,7 +110,7 @@ def extract(
     local = FaceAnalyzer(config) if pool is None else None
     try:
         for m in media:
-            report.media.append(_extract_media(ws, m, pool, workers, local,
+            reports.append(_extract_media(ws, m, pool, workers, local,
                                                progress_for(m) if progress_for else None))
         if pool is not None:
             pool.shutdown()
@@ -116,15 +121,16 @@ def extract(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    report.people = postprocess(ws)
-    for r in report.media:
+    people = postprocess(ws)
+    warnings: list[str] = []
+    for i, r in enumerate(reports):
         total = ws.db.execute("SELECT COUNT(*) FROM faces WHERE media_id = ?", (r.id,)).fetchone()[0]
-        r.faces = total
+        reports[i] = r = replace(r, faces=total)
         if total == 0:
-            report.warnings.append(f"no face found in {r.name} ({r.frames} frames)")
+            warnings.append(f"no face found in {r.name} ({r.frames} frames)")
         if r.failed:
-            report.warnings.append(f"{r.failed} frame(s) of {r.name} could not be decoded (recorded as failed)")
-    return report
+            warnings.append(f"{r.failed} frame(s) of {r.name} could not be decoded (recorded as failed)")
+    return ExtractReport(tuple(reports), tuple(warnings), people)
 
 
 def _pending(ws: Workspace, media_id: int) -> list[int]:
@@ -142,7 +148,7 @@ def _frames(reader: MediaReader, indices: list[int]) -> Iterator[tuple[int, np.n
 
 def _extract_media(ws: Workspace, m: Media, pool: ProcessPoolExecutor | None, workers: int,
                    local: FaceAnalyzer | None, progress: Progress | None) -> MediaReport:
-    report = MediaReport(m.id, m.name, m.role, m.info.frame_count)
+    counts = {"processed": 0, "failed": 0}
     pending = _pending(ws, m.id)
     done_before = m.info.frame_count - len(pending)
     start = time.perf_counter()
@@ -159,10 +165,10 @@ def _extract_media(ws: Workspace, m: Media, pool: ProcessPoolExecutor | None, wo
             for frame_idx, message in failures:
                 db.execute("UPDATE frames SET status = 'failed', error = ? WHERE media_id = ? AND idx = ?",
                            (message, m.id, frame_idx))
-        report.processed += len(results) + len(failures)
-        report.failed += len(failures)
+        counts["processed"] += len(results) + len(failures)
+        counts["failed"] += len(failures)
         if progress:
-            progress(done_before + report.processed, m.info.frame_count)
+            progress(done_before + counts["processed"], m.info.frame_count)
 
     def drain(block_until: int) -> None:
         while len(in_flight) > block_until:
@@ -181,8 +187,8 @@ def _extract_media(ws: Workspace, m: Media, pool: ProcessPoolExecutor | None, wo
             in_flight[pool.submit(analyze_batch, None, ws.root, m.id, good)] = failures
             drain(limit)
         drain(0)
-    report.seconds = time.perf_counter() - start
-    return report
+    return MediaReport(m.id, m.name, m.role, m.info.frame_count, counts["processed"], counts["failed"],
+                       seconds=time.perf_counter() - start)
 
 
 def _fill_gaps(ws: Workspace, m: Media, analyzer: FaceAnalyzer) -> int:

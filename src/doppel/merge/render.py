@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Collection
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from doppel.merge import blend, color
 from doppel.merge.edits import edited_face
 from doppel.merge.masks import combine, shape_mask
 from doppel.merge.overrides import list_overrides, settings_for
+from doppel.reports import Report
 from doppel.workspace import Workspace, review
 from doppel.workspace.db import now
 from doppel.workspace.faces import Face, query_faces
@@ -52,18 +53,22 @@ class FramePlan:
         return self.face is None or not self.settings.swap
 
 
-@dataclass
-class MergeReport:
+@dataclass(frozen=True)
+class MergeReport(Report):
+    """`merge`'s result: target frames in all, rendered now, already up to date, passed through untouched."""
+
+    json_properties = ("fps",)
     frames: int
     rendered: int
     cached: int
     passthrough: int
     seconds: float
     model: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
 
     @property
     def fps(self) -> float:
+        """Frames rendered per second."""
         return self.rendered / self.seconds if self.seconds else 0.0
 
 
@@ -226,13 +231,13 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
     assert target is not None  # plan() checked
     wanted = set(frames) if frames is not None else None
     todo = [p for p in plans if (p.needs_render or force) and (wanted is None or p.index in wanted)]
-    report = MergeReport(len(plans), 0, len(plans) - len(todo), sum(p.passthrough for p in plans), 0.0, model.id)
+    warnings = []
     if not any(not p.passthrough for p in plans):
-        report.warnings.append("no frame has the chosen person's face: the plate passes through unchanged")
+        warnings.append("no frame has the chosen person's face: the plate passes through unchanged")
     with MediaReader(target.info) as reader:
-        report.rendered = render_plans(ws, model, plans, todo, reader, progress)
-    report.seconds = time.perf_counter() - start
-    return report
+        rendered = render_plans(ws, model, plans, todo, reader, progress)
+    return MergeReport(len(plans), rendered, len(plans) - len(todo), sum(p.passthrough for p in plans),
+                       time.perf_counter() - start, model.id, tuple(warnings))
 
 
 def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: list[FramePlan],

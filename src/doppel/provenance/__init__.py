@@ -11,22 +11,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from doppel import __version__
 
-DISCLOSURES = ("badge", "credits")
+DisclosureMode = Literal["badge", "credits"]
+DISCLOSURES: tuple[DisclosureMode, ...] = get_args(DisclosureMode)
 
 
 @dataclass(frozen=True)
 class Disclosure:
-    mode: str = "badge"
+    """The visible label of an export. There is no mode without one: anything but `badge` or `credits`, an
+    empty text or a card shorter than a frame is refused when the object is made (and again by export)."""
+
+    mode: DisclosureMode = "badge"
     """`badge`: a small label on every frame. `credits`: a title card at the start and the end instead (for
     declared artistic, satirical or fictional works)."""
     text: str = "AI-generated"
     card_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise DoppelError unless this disclosure shows a visible label."""
+        from doppel.errors import DoppelError
+
+        if self.mode not in DISCLOSURES:
+            raise DoppelError(f"disclosure mode must be one of {', '.join(DISCLOSURES)}, not {self.mode!r}: "
+                              "every export carries a visible disclosure")
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise DoppelError("the disclosure text must not be empty: every export carries a visible disclosure")
+        if not isinstance(self.card_seconds, int | float) or not 0.5 <= self.card_seconds <= 60:
+            raise DoppelError(f"disclosure cards last 0.5 to 60 seconds, not {self.card_seconds!r}")
 
 
 @lru_cache(maxsize=8)
@@ -70,6 +90,7 @@ def mark_frame(image: np.ndarray, disclosure: Disclosure, tag: int) -> np.ndarra
     carrying `tag` (see watermark.workspace_tag)."""
     from doppel.provenance import watermark
 
+    disclosure.check()
     if disclosure.mode == "badge":
         image = badge(image, disclosure.text)
     return watermark.embed(image, tag)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import av
 import av.error
@@ -14,10 +13,12 @@ from doppel.media.probe import probe
 from doppel.media.video import MediaReader
 from doppel.provenance import watermark
 from doppel.provenance.manifest import ManifestReport, read_manifest
+from doppel.reports import Report
 
 
-@dataclass
-class VerifyReport:
+@dataclass(frozen=True)
+class VerifyReport(Report):
+    json_properties = ("marked", "tampered")
     path: str
     manifest: ManifestReport
     watermark_found: bool
@@ -35,11 +36,6 @@ class VerifyReport:
     @property
     def tampered(self) -> bool:
         return self.manifest.present and not self.manifest.valid
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["marked"], d["tampered"] = self.marked, self.tampered
-        return d
 
 
 def _metadata(path: Path) -> bool:

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+import doppel
 from doppel.errors import DoppelError
 from doppel.media.video import MediaReader
 from doppel.merge import edits
 from doppel.merge.overrides import list_overrides
 from doppel.merge.render import FramePlan, plan, render_plans, subject_faces
 from doppel.studio import problems
-from doppel.workspace import Workspace, review
+from doppel.workspace import review
 from doppel.workspace.faces import Face
 from doppel.workspace.settings import MergeSettings
 
@@ -53,7 +54,8 @@ class Backend:
     """A workspace opened for the studio. `root`: the workspace folder."""
 
     def __init__(self, root: Path, device: str | None = "cpu") -> None:
-        self.ws = Workspace.open(root)
+        self.project = doppel.open(root)  # the public front door; its storage object serves the stages below
+        self.ws = self.project.workspace
         target = self.ws.target()
         if target is None:
             raise DoppelError("the workspace has no target; add one with `doppel add --target`", self.ws.root)
@@ -76,7 +78,7 @@ class Backend:
 
     def close(self) -> None:
         self.reader.close()
-        self.ws.close()
+        self.project.close()
 
     # -- state ------------------------------------------------------------------------------------------
     def ensure_plan(self) -> None:
@@ -355,9 +357,9 @@ class Backend:
 
 def check_workspace(root: Path) -> None:
     """Raise DoppelError (a clear one-line message) unless `root` is a workspace with a target."""
-    with Workspace.open(root) as ws:
-        if ws.target() is None:
-            raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
+    with doppel.open(root) as project:
+        if project.workspace.target() is None:
+            raise DoppelError("the workspace has no target; add one with `doppel add --target`", project.root)
 
 
 def review_summary(root: Path) -> dict[str, Any]:

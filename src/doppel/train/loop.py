@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from doppel import __version__
 from doppel.errors import DoppelError
+from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
 from doppel.train.data import TrainingData, load_training_data, make_batch
@@ -46,8 +47,10 @@ class Budget:
     log_every: int = 10
 
 
-@dataclass
-class TrainResult:
+@dataclass(frozen=True)
+class TrainReport(Report):
+    """`train`'s result: where the model stands, what this run did, the last losses and validation SSIM."""
+
     step: int
     steps_run: int
     seconds: float
@@ -58,7 +61,12 @@ class TrainResult:
     validation: dict[str, float]
     checkpoint: Path
     preview: Path | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    model: str = "main"
+    preset: str = ""
+    device: str = ""
+    rank: int = 0
+    """This process's rank under torchrun (only rank 0 writes checkpoints and previews)."""
+    world: int = 1
 
 
 def model_folder(ws: Workspace, name: str) -> Path:
@@ -271,7 +279,7 @@ class Trainer:
         save_png(self.folder / "preview.png", grid)
         return path
 
-    def train(self, budget: Budget, report: StepReport | None = None) -> TrainResult:
+    def train(self, budget: Budget, report: StepReport | None = None) -> TrainReport:
         if budget.iterations is None and budget.minutes is None:
             raise DoppelError("give --iterations N or --minutes M")
         self.load_data()
@@ -329,8 +337,9 @@ class Trainer:
         path = self.save(extra={"validation": validation, "losses": parts})
         if self.rank == 0:
             preview = self.write_preview()
-        return TrainResult(self.step, steps_run, seconds, steps_run * self.cfg.batch_size / max(seconds, 1e-9),
-                           bool(stop[0]), rollbacks, parts, validation, path, preview)
+        return TrainReport(self.step, steps_run, seconds, steps_run * self.cfg.batch_size / max(seconds, 1e-9),
+                           bool(stop[0]), rollbacks, parts, validation, path, preview, self.folder.name,
+                           self.preset, str(self.device), self.rank, self.world)
 
 
 def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainingData, cfg: TrainConfig,

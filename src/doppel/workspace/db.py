@@ -91,9 +91,6 @@ class Workspace:
             db.execute("INSERT INTO meta VALUES ('workspace_id', ?), ('created_at', ?)", (workspace_id, now()))
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             db.close()
-            from doppel.provenance.keys import ensure_workspace_identity
-
-            ensure_workspace_identity(tmp, workspace_id)
             if root.exists():
                 root.rmdir()
             os.replace(tmp, root)

@@ -135,10 +135,11 @@ function play(speed) {
   S.playing = speed;
   if (!speed) { loadInfo(); return; }
   S.playStats = {shown: 0, dropped: 0, late: []};
-  const start = S.frame, t0 = performance.now();
-  let last = start;
+  const start = S.frame;
+  let last = start, t0 = null;
   const tick = (now) => {
     if (S.playing !== speed) return;
+    if (t0 === null) t0 = now;  // the clock starts at the first animation frame (its time may precede the key press)
     const i = start + Math.floor((now - t0) / 1000 * S.shot.fps * speed);
     if (i < 0 || i >= S.shot.frames) { S.playing = 0; go(Math.max(0, Math.min(S.shot.frames - 1, i))); return; }
     if (i !== last) {
@@ -146,14 +147,22 @@ function play(speed) {
       last = i;
       S.frame = i; readout();
       if (draw(i)) S.playStats.shown++; else { S.playStats.dropped++; S.playStats.late.push(i); }
-      prefetch(i, 24, Math.sign(speed));
+      prefetch(i, AHEAD, Math.sign(speed));
       if (i % 8 === 0) drawTimeline();
     }
     requestAnimationFrame(tick);
   };
-  prefetch(start, 24, Math.sign(speed));
-  requestAnimationFrame(tick);
+  // Fill a buffer first (as any player does): up to a second of frames decoded, or half a second of waiting.
+  prefetch(start, AHEAD, Math.sign(speed));
+  const buffer = [];
+  for (let k = 1; k <= Math.round(S.shot.fps); k++) {
+    const i = start + k * Math.sign(speed);
+    if (i >= 0 && i < S.shot.frames) buffer.push(...kindsFor().map((kind) => loadImage(kind, i).ready));
+  }
+  Promise.race([Promise.allSettled(buffer), new Promise((r) => setTimeout(r, 500))])
+    .then(() => requestAnimationFrame(tick));
 }
+const AHEAD = 60;  // frames decoded ahead of the playhead during playback
 
 // -- timeline --------------------------------------------------------------------------------------------------
 const STATE_COLORS = {none: "#444", rendered: "#3a7", stale: "#d80"};

@@ -14,8 +14,6 @@ Run: .venv/bin/python benchmarks/bench_extract.py [--quick]
 from __future__ import annotations
 
 import argparse
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,41 +24,34 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from common import CLIPS, doppel
 from doppel.extract.layout import inter_ocular
 from doppel.media import MediaReader, probe
-from doppel.workspace.faces import unblob
-
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
-
-
-def doppel(*args: str) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "doppel", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+from doppel.workspace import Workspace
 
 
 def workspace(tmp: Path, clip: str, *extract_args: str) -> tuple[Path, float, int]:
     ws = tmp / clip
-    doppel("init", str(ws))
-    doppel("add", str(ws), "--target", str(CLIPS / f"{clip}.mp4"))
-    seconds = doppel("extract", str(ws), *extract_args)
+    doppel("init", ws)
+    doppel("add", ws, "--target", CLIPS / f"{clip}.mp4")
+    t0 = time.perf_counter()
+    doppel("extract", ws, *extract_args)
+    seconds = time.perf_counter() - t0
     frames = probe(CLIPS / f"{clip}.mp4").frame_count
     return ws, seconds, frames
 
 
 def faces_per_frame(ws: Path, frames: int) -> list[int]:
-    db = sqlite3.connect(ws / "doppel.db")
-    counts = Counter(r[0] for r in db.execute("SELECT frame_idx FROM faces"))
+    with Workspace.open(ws) as w:
+        counts = Counter(f.frame_idx for m in w.media() for f in w.faces.of_media(m.id))
     return [counts.get(i, 0) for i in range(frames)]
 
 
 def chosen_track(ws: Path) -> tuple[list[int], np.ndarray, np.ndarray]:
-    db = sqlite3.connect(ws / "doppel.db")
-    rows = db.execute("""SELECT f.frame_idx, f.lm68, f.lm68_smooth FROM faces f JOIN people p ON p.id = f.person_id
-                         WHERE p.chosen = 1 AND p.role = 'target' ORDER BY f.frame_idx""").fetchall()
-    return ([r[0] for r in rows], np.stack([unblob(r[1], 2) for r in rows]),
-            np.stack([unblob(r[2], 2) for r in rows]))
+    with Workspace.open(ws) as w:
+        faces = w.faces.of_chosen("target")
+    smoothed = [f.lm68_smooth if f.lm68_smooth is not None else f.lm68 for f in faces]
+    return [f.frame_idx for f in faces], np.stack([f.lm68 for f in faces]), np.stack(smoothed)
 
 
 def motion(idx: list[int], pts: np.ndarray, ref: np.ndarray) -> float:
@@ -129,9 +120,8 @@ def main() -> None:
         counts = faces_per_frame(ws, frames)
         print(f"recall  {clip}: both people on {sum(c >= 2 for c in counts)}/{frames} frames "
               f"({frames / seconds:.1f} frames/s end to end)")
-        db = sqlite3.connect(ws / "doppel.db")
-        chosen = dict(db.execute("""SELECT f.frame_idx, (f.x0 + f.x1) / 2 FROM faces f JOIN people p
-                                    ON p.id = f.person_id WHERE p.chosen = 1""").fetchall())
+        with Workspace.open(ws) as w:
+            chosen = {f.frame_idx: float(f.box[0] + f.box[2]) / 2 for f in w.faces.of_chosen("target")}
         right = sum(1 for i in range(frames) if i in chosen and chosen[i] < info.width / 2)
         print(f"reference {clip}: the daughter chosen on {right}/{frames} frames ({100 * right / frames:.1f} %)")
 

@@ -11,9 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import CLIPS
 from doppel.media import MediaReader, VideoWriter, probe
-
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 
 
 def bench(path: Path) -> None:

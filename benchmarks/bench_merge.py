@@ -9,17 +9,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
-
-
-def doppel(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "doppel", *args], check=True, capture_output=True,
-                          text=True).stdout
+from common import CLIPS, doppel
 
 
 def speed() -> None:

@@ -22,10 +22,9 @@ import av
 import cv2
 import numpy as np
 
+from common import CLIPS
 from doppel.media import MediaReader, probe
 from doppel.provenance import watermark
-
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 
 
 def h264_crf28(frames: list[np.ndarray], fps: float) -> list[np.ndarray]:

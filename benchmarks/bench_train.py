@@ -19,8 +19,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,14 +27,11 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from doppel.train.config import PRESETS  # noqa: E402
-from doppel.train.data import FaceTensors, TrainingData  # noqa: E402
-from doppel.train.loop import optimization_step  # noqa: E402
-from doppel.train.models import build_model  # noqa: E402
-
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
+from common import CLIPS, doppel
+from doppel.train.config import PRESETS
+from doppel.train.data import FaceTensors, TrainingData
+from doppel.train.loop import optimization_step
+from doppel.train.models import build_model
 
 
 def sync(device: torch.device) -> None:
@@ -139,11 +134,6 @@ def cmd_throughput(args: argparse.Namespace) -> None:
                   f"{mode} matmul peak; peak memory {r['memory_gib']:.2f} GiB", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "peaks": peaks, "results": results}, indent=1))
-
-
-def doppel(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "doppel", *args], check=True, capture_output=True,
-                          text=True).stdout
 
 
 def cmd_quality(args: argparse.Namespace) -> None:

@@ -4,15 +4,14 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests.helpers import CLIPS, clip
 
 
 @pytest.fixture
 def clips() -> Path:
-    folder = DATA / "clips"
-    if not folder.is_dir():
+    if not CLIPS.is_dir():
         pytest.skip("development footage (../shared/data) not present")
-    return folder
+    return CLIPS
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +22,11 @@ def extracted_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from click.testing import CliRunner
 
     from doppel.cli import cli
-    from doppel.demo import astronaut, grace_hopper, moving_frames, write_clip
+    from doppel.demo import astronaut, grace_hopper
 
     root = tmp_path_factory.mktemp("pair")
-    src = write_clip(root / "astro.mp4", moving_frames(astronaut(), frames=16, size=(192, 192), seed=1),
-                     tone_hz=None)
-    dst = write_clip(root / "hopper.mp4", moving_frames(grace_hopper(), frames=16, size=(192, 192), seed=2))
+    src = clip(root / "astro.mp4", astronaut(), 16, seed=1)
+    dst = clip(root / "hopper.mp4", grace_hopper(), 16, seed=2, tone_hz=220.0)
     runner = CliRunner()
     ws = root / "ws"
     for args in (["init", ws], ["add", ws, "--source", src], ["add", ws, "--target", dst],

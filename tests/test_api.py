@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 import doppel
-from doppel.api import Codec
-from doppel.demo import grace_hopper, moving_frames, write_clip
+from doppel.demo import grace_hopper
 from doppel.errors import DoppelError
 from doppel.media import MediaReader, probe
 from doppel.provenance import DISCLOSURES, Disclosure, badge, title_card
+from doppel.workspace.settings import ExportCodec as Codec
 from tests.faces import astro
-from tests.helpers import run
+from tests.helpers import clip, run
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -65,8 +65,8 @@ def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A merged workspace built through the API, with a CIF-sized 2-second plate: enough picture for the
     watermark to be verified (it pools over pixels and frames)."""
     root = tmp_path_factory.mktemp("api")
-    src = write_clip(root / "astro.mp4", moving_frames(astro(), frames=12, size=(192, 192), seed=1), tone_hz=None)
-    dst = write_clip(root / "plate.mp4", moving_frames(grace_hopper(), frames=50, size=(352, 288), seed=2))
+    src = clip(root / "astro.mp4", astro(), 12)
+    dst = clip(root / "plate.mp4", grace_hopper(), 50, seed=2, size=(352, 288), tone_hz=220.0)
     calls: list[tuple[str, int, int, str]] = []
     progress = lambda stage, done, total, message: calls.append((stage, done, total, message))  # noqa: E731
     with doppel.create(root / "ws") as p:

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from doppel.demo import moving_frames, write_clip
 from tests.faces import astro, hopper, two_people
-from tests.helpers import run
+from tests.helpers import clip, run
 
 
 def rows(ws: Path, sql: str, params: tuple = ()) -> list[tuple]:
@@ -27,10 +26,6 @@ def rows(ws: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return db.execute(sql, params).fetchall()
     finally:
         db.close()
-
-
-def clip(path: Path, portrait: np.ndarray, frames: int, seed: int = 1, size: int = 192) -> Path:
-    return write_clip(path, moving_frames(portrait, frames=frames, size=(size, size), seed=seed), tone_hz=None)
 
 
 @pytest.fixture

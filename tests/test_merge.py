@@ -13,7 +13,8 @@ import pytest
 
 from doppel.extract.align import align_matrix
 from doppel.media import MediaReader, probe
-from doppel.merge.render import composite, subject_faces
+from doppel.merge.plan import subject_faces
+from doppel.merge.render import composite
 from doppel.workspace import Workspace
 from doppel.workspace.settings import MergeSettings
 from tests.helpers import run

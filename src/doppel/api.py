@@ -21,14 +21,15 @@ from doppel.progress import ProgressCallback, bind
 from doppel.reports import Report
 from doppel.workspace import Media, Workspace
 from doppel.workspace.faces import Face
+from doppel.workspace.overrides import Override
 from doppel.workspace.records import Role
+from doppel.workspace.settings import ExportCodec
 
 if TYPE_CHECKING:
     from doppel.demo import DemoReport
     from doppel.evaluate.metrics import EvalReport
     from doppel.export.video import ExportReport
     from doppel.extract.run import ExtractReport
-    from doppel.merge.overrides import Override
     from doppel.merge.render import MergeReport
     from doppel.provenance import Disclosure, DisclosureMode
     from doppel.provenance.verify import VerifyReport
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike[str]
 SortKey = Literal["frame", "sharpness", "yaw", "pitch", "size", "identity"]
-Codec = Literal["h264", "prores", "lossless", "png"]
+Codec = ExportCodec
 
 
 def choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
@@ -198,9 +199,9 @@ class Project:
 
         choice("role", role, get_args(Role))
         choice("sort", sort, get_args(SortKey))
-        chosen = curate.chosen_person(self.workspace, role)
+        chosen = self.workspace.people.chosen(role)
         listed = curate.sort_faces(curate.face_set(self.workspace, role, person=str(person)), sort,
-                                   chosen[1] if chosen else None)
+                                   chosen.embedding if chosen else None)
         usable = sum(not f.excluded for f in listed)
         return FaceSetReport(role, str(person), len(listed), usable, tuple(listed[:limit] if limit else listed))
 
@@ -237,7 +238,8 @@ class Project:
         """Train (or continue) model `model` for `minutes` and/or `iterations` more steps; Ctrl-C saves and
         stops. A new model uses `preset` (default cpu-64; see `doppel.presets()`). Under torchrun, every
         process calls this and the processes share the batch."""
-        from doppel.train.loop import Budget, Trainer, process_group
+        from doppel.device import process_group
+        from doppel.train.loop import Budget, Trainer
 
         if iterations is None and minutes is None:
             raise DoppelError("give iterations=N or minutes=M")
@@ -274,20 +276,16 @@ class Project:
         if isinstance(frames, tuple):
             frames = f"{frames[0]}-{frames[1]}"
         first, last = ov.parse_range(str(frames), target.info.frame_count)
-        oid = ov.add_override(self.workspace, first, last, key, value)
-        return next(o for o in ov.list_overrides(self.workspace) if o.id == oid)
+        return ov.add_override(self.workspace, first, last, key, value)
 
     def overrides(self) -> tuple[Override, ...]:
         """The frame-range overrides, oldest first (later ones win)."""
-        from doppel.merge.overrides import list_overrides
-
-        return tuple(list_overrides(self.workspace))
+        return tuple(self.workspace.overrides.all())
 
     def remove_overrides(self, ids: Sequence[int] | None = None) -> int:
         """Remove the overrides with these ids (all of them when `ids` is None); returns how many."""
-        from doppel.merge.overrides import remove_overrides
-
-        return remove_overrides(self.workspace, list(ids) if ids is not None else None)
+        with self.workspace.transaction():
+            return self.workspace.overrides.remove(list(ids) if ids is not None else None)
 
     def merge(self, *, force: bool = False, device: str | None = None,
               progress: ProgressCallback | None = None) -> MergeReport:

@@ -19,17 +19,14 @@ import cv2
 import numpy as np
 
 from doppel.errors import DoppelError
-from doppel.extract.analyze import FaceAnalyzer
-from doppel.extract.layout import inter_ocular
-from doppel.extract.masks import rasterize
-from doppel.extract.run import config_from
-from doppel.fsutil import write_text_atomic
+from doppel.extract.aligned import AlignedFace
+from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
+from doppel.fsutil import atomic_path, write_text_atomic
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
-from doppel.merge.render import subject_faces
 from doppel.reports import Report, internal
 from doppel.workspace import Workspace
-from doppel.workspace.faces import unblob
+from doppel.workspace.records import Role
 
 
 @dataclass(frozen=True)
@@ -58,23 +55,23 @@ class EvalReport(Report):
         return self.to_json()
 
 
-def _person_embedding(ws: Workspace, role: str) -> np.ndarray:
-    row = ws.db.execute("SELECT embedding FROM people WHERE role = ? AND chosen = 1", (role,)).fetchone()
-    if row is None:
+def _person_embedding(ws: Workspace, role: Role) -> np.ndarray:
+    person = ws.people.chosen(role)
+    if person is None:
         raise DoppelError(f"no {role} person: run `doppel extract` first", ws.root)
-    return unblob(row[0])
+    return person.embedding
 
 
 def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
-    renders = dict(ws.db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
+    renders = {i: r.path for i, r in ws.renders.swapped().items() if r.path}
     if not renders:
         raise DoppelError("nothing is merged yet: run `doppel merge` first", ws.root)
     src_emb, dst_emb = _person_embedding(ws, "source"), _person_embedding(ws, "target")
-    faces = subject_faces(ws, target.id)
-    analyzer = FaceAnalyzer(config_from(ws))
+    faces = {f.frame_idx: AlignedFace.of(f) for f in ws.faces.of_chosen("target", media_id=target.id)}
+    analyzer = FaceAnalyzer(AnalyzerConfig.from_settings(ws.settings.extract))
     per_frame: list[dict[str, Any]] = []
     prev: tuple[np.ndarray, np.ndarray] | None = None
     flicker_m, flicker_p = [], []
@@ -90,19 +87,19 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
             face = faces.get(i)
             row: dict[str, Any] = {"frame": i, "swapped": i in renders}
             if face is not None:
-                mask = rasterize(face.polygon, (plate.shape[1], plate.shape[0])) > 127
+                mask = face.frame_mask(plate.shape[1], plate.shape[0]) > 127
                 if prev is not None and mask.any():
                     flicker_m.append(float(np.abs(merged.astype(np.float32) - prev[0])[mask].mean()))
                     flicker_p.append(float(np.abs(plate.astype(np.float32) - prev[1])[mask].mean()))
                 if i in renders:
                     found = [f for f in analyzer.analyze(merged)
-                             if np.linalg.norm(f.lm68.mean(0) - face.lm68.mean(0)) < inter_ocular(face.lm68)]
+                             if np.linalg.norm(f.lm68.mean(0) - face.centre) < face.size]
                     if found:
                         f = found[0]
                         row.update(identity_source=float(f.embedding @ src_emb),
                                    identity_target=float(f.embedding @ dst_emb),
-                                   landmark_error=float(np.linalg.norm(f.lm68 - face.lm68, axis=1).mean()
-                                                        / inter_ocular(face.lm68)))
+                                   landmark_error=float(np.linalg.norm(f.lm68 - face.landmarks, axis=1).mean()
+                                                        / face.size))
             prev = (merged.astype(np.float32), plate.astype(np.float32)) if face is not None else None
             per_frame.append(row)
             if progress and i % 10 == 0:
@@ -149,8 +146,7 @@ def write_report(ws: Workspace, report: EvalReport) -> Path:
     ax.legend(loc="best")
     ax.set_title("Who does the swapped face look like?")
     fig.tight_layout()
-    tmp = folder / ".report.png.part"
-    fig.savefig(tmp, format="png")
+    with atomic_path(folder / "report.png") as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    tmp.replace(folder / "report.png")
     return folder

@@ -15,15 +15,16 @@ import numpy as np
 from doppel.errors import DoppelError
 from doppel.fsutil import atomic_path, write_text_atomic
 from doppel.media.encode import CODECS, VideoWriter
+from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
-from doppel.merge.model import model_identity
-from doppel.merge.render import stale_frames
+from doppel.merge.plan import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
 from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
 from doppel.provenance.watermark import workspace_tag
 from doppel.reports import Report
+from doppel.train import checkpoint
 from doppel.workspace import Workspace
 
 EXPORT_CODECS = ("h264", "prores", "lossless", "png")
@@ -71,13 +72,13 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
-    model_id, model_config = model_identity(ws, ws.settings.merge.model)
-    stale = stale_frames(ws, model_id)
+    model = checkpoint.identity(ws, ws.settings.merge.model)
+    model_config = model.config
+    stale = stale_frames(ws, model.id)
     if stale:
         raise DoppelError(f"{len(stale)} frame(s) are not rendered or out of date (first: {stale[0]}); "
                           "run `doppel merge` first", ws.root)
-    renders = {r[0]: (r[1], r[2], r[3]) for r in ws.db.execute("SELECT frame_idx, path, layer_path, matrix "
-                                                                  "FROM renders").fetchall()}
+    renders = ws.renders.all()
     info = target.info
     output = Path(output).expanduser().resolve()
     signable = MIME_TYPES.get(output.suffix.lower()) if codec != "png" else None
@@ -104,23 +105,24 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
             transforms = []
             n = info.frame_count
             for i in range(n):
-                path, layer_path, matrix = renders.get(i, (None, None, None))
-                image = _read_png(ws.root / path) if path else reader[i]
+                render = renders.get(i)
+                image = _read_png(ws.root / render.path) if render and render.path else reader[i]
                 if card_frames and (i < card_frames or i >= n - card_frames):
                     image = title_card(info.width, info.height, disclosure.text)
                 image = mark_frame(image, disclosure, tag)
                 writer.write(np.ascontiguousarray(image), info.pts[i])
                 if layer_tmp is not None:
                     rgba = np.zeros((info.height, info.width, 4), np.uint8)
-                    if layer_path:
-                        part = _read_png(ws.root / layer_path, cv2.IMREAD_UNCHANGED)
-                        x, y = (int(v) for v in Path(layer_path).stem.split("_")[1:3])
+                    if render and render.layer_path:
+                        part = _read_png(ws.root / render.layer_path, cv2.IMREAD_UNCHANGED)
+                        x, y = render.layer_x, render.layer_y
                         rgba[y:y + part.shape[0], x:x + part.shape[1]] = part
-                    cv2.imwrite(str(layer_tmp / "face" / f"{i:06d}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-                    cv2.imwrite(str(layer_tmp / "mask" / f"{i:06d}.png"), rgba[..., 3])
+                    write_png(layer_tmp / "face" / f"{i:06d}.png", rgba)
+                    write_png(layer_tmp / "mask" / f"{i:06d}.png", rgba[..., 3])
                     transforms.append({"frame": i, "time_s": float((info.pts[i] - info.pts[0]) * info.time_base),
-                                       "swapped": path is not None,
-                                       "frame_to_crop": json.loads(matrix) if matrix else None})
+                                       "swapped": bool(render and render.swapped),
+                                       "frame_to_crop": render.matrix.tolist() if render and render.matrix is not None
+                                       else None})
                 if progress and i % 10 == 0:
                     progress(i + 1, n)
         ingredients = [Ingredient(m.path, m.name, MIME_TYPES.get(m.path.suffix.lower(), "video/mp4"),

@@ -4,18 +4,17 @@ The mean face was measured by us: Procrustes mean of the face mesh's 68 points o
 development clips, the two public-domain portraits, and their mirror images), symmetrised, and normalised so
 that the jaw spans x in [0, 1] and the brows-to-chin height spans y in [0, 1].
 
-A face type is a square window on that canonical face, (centre x, centre y, side) in those units, as in
-DeepFaceLab: `full` is brows to chin, `whole_face` adds the forehead, `head` the whole head.
+Face types (square windows on that canonical face) are defined in doppel/facetype.py.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 
-FaceType = Literal["full", "whole_face", "head"]
+from doppel.facetype import WINDOWS, FaceType
+
+FACE_TYPES = WINDOWS  # (centre x, centre y, side) of each face type's window, in mean-face units
 
 MEAN_FACE_68 = np.array([
     (0.000, 0.208), (0.008, 0.311), (0.015, 0.417), (0.031, 0.530), (0.063, 0.649), (0.161, 0.818),
@@ -31,12 +30,6 @@ MEAN_FACE_68 = np.array([
     (0.334, 0.679), (0.456, 0.680), (0.500, 0.682), (0.544, 0.680), (0.666, 0.679), (0.547, 0.710),
     (0.500, 0.712), (0.453, 0.710),
 ], dtype=np.float64)
-
-FACE_TYPES: dict[str, tuple[float, float, float]] = {
-    "full": (0.5, 0.52, 1.30),
-    "whole_face": (0.5, 0.40, 1.65),
-    "head": (0.5, 0.34, 2.20),
-}
 
 # The jaw moves with pose and expression; the inner points (brows, nose, eyes, mouth) fix the transform.
 _FIT_POINTS = slice(17, 68)

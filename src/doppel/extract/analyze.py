@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from doppel.extract.align import FaceType, align_matrix, warp_face
+from doppel.extract.boxes import area, box_of, intersection
 from doppel.extract.detector import BlazeFaceDetector
 from doppel.extract.identity import SFaceEmbedder
 from doppel.extract.landmarks import FaceMesh, roi_from_detection, roi_from_landmarks
 from doppel.extract.layout import inter_ocular, to_68
 from doppel.extract.masks import face_polygon, rasterize
 from doppel.extract.quality import head_pose, sharpness
+from doppel.workspace.settings import ExtractSettings
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,12 @@ class AnalyzerConfig:
     # The mesh's own face score drops on near-profiles although its points stay usable there; a confident
     # detection is trusted on its own.
     strong_detection: float = 0.5
+
+    @classmethod
+    def from_settings(cls, s: ExtractSettings) -> AnalyzerConfig:
+        """The analyzer a workspace's [extract] settings ask for."""
+        return cls(face_type=s.face_type, crop_size=s.crop_size, detect_threshold=s.detect_threshold,
+                   min_face_px=s.min_face_px)
 
 
 @dataclass
@@ -100,9 +108,8 @@ class FaceAnalyzer:
             polygon = face_polygon(points, lm68, cfg.face_type)
             mask = rasterize(polygon, (cfg.crop_size, cfg.crop_size), m)
             yaw, pitch, roll = head_pose(points)
-            lo, hi = points[:, :2].min(0), points[:, :2].max(0)
             faces.append(FaceResult(
-                face_idx=first_idx + len(faces), box=np.concatenate([lo, hi]).astype(np.float32), score=score,
+                face_idx=first_idx + len(faces), box=box_of(points).astype(np.float32), score=score,
                 mesh=points, lm68=lm68, matrix=m, polygon=polygon, embedding=np.zeros(0, np.float32), yaw=yaw,
                 pitch=pitch, roll=roll, sharpness=sharpness(crop, mask), size_px=inter_ocular(lm68), crop=crop,
             ))
@@ -117,8 +124,7 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
     other (a false detection on an eye or a cheek, which the mesh then fits a small face to)."""
     if float(np.linalg.norm(a - b, axis=1).mean()) < 0.25 * inter_ocular(a):
         return True
-    lo = np.maximum(a.min(0), b.min(0))
-    hi = np.minimum(a.max(0), b.max(0))
-    inter = float(np.clip(hi - lo, 0, None).prod())
-    smaller = min(float(np.ptp(a, axis=0).prod()), float(np.ptp(b, axis=0).prod()))
+    box_a, box_b = box_of(a), box_of(b)
+    inter = float(intersection(box_a, box_b))
+    smaller = min(float(area(box_a)), float(area(box_b)))
     return smaller > 0 and inter / smaller > 0.5

@@ -8,35 +8,23 @@ import numpy as np
 
 from doppel.errors import DoppelError
 from doppel.workspace import Workspace
-from doppel.workspace.faces import Face, query_faces, unblob
+from doppel.workspace.faces import Face
+from doppel.workspace.records import Role
 
 SORT_KEYS = ("frame", "sharpness", "yaw", "pitch", "size", "identity")
 
 
-def chosen_person(ws: Workspace, role: str) -> tuple[int, np.ndarray] | None:
-    row = ws.db.execute("SELECT id, embedding FROM people WHERE role = ? AND chosen = 1", (role,)).fetchone()
-    return None if row is None else (int(row[0]), unblob(row[1]))
-
-
-def face_set(ws: Workspace, role: str, *, person: str = "chosen", excluded: bool = True) -> list[Face]:
+def face_set(ws: Workspace, role: Role, *, person: str = "chosen", excluded: bool = True) -> list[Face]:
     """Faces of `role` media: of the chosen person ("chosen"), of everyone ("all"), or of person id N."""
-    where = "media_id IN (SELECT id FROM media WHERE role = ?)"
-    params: list[object] = [role]
     if person == "chosen":
-        chosen = chosen_person(ws, role)
-        if chosen is None:
-            return []
-        where += " AND person_id = ?"
-        params.append(chosen[0])
-    elif person != "all":
+        return ws.faces.of_chosen(role, usable_only=not excluded)
+    person_id = None
+    if person != "all":
         try:
-            params.append(int(person))
+            person_id = int(person)
         except ValueError as exc:
             raise DoppelError(f"--person must be 'chosen', 'all' or a person id, not {person!r}") from exc
-        where += " AND person_id = ?"
-    if not excluded:
-        where += " AND excluded = 0"
-    return query_faces(ws.db, where, params)
+    return ws.faces.of_role(role, person_id=person_id, usable_only=not excluded)
 
 
 def sort_faces(faces: list[Face], key: str, reference: np.ndarray | None = None) -> list[Face]:
@@ -94,19 +82,16 @@ def set_excluded(ws: Workspace, ids: list[int], excluded: bool, reason: str) -> 
     """Exclude or include faces by id, recording the user's reason. Unknown ids are an error (nothing changes)."""
     if not ids:
         return 0
-    placeholders = ",".join("?" * len(ids))
-    known = {r[0] for r in ws.db.execute(f"SELECT id FROM faces WHERE id IN ({placeholders})", ids)}
-    unknown = sorted(set(ids) - known)
+    unknown = sorted(set(ids) - ws.faces.existing(ids))
     if unknown:
         raise DoppelError(f"no face with id {', '.join(map(str, unknown[:10]))} in this workspace")
     text = f"user: {reason}" if excluded else "user: included"
-    with ws.transaction() as db:
-        db.execute(f"UPDATE faces SET excluded = ?, exclude_reason = ? WHERE id IN ({placeholders})",
-                   (int(excluded), text, *ids))
+    with ws.transaction():
+        ws.faces.set_excluded(ids, excluded, text)
     return len(ids)
 
 
-def keep_best(ws: Workspace, role: str, n: int) -> tuple[int, int]:
+def keep_best(ws: Workspace, role: Role, n: int) -> tuple[int, int]:
     """Keep the best `n` usable faces of the chosen person spread over poses; exclude the other usable ones.
     Returns (kept, newly excluded)."""
     usable = face_set(ws, role, excluded=False)

@@ -8,10 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from doppel.media.images import write_jpeg
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.workspace import Media, Workspace
-from doppel.workspace.faces import Face, query_faces
+from doppel.workspace.faces import Face
 
 
 def draw(image: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -37,7 +38,7 @@ def write_overlays(ws: Workspace, progress_for: Callable[[Media], Progress | Non
     root = ws.subdir("debug")
     for m in ws.media():
         faces_by_frame: dict[int, list[Face]] = {}
-        for f in query_faces(ws.db, "media_id = ?", (m.id,)):
+        for f in ws.faces.of_media(m.id):
             faces_by_frame.setdefault(f.frame_idx, []).append(f)
         folder = root / f"m{m.id}"
         folder.mkdir(exist_ok=True)
@@ -45,7 +46,7 @@ def write_overlays(ws: Workspace, progress_for: Callable[[Media], Progress | Non
         with MediaReader(m.info) as reader:
             for frame in reader:
                 img = draw(frame.image, faces_by_frame.get(frame.index, []))
-                cv2.imwrite(str(folder / f"{frame.index:06d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+                write_jpeg(folder / f"{frame.index:06d}.jpg", img)
                 if progress and frame.index % 10 == 0:
                     progress(frame.index + 1, len(reader))
     return root

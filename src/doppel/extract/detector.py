@@ -12,6 +12,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from doppel.extract.boxes import iou as box_iou
 from doppel.extract.runtime import TFLiteModel, package_file
 
 _SIZE = 192
@@ -43,17 +44,6 @@ def _anchors() -> np.ndarray:
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[2], boxes[:, 2])
-    y1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return np.asarray(inter / np.maximum(area + areas - inter, 1e-9))
-
-
 def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = 0.3
                  ) -> list[tuple[np.ndarray, float, np.ndarray]]:
     """Blend overlapping candidates by score (as MediaPipe does) instead of dropping them: steadier boxes."""
@@ -64,7 +54,7 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
     for i in range(len(scores)):
         if not remaining[i]:
             continue
-        overlap = remaining & (_iou(boxes[i], boxes) > iou)
+        overlap = remaining & (box_iou(boxes[i], boxes) > iou)
         w = scores[overlap][:, None]
         box = (boxes[overlap] * w).sum(0) / w.sum()
         kps = (keypoints[overlap] * w[:, :, None]).sum(0) / w.sum()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from doppel.extract.boxes import iou
 from doppel.extract.identity import cosine
 from doppel.extract.layout import inter_ocular
 from doppel.extract.smoothing import smooth_offline
@@ -51,14 +52,6 @@ class Person:
         return float(np.median([f.size_px for f in self.faces]))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def link_tracks(faces: list[Face], first_id: int = 1) -> list[Track]:
     """Greedy frame-to-frame linking of one media item's faces (sorted by frame) into tracks."""
     tracks: list[Track] = []
@@ -71,7 +64,7 @@ def link_tracks(faces: list[Face], first_id: int = 1) -> list[Track]:
         for f in by_frame[frame_idx]:
             for t in live:
                 last = t.faces[-1]
-                overlap = _iou(f.box, last.box)
+                overlap = float(iou(f.box, last.box))
                 similar = float(f.embedding @ last.embedding)
                 if overlap > 0.2 or similar > 0.5:
                     pairs.append((overlap + 0.5 * similar, f.id, t.id, f, t))

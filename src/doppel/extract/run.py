@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import multiprocessing
 import os
 import time
@@ -18,14 +17,15 @@ import numpy as np
 from doppel.errors import DoppelError
 from doppel.extract import people as ppl
 from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
+from doppel.extract.boxes import box_of, iou
 from doppel.extract.layout import to_68
 from doppel.extract.worker import analyze_batch, init_worker, to_records
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader, load_image
 from doppel.reports import Report
 from doppel.workspace import Media, Workspace
-from doppel.workspace.db import now
-from doppel.workspace.faces import blob, insert_face, query_faces, unblob
+from doppel.workspace.people import Person
+from doppel.workspace.records import now
 
 BATCH = 8
 
@@ -61,12 +61,6 @@ class ExtractReport(Report):
     """The debug overlays' folder, when they were asked for."""
 
 
-def config_from(ws: Workspace) -> AnalyzerConfig:
-    s = ws.settings.extract
-    return AnalyzerConfig(face_type=s.face_type, crop_size=s.crop_size,  # type: ignore[arg-type]
-                          detect_threshold=s.detect_threshold, min_face_px=s.min_face_px)
-
-
 def reference_embedding(path: Path, config: AnalyzerConfig) -> np.ndarray:
     """Identity of the largest face in a reference image; a clear error if unreadable or faceless."""
     image = load_image(Path(path))
@@ -86,7 +80,7 @@ def extract(
     progress_for: Callable[[Media], Progress | None] | None = None,
 ) -> ExtractReport:
     """Extract faces from every pending frame of every media item, then link tracks and people."""
-    config = config_from(ws)
+    config = AnalyzerConfig.from_settings(ws.settings.extract)
     media = ws.media("source") + ws.media("target")
     if not media:
         raise DoppelError("the workspace has no media; add some with `doppel add`", ws.root)
@@ -95,12 +89,12 @@ def extract(
     for key, path in (("target_reference", reference), ("source_reference", source_reference)):
         if path is not None:
             refs[key] = {"path": str(Path(path).resolve()), "embedding": reference_embedding(path, config).tolist()}
-    with ws.transaction() as db:
+    with ws.transaction():
         for key, value in refs.items():
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+            ws.set_meta(key, value)
         if redo:
-            db.execute("DELETE FROM faces")
-            db.execute("UPDATE frames SET status = 'new', error = ''")
+            ws.faces.delete_all()
+            ws.frames.reset()
     reports: list[MediaReport] = []
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     pool = None
@@ -124,18 +118,13 @@ def extract(
     people = postprocess(ws)
     warnings: list[str] = []
     for i, r in enumerate(reports):
-        total = ws.db.execute("SELECT COUNT(*) FROM faces WHERE media_id = ?", (r.id,)).fetchone()[0]
+        total = ws.faces.count(r.id)
         reports[i] = r = replace(r, faces=total)
         if total == 0:
             warnings.append(f"no face found in {r.name} ({r.frames} frames)")
         if r.failed:
             warnings.append(f"{r.failed} frame(s) of {r.name} could not be decoded (recorded as failed)")
     return ExtractReport(tuple(reports), tuple(warnings), people)
-
-
-def _pending(ws: Workspace, media_id: int) -> list[int]:
-    rows = ws.db.execute("SELECT idx FROM frames WHERE media_id = ? AND status = 'new' ORDER BY idx", (media_id,))
-    return [r[0] for r in rows]
 
 
 def _frames(reader: MediaReader, indices: list[int]) -> Iterator[tuple[int, np.ndarray | str]]:
@@ -149,22 +138,19 @@ def _frames(reader: MediaReader, indices: list[int]) -> Iterator[tuple[int, np.n
 def _extract_media(ws: Workspace, m: Media, pool: ProcessPoolExecutor | None, workers: int,
                    local: FaceAnalyzer | None, progress: Progress | None) -> MediaReport:
     counts = {"processed": 0, "failed": 0}
-    pending = _pending(ws, m.id)
+    pending = ws.frames.pending(m.id)
     done_before = m.info.frame_count - len(pending)
     start = time.perf_counter()
     in_flight: dict[Future[Any], list[tuple[int, str]]] = {}
     limit = 4 * workers  # batches in flight: enough to keep every worker busy, bounded memory
 
     def commit(results: list[tuple[int, list[dict[str, Any]]]], failures: list[tuple[int, str]]) -> None:
-        with ws.transaction() as db:
+        with ws.transaction():
             for frame_idx, records in results:
                 for rec in records:
-                    insert_face(db, m.id, frame_idx, rec)
-                db.execute("UPDATE frames SET status = 'done', error = '' WHERE media_id = ? AND idx = ?",
-                           (m.id, frame_idx))
-            for frame_idx, message in failures:
-                db.execute("UPDATE frames SET status = 'failed', error = ? WHERE media_id = ? AND idx = ?",
-                           (message, m.id, frame_idx))
+                    ws.faces.insert(m.id, frame_idx, rec)
+            ws.frames.mark_done(m.id, [frame_idx for frame_idx, _ in results])
+            ws.frames.mark_failed(m.id, failures)
         counts["processed"] += len(results) + len(failures)
         counts["failed"] += len(failures)
         if progress:
@@ -195,12 +181,8 @@ def _fill_gaps(ws: Workspace, m: Media, analyzer: FaceAnalyzer) -> int:
     """Follow faces through frames where the detector missed them (profiles, motion blur), forwards then
     backwards, with the mesh on the region where the face was in the neighbouring frame. Deterministic, so a
     re-run adds nothing new. Returns the number of faces added."""
-    db = ws.db
-    rows = db.execute("SELECT frame_idx, mesh FROM faces WHERE media_id = ? ORDER BY frame_idx, face_idx", (m.id,))
-    meshes: dict[int, list[np.ndarray]] = {}
-    for frame_idx, mesh in rows:
-        meshes.setdefault(frame_idx, []).append(unblob(mesh, 3))
-    usable = {r[0] for r in db.execute("SELECT idx FROM frames WHERE media_id = ? AND status = 'done'", (m.id,))}
+    meshes = ws.faces.meshes(m.id)
+    usable = set(ws.frames.done(m.id))
     added = 0
     if m.info.kind == "image" or not meshes:
         return 0
@@ -218,9 +200,9 @@ def _fill_gaps(ws: Workspace, m: Media, analyzer: FaceAnalyzer) -> int:
                 if not faces:
                     continue
                 records = to_records(ws.root, m.id, f, faces, analyzer.config)
-                with ws.transaction() as tx:
+                with ws.transaction():
                     for rec in records:
-                        insert_face(tx, m.id, f, rec)
+                        ws.faces.insert(m.id, f, rec)
                 meshes.setdefault(f, []).extend(face.mesh for face in faces)
                 added += len(faces)
     return added
@@ -228,43 +210,36 @@ def _fill_gaps(ws: Workspace, m: Media, analyzer: FaceAnalyzer) -> int:
 
 def _near(mesh: np.ndarray, others: list[np.ndarray]) -> bool:
     """Whether a face (mesh) from a neighbouring frame is one of `others` here (boxes overlap well)."""
-    lo, hi = mesh[:, :2].min(0), mesh[:, :2].max(0)
-    for o in others:
-        olo, ohi = o[:, :2].min(0), o[:, :2].max(0)
-        inter = np.clip(np.minimum(hi, ohi) - np.maximum(lo, olo), 0, None).prod()
-        union = (hi - lo).prod() + (ohi - olo).prod() - inter
-        if union > 0 and inter / union > 0.3:
-            return True
-    return False
+    if not others:
+        return False
+    return bool((iou(box_of(mesh), np.stack([box_of(o) for o in others])) > 0.3).any())
 
 
 def postprocess(ws: Workspace) -> dict[str, Any]:
     """Link tracks, group people, choose the source and target persons, flag and smooth. Deterministic."""
-    db = ws.db
     summary: dict[str, Any] = {}
-    updates: list[tuple[Any, ...]] = []
-    smooth: list[tuple[bytes | None, int]] = []
-    people_rows = []
+    updates: list[tuple[int, int, str, int]] = []
+    smooth: list[tuple[np.ndarray | None, int]] = []
+    people: list[Person] = []
     next_track, next_person = 1, 1
     for role in ("source", "target"):
         tracks: list[ppl.Track] = []
         for m in ws.media(role):
-            faces = query_faces(db, "media_id = ?", (m.id,))
-            media_tracks = ppl.link_tracks(faces, next_track)
+            media_tracks = ppl.link_tracks(ws.faces.of_media(m.id), next_track)
             next_track += len(media_tracks)
             tracks += media_tracks
             times = {i: m.info.pts[i] * float(m.info.time_base) for i in range(m.info.frame_count)}
             for t in media_tracks:
                 lms = ppl.smooth_track(t, times) if role == "target" else [None] * len(t.faces)
-                smooth += [(blob(lm) if lm is not None else None, f.id) for f, lm in zip(t.faces, lms, strict=True)]
-        people = ppl.group_people(tracks, next_person)
-        next_person += len(people)
-        stored = db.execute("SELECT value FROM meta WHERE key = ?", (f"{role}_reference",)).fetchone()
-        ref = np.array(json.loads(stored[0])["embedding"], np.float32) if stored else None
-        chosen = ppl.choose_person(people, ref, role)
-        for p in people:
+                smooth += [(lm, f.id) for f, lm in zip(t.faces, lms, strict=True)]
+        grouped = ppl.group_people(tracks, next_person)
+        next_person += len(grouped)
+        stored = ws.get_meta(f"{role}_reference")
+        ref = np.array(stored["embedding"], np.float32) if stored else None
+        chosen = ppl.choose_person(grouped, ref, role)
+        for p in grouped:
             mean = p.embedding
-            people_rows.append((p.id, role, blob(mean), len(p.faces), p.median_size, int(p is chosen)))
+            people.append(Person(p.id, role, mean, len(p.faces), p.median_size, p is chosen))
             for t in p.tracks:
                 for f in t.faces:
                     reason = ""
@@ -272,17 +247,13 @@ def postprocess(ws: Workspace) -> dict[str, Any]:
                         reason = "other person"
                     elif float(f.embedding @ mean) < ppl.WRONG_IDENTITY:
                         reason = "identity"
-                    updates.append((t.id, p.id, reason, f.id))
-        summary[role] = {"people": len(people), "chosen": chosen.id if chosen else None,
+                    updates.append((f.id, t.id, reason, p.id))
+        summary[role] = {"people": len(grouped), "chosen": chosen.id if chosen else None,
                          "chosen_faces": len(chosen.faces) if chosen else 0}
-    with ws.transaction() as tx:
-        tx.execute("DELETE FROM people")
-        tx.executemany("INSERT INTO people VALUES (?,?,?,?,?,?)", people_rows)
-        for track_id, person_id, reason, face_id in updates:
-            tx.execute("UPDATE faces SET track_id = ?, person_id = ? WHERE id = ?", (track_id, person_id, face_id))
-            # Automatic flags are recomputed; a user's own decision ("user: ...") is never touched.
-            tx.execute("""UPDATE faces SET excluded = ?, exclude_reason = ?
-                          WHERE id = ? AND exclude_reason NOT LIKE 'user%'""", (int(bool(reason)), reason, face_id))
-        tx.executemany("UPDATE faces SET lm68_smooth = ? WHERE id = ?", smooth)
-        tx.execute("INSERT OR REPLACE INTO meta VALUES ('extracted_at', ?)", (now(),))
+    with ws.transaction():
+        ws.people.replace_all(people)
+        for face_id, track_id, reason, person_id in updates:
+            ws.faces.assign(face_id, track_id, person_id, reason)
+        ws.faces.set_smoothed(smooth)
+        ws.set_meta("extracted_at", now())
     return summary

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 
 from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer, FaceResult
+from doppel.media.images import write_jpeg
 
 # Per-process state of pool workers: each process builds its models once, in `init_worker`.
 _analyzer: FaceAnalyzer | None = None
@@ -24,16 +24,8 @@ def init_worker(config: AnalyzerConfig) -> None:
 
 
 def write_crop(root: Path, rel: str, crop: np.ndarray) -> str:
-    """Write an aligned crop as JPEG (quality 95) by temporary file + rename; returns its SHA-256."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    if not ok:
-        raise OSError(f"could not encode {rel}")
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
-    return hashlib.sha256(data.tobytes()).hexdigest()
+    """Write an aligned crop (size x size x 3 uint8 RGB) as JPEG (quality 95), atomically; returns its SHA-256."""
+    return hashlib.sha256(write_jpeg(root / rel, crop)).hexdigest()
 
 
 def to_records(root: Path, media_id: int, frame_idx: int, faces: list[FaceResult],

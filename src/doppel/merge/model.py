@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import numpy as np
 import torch
 
-from doppel.errors import DoppelError
+from doppel.device import bf16_supported, pick_device
 from doppel.train import checkpoint
-from doppel.train.config import ModelConfig, from_dict
-from doppel.train.loop import bf16_supported, model_folder, pick_device
 from doppel.train.models import build_model
 from doppel.workspace import Workspace
-
-
-def model_identity(ws: Workspace, name: str = "main") -> tuple[str, ModelConfig]:
-    """(id, config) of the workspace's current model, without loading its weights: the id names the model,
-    its step and its weights' hash, and keys the render cache."""
-    path = checkpoint.latest(model_folder(ws, name))
-    if path is None:
-        raise DoppelError(f"no trained model {name!r} in this workspace: run `doppel train` first", ws.root)
-    try:
-        state = json.loads((path / "state.json").read_text())
-        digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
-    except (OSError, ValueError) as exc:
-        raise DoppelError("checkpoint is missing or unreadable", path) from exc
-    if state.get("workspace_id") != ws.id:
-        raise DoppelError("this model was trained for another workspace", path)
-    return f"{name}@{state['step']}:{digest[:16]}", from_dict(ModelConfig, state["model"])
 
 
 class SwapModel:
     """`swap(crops)` renders aligned target faces as the source identity."""
 
     def __init__(self, ws: Workspace, name: str = "main", device: str | None = None) -> None:
-        self.id, self.config = model_identity(ws, name)
-        path = checkpoint.latest(model_folder(ws, name))
-        assert path is not None
-        ckpt = checkpoint.load(path)
+        found = checkpoint.identity(ws, name)
+        self.id, self.config = found.id, found.config
+        ckpt = checkpoint.load(found.path)
         self.device = pick_device(device)
         self.model = build_model(self.config)
         self.model.load_state_dict(ckpt.model)

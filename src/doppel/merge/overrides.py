@@ -7,22 +7,15 @@ Keys and values are checked like doppel.toml's, so a typo or an out-of-range val
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from doppel.errors import DoppelError
 from doppel.workspace import Workspace
-from doppel.workspace.db import now
+from doppel.workspace.overrides import Override
 from doppel.workspace.settings import MergeSettings, check_value
 
-
-@dataclass(frozen=True)
-class Override:
-    id: int
-    first: int
-    last: int
-    key: str
-    value: Any
+__all__ = ["Override", "add_override", "parse_assignment", "parse_range", "settings_for"]
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -48,24 +41,11 @@ def parse_range(text: str, frame_count: int) -> tuple[int, int]:
     return first, last
 
 
-def add_override(ws: Workspace, first: int, last: int, key: str, value: Any) -> int:
+def add_override(ws: Workspace, first: int, last: int, key: str, value: Any) -> Override:
+    """Check `key = value` like doppel.toml's [merge] and store it for frames first..last."""
     value = check_value("merge", key, value, ws.root / "doppel.db")
-    with ws.transaction() as db:
-        cur = db.execute("INSERT INTO overrides (first_frame, last_frame, key, value_json, created_at) "
-                         "VALUES (?,?,?,?,?)", (first, last, key, json.dumps(value), now()))
-        return int(cur.lastrowid or 0)
-
-
-def remove_overrides(ws: Workspace, ids: list[int] | None = None) -> int:
-    with ws.transaction() as db:
-        if ids is None:
-            return db.execute("DELETE FROM overrides").rowcount
-        return sum(db.execute("DELETE FROM overrides WHERE id = ?", (i,)).rowcount for i in ids)
-
-
-def list_overrides(ws: Workspace) -> list[Override]:
-    rows = ws.db.execute("SELECT id, first_frame, last_frame, key, value_json FROM overrides ORDER BY id")
-    return [Override(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+    with ws.transaction():
+        return ws.overrides.add(first, last, key, value)
 
 
 def settings_for(base: MergeSettings, overrides: list[Override], frame: int) -> MergeSettings:

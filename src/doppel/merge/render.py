@@ -1,56 +1,40 @@
-"""`doppel merge`: render every target frame, re-rendering only frames whose inputs changed.
+"""`doppel merge`: render every target frame, re-rendering only frames whose inputs changed (see plan.py).
 
-A frame's cache key covers everything its pixels depend on: the plate frame, the model's weights, the face's
-landmarks and mask, and the merge settings in force at that frame. Frames without the chosen person's face,
-or with `swap` turned off, pass through untouched and need no render file.
+Frames without the chosen person's face, or with `swap` turned off, pass through untouched and need no
+render file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Collection
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from doppel import color
 from doppel.errors import DoppelError
-from doppel.extract.align import align_matrix, invert
-from doppel.extract.curate import chosen_person
-from doppel.extract.masks import rasterize
+from doppel.extract.align import invert
+from doppel.extract.aligned import AlignedFace
+from doppel.facetype import FaceType
+from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
-from doppel.merge import blend, color
-from doppel.merge.edits import edited_face
+from doppel.merge import blend
 from doppel.merge.masks import combine, shape_mask
-from doppel.merge.overrides import list_overrides, settings_for
+from doppel.merge.plan import FramePlan, plan
 from doppel.reports import Report
-from doppel.workspace import Workspace, review
-from doppel.workspace.db import now
-from doppel.workspace.faces import Face, query_faces
+from doppel.workspace import Workspace
+from doppel.workspace.faces import Face
+from doppel.workspace.renders import Render
 from doppel.workspace.settings import MergeSettings
 
-if TYPE_CHECKING:  # the model (and torch) load only when a frame is rendered, so `plan` stays light
+if TYPE_CHECKING:  # the model (and torch) load only when a frame is rendered, so importing merge stays light
     from doppel.merge.model import SwapModel
 
 BATCH = 16
-
-
-@dataclass
-class FramePlan:
-    index: int
-    key: str
-    settings: MergeSettings
-    face: Face | None
-    needs_render: bool
-
-    @property
-    def passthrough(self) -> bool:
-        return self.face is None or not self.settings.swap
 
 
 @dataclass(frozen=True)
@@ -72,59 +56,8 @@ class MergeReport(Report):
         return self.rendered / self.seconds if self.seconds else 0.0
 
 
-def subject_faces(ws: Workspace, media_id: int) -> dict[int, Face]:
-    """The chosen target person's face in each frame that has one."""
-    chosen = chosen_person(ws, "target")
-    if chosen is None:
-        return {}
-    faces = query_faces(ws.db, "media_id = ? AND person_id = ?", (media_id, chosen[0]))
-    by_frame = {f.frame_idx: f for f in faces}
-    # Manual landmark fixes from the studio replace the extracted landmarks (keyed by frame: re-extraction keeps them).
-    for i, (_, lm68) in review.landmark_edits(ws, media_id).items():
-        if i in by_frame:
-            by_frame[i] = edited_face(by_frame[i], lm68)
-    return by_frame
-
-
-def _key(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:32]
-
-
-def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> list[FramePlan]:
-    """What each target frame needs: its cache key and whether the stored render is out of date. `faces`:
-    `subject_faces` of the target when the caller already has them."""
-    target = ws.target()
-    if target is None:
-        raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
-    faces = subject_faces(ws, target.id) if faces is None else faces
-    as_dict: dict[MergeSettings, dict[str, Any]] = {}  # most frames share one settings object
-    overrides = list_overrides(ws)
-    keys = review.keyframes(ws)
-    stored = {r[0]: (r[1], r[2]) for r in ws.db.execute("SELECT frame_idx, cache_key, path FROM renders")}
-    plans = []
-    for i in range(target.info.frame_count):
-        s = review.apply_keyframes(settings_for(ws.settings.merge, overrides, i), keys, i)
-        face = faces.get(i)
-        if face is None or not s.swap:
-            key = _key("passthrough", target.info.sha256, i)
-        else:
-            lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
-            if s not in as_dict:
-                as_dict[s] = asdict(s)
-            key = _key(target.info.sha256, i, model_id, as_dict[s], face.id, lm.tobytes(), face.polygon.tobytes(),
-                       face.matrix.tobytes())
-        old = stored.get(i)
-        needs = old is None or old[0] != key or (old[1] is not None and not (ws.root / old[1]).is_file())
-        plans.append(FramePlan(i, key, s, face, needs))
-    return plans
-
-
 def _plate_stats(reader: MediaReader, plans: list[FramePlan], todo: list[FramePlan], resolution: int,
-                 face_type: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+                 face_type: FaceType) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Lab mean/std of the plate's face region for each frame of `todo` using rct, averaged over the
     `temporal_color` frames around it. Only those frames and their neighbours are decoded, so re-rendering a
     few frames does not read the whole plate."""
@@ -136,10 +69,9 @@ def _plate_stats(reader: MediaReader, plans: list[FramePlan], todo: list[FramePl
         if p.index not in near_wanted or p.passthrough or p.settings.color != "rct":
             continue
         assert p.face is not None
-        m = _matrix(p.face, resolution, face_type)
-        crop = cv2.warpAffine(reader[p.index], m, (resolution, resolution), flags=cv2.INTER_AREA)
-        mask = _landmark_mask(p.face, resolution)
-        raw[p.index] = color.lab_stats(crop.astype(np.float32) / 255, mask)
+        face = AlignedFace.of(p.face)
+        crop = _crop(reader[p.index], face.alignment(resolution, face_type), resolution)
+        raw[p.index] = color.lab_stats(crop.astype(np.float32) / 255, _landmark_mask(face, resolution))
     smoothed = {}
     for i in (p.index for p in wanted):
         half = plans[i].settings.temporal_color // 2
@@ -148,16 +80,15 @@ def _plate_stats(reader: MediaReader, plans: list[FramePlan], todo: list[FramePl
     return smoothed
 
 
-def _matrix(face: Face, resolution: int, face_type: str) -> np.ndarray:
-    lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
-    return align_matrix(lm, face_type, resolution)  # type: ignore[arg-type]
+def _crop(image: np.ndarray, m: np.ndarray, resolution: int) -> np.ndarray:
+    """The model's input crop of an HxWx3 uint8 frame (area-averaged: the face is usually shrunk)."""
+    return cv2.warpAffine(image, m, (resolution, resolution), flags=cv2.INTER_AREA)
 
 
-def _landmark_mask(face: Face, resolution: int) -> np.ndarray:
-    """The landmark polygon in the aligned crop, placed by the face's own (raw) alignment: it moves with the
-    crop, so it inherits the smoothed alignment's steadiness."""
-    to_crop = face.matrix * (resolution / face.crop_size)
-    return rasterize(face.polygon, (resolution, resolution), to_crop).astype(np.float32) / 255
+def _landmark_mask(face: AlignedFace, resolution: int) -> np.ndarray:
+    """The landmark polygon in the aligned crop, RxR float32 in [0, 1], placed by the face's own (raw)
+    alignment: it moves with the crop, so it inherits the smoothed alignment's steadiness."""
+    return face.crop_mask(resolution).astype(np.float32) / 255
 
 
 def face_region(m: np.ndarray, resolution: int, width: int, height: int) -> tuple[int, int, int, int]:
@@ -182,7 +113,8 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     h, w = plate.shape[:2]
     x0, y0, x1, y1 = face_region(m, resolution, w, h)
     region = plate[y0:y1, x0:x1].astype(np.float32) / 255
-    mask = shape_mask(combine(_landmark_mask(face, resolution), learned, s.mask), s.erode, s.feather)
+    mask = shape_mask(combine(_landmark_mask(AlignedFace.of(face), resolution), learned, s.mask), s.erode,
+                      s.feather)
     crop_plate = cv2.warpAffine(plate, m, (resolution, resolution), flags=cv2.INTER_AREA).astype(np.float32) / 255
     out_face = color.transfer_image(face_rgb, crop_plate, mask, s.color, stats if s.color == "rct" else None)
     if s.hist_match:
@@ -207,22 +139,10 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     return frame8, layer, (int(x0), int(y0))
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, code), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise DoppelError("could not encode a render", path)
-    tmp.write_bytes(data.tobytes())
-    tmp.replace(path)
-
-
 def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
           progress: Progress | None = None, model: SwapModel | None = None,
           frames: Collection[int] | None = None) -> MergeReport:
     """Render every out-of-date target frame (or only those of `frames` that are). Returns what was done."""
-    from doppel.merge.model import SwapModel
 
     start = time.perf_counter()
     model = model or SwapModel(ws, ws.settings.merge.model, device)
@@ -249,39 +169,33 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
         raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
                           f"{ws.settings.extract.face_type}")
     res = model.config.resolution
-    stats = _plate_stats(reader, plans, todo, res, model.config.face_type)
+    face_type: FaceType = model.config.face_type
+    stats = _plate_stats(reader, plans, todo, res, face_type)
     done = rendered = 0
     for b in range(0, len(todo), BATCH):
         batch = todo[b:b + BATCH]
         swaps = [p for p in batch if not p.passthrough]
         images = {p.index: reader[p.index] for p in swaps}
-        matrices = {p.index: _matrix(p.face, res, model.config.face_type) for p in swaps if p.face}
-        rows: list[tuple[Any, ...]] = []
+        matrices = {p.index: AlignedFace.of(p.face).alignment(res, face_type)
+                    for p in swaps if p.face}
+        rows: list[Render] = []
         if swaps:
-            crops = np.stack([cv2.warpAffine(images[p.index], matrices[p.index], (res, res),
-                                             flags=cv2.INTER_AREA) for p in swaps])
+            crops = np.stack([_crop(images[p.index], matrices[p.index], res) for p in swaps])
             faces, masks = model.swap(crops)
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
                 frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
                                                  matrices[p.index], res, stats.get(p.index), seed=p.index)
-                rel = f"renders/{p.index:06d}.png"
-                layer_rel = f"renders/layers/{p.index:06d}_{corner[0]}_{corner[1]}.png"
-                _write_png(ws.root / rel, frame)
-                _write_png(ws.root / layer_rel, layer)
-                rows.append((p.index, p.key, rel, layer_rel, p.face.id,
-                             json.dumps(matrices[p.index].tolist())))
-        rows += [(p.index, p.key, None, None, None, None) for p in batch if p.passthrough]
-        with ws.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO renders VALUES (?,?,?,?,?,?,?)",
-                           [(*r, now()) for r in rows])
+                rel, layer_rel = ws.renders.files(p.index)
+                write_png(ws.root / rel, frame)
+                write_png(ws.root / layer_rel, layer)
+                rows.append(Render(p.index, p.key, rel, layer_rel, corner[0], corner[1], p.face.id,
+                                   matrices[p.index]))
+        rows += [Render(p.index, p.key) for p in batch if p.passthrough]
+        with ws.transaction():
+            ws.renders.put(rows)
         rendered += len(swaps)
         done += len(batch)
         if progress:
             progress(done, len(todo))
     return rendered
-
-
-def stale_frames(ws: Workspace, model_id: str) -> list[int]:
-    return [p.index for p in plan(ws, model_id) if p.needs_render]
-

@@ -6,8 +6,7 @@ calls it from a single engine thread, except `cached_proxy`, which only looks at
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +18,8 @@ import doppel
 from doppel.errors import DoppelError
 from doppel.media.video import MediaReader
 from doppel.merge import edits
-from doppel.merge.overrides import list_overrides
-from doppel.merge.render import FramePlan, plan, render_plans, subject_faces
+from doppel.merge.plan import FramePlan, plan, subject_faces
+from doppel.merge.render import render_plans
 from doppel.studio import problems
 from doppel.workspace import review
 from doppel.workspace.faces import Face
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 PROXY_KINDS = ("plate", "merged", "mask")
 """Images the studio serves per frame, by (kind, frame number) — never by a path from the request."""
 JPEG_QUALITY = 88
-_LAYER_NAME = re.compile(r"(\d+)_(-?\d+)_(-?\d+)\.png$")
 
 
 def timecode(frame: int, fps: Fraction) -> str:
@@ -85,10 +83,10 @@ class Backend:
         """Find the model's identity and compute the render plan (first call imports torch: about a second)."""
         if self.planned:
             return
-        from doppel.merge.model import model_identity
+        from doppel.train.checkpoint import identity
 
         try:
-            self.model_id = model_identity(self.ws, self.ws.settings.merge.model)[0]
+            self.model_id = identity(self.ws, self.ws.settings.merge.model).id
         except DoppelError:
             self.model_id = None
         self.planned = True
@@ -102,8 +100,7 @@ class Backend:
             self.problems = problems.find(self.ws, self.faces, self.frame_count, self.flicker)
         if self.model_id is not None:
             self.plans = plan(self.ws, self.model_id, self.faces)
-        stored = dict(self.ws.db.execute("SELECT frame_idx, cache_key FROM renders").fetchall())
-        self.keys = {i: k for i, k in stored.items()}
+        self.keys = {i: r.cache_key for i, r in self.ws.renders.all().items()}
 
     def stale(self) -> list[int]:
         self.ensure_plan()
@@ -124,7 +121,7 @@ class Backend:
     def timeline(self) -> dict[str, Any]:
         """Per frame: 'none' (not swapped), 'rendered' or 'stale'; the review state; the problems."""
         states = []
-        rendered = dict(self.ws.db.execute("SELECT frame_idx, path FROM renders").fetchall())
+        rendered = {i: r.path for i, r in self.ws.renders.all().items()}
         for i in range(self.frame_count):
             p = self.plans[i] if self.plans else None
             if p is None:  # the plan is not loaded yet: what the render table says
@@ -144,7 +141,7 @@ class Backend:
         """Each merge setting in force at `frame` with where it comes from."""
         base = self.ws.settings.merge
         out = {k: {"value": v, "origin": "doppel.toml"} for k, v in asdict(base).items()}
-        for o in list_overrides(self.ws):
+        for o in self.ws.overrides.all():
             if o.first <= frame <= o.last:
                 out[o.key] = {"value": o.value, "origin": f"override #{o.id} ({o.first}-{o.last})"}
         for key, keys in review.keyframes(self.ws).items():
@@ -217,21 +214,20 @@ class Backend:
         return path
 
     def _merged_or_mask(self, kind: str, frame: int) -> np.ndarray:
-        row = self.ws.db.execute("SELECT path, layer_path FROM renders WHERE frame_idx = ?", (frame,)).fetchone()
+        render = self.ws.renders.all().get(frame)
         info = self.target.info
         if kind == "merged":
-            if row is None or row[0] is None:
+            if render is None or render.path is None:
                 return self.reader[frame]
-            img = cv2.imread(str(_inside(self.ws.root, self.ws.root / row[0])), cv2.IMREAD_COLOR)
+            img = cv2.imread(str(_inside(self.ws.root, self.ws.root / render.path)), cv2.IMREAD_COLOR)
             if img is None:
-                raise DoppelError("render is missing; run `doppel merge`", self.ws.root / row[0])
+                raise DoppelError("render is missing; run `doppel merge`", self.ws.root / render.path)
             return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         mask = np.zeros((info.height, info.width), np.uint8)
-        if row is not None and row[1] is not None:
-            found = _LAYER_NAME.search(row[1])
-            layer = cv2.imread(str(_inside(self.ws.root, self.ws.root / row[1])), cv2.IMREAD_UNCHANGED)
-            if found and layer is not None and layer.ndim == 3 and layer.shape[2] == 4:
-                x, y = int(found.group(2)), int(found.group(3))
+        if render is not None and render.layer_path is not None:
+            layer = cv2.imread(str(_inside(self.ws.root, self.ws.root / render.layer_path)), cv2.IMREAD_UNCHANGED)
+            if layer is not None and layer.ndim == 3 and layer.shape[2] == 4:
+                x, y = render.layer_x, render.layer_y
                 h, w = layer.shape[:2]
                 mask[y:y + h, x:x + w] = layer[:, :, 3][: info.height - y, : info.width - x]
         return np.dstack([mask] * 3)
@@ -289,7 +285,7 @@ class Backend:
         todo = [self.plans[i] for i in sorted(set(frames)) if self.plans[i].needs_render]
         done = render_plans(self.ws, model, self.plans, todo, self.reader)
         for p in todo:
-            p.needs_render = False
+            self.plans[p.index] = replace(p, needs_render=False)
             self.keys[p.index] = p.key
         return done
 

@@ -1,20 +1,24 @@
-"""Checkpoints: weights and optimizer state in safetensors, everything else in JSON, written crash-safely.
+"""Checkpoints: weights and optimizer state in safetensors, everything else in JSON, written crash-safely;
+and a workspace's model identity (which checkpoint is current, and is it this workspace's), used by both
+training and merge.
 
 Layout under WS/models/<name>/:
   checkpoints/step-00001200/{model.safetensors, optimizer.safetensors, state.json}
-  latest.json         which checkpoint is current (replaced atomically after the checkpoint is complete)
+  latest.json         which checkpoint is current (replaced atomically after the checkpoint is complete); the
+                      workspace database's `models` table records it too (see `current`)
 A checkpoint folder is built under a temporary name, fsynced, then renamed: a write killed half-way leaves
 the previous checkpoint current and loadable.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -22,6 +26,10 @@ from safetensors.torch import load_file, save_file
 
 from doppel.errors import DoppelError
 from doppel.fsutil import fsync_dir, write_text_atomic
+from doppel.train.config import ModelConfig, from_dict
+
+if TYPE_CHECKING:
+    from doppel.workspace import Workspace
 
 FORMAT = 1
 KEEP_LAST = 3
@@ -134,3 +142,43 @@ def load(path: Path) -> Checkpoint:
         except (SafetensorError, OSError, ValueError) as exc:
             raise DoppelError(f"checkpoint file is corrupt or truncated ({exc})", file) from exc
     return Checkpoint(path, state, parts["model"], parts["optimizer"])
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """A workspace's current model, without its weights loaded. `id` names the model, its step and its
+    weights' hash (it keys merge's render cache)."""
+
+    id: str
+    name: str
+    path: Path
+    state: dict[str, Any]
+    config: ModelConfig
+
+
+def check_owner(state: dict[str, Any], workspace_id: str, path: Path) -> None:
+    """A model trained for another workspace is refused (its faces and people are not this one's)."""
+    if state.get("workspace_id") != workspace_id:
+        raise DoppelError("this model was trained for another workspace", path)
+
+
+def current(ws: Workspace, name: str) -> Path | None:
+    """The current checkpoint folder of model `name`: as recorded in the workspace database, or (a save
+    interrupted before it was recorded, or a model folder copied in) as the model folder's pointer says."""
+    record = ws.models.get(name)
+    return ws.models.path(record) if record is not None else latest(ws.models.folder(name))
+
+
+def identity(ws: Workspace, name: str = "main") -> ModelIdentity:
+    """The workspace's model `name`, checked to belong to this workspace; its weights are hashed, not loaded."""
+    path = current(ws, name)
+    if path is None:
+        raise DoppelError(f"no trained model {name!r} in this workspace: run `doppel train` first", ws.root)
+    try:
+        state = json.loads((path / "state.json").read_text())
+        digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+    except (OSError, ValueError) as exc:
+        raise DoppelError("checkpoint is missing or unreadable", path) from exc
+    check_owner(state, ws.id, path)
+    return ModelIdentity(f"{name}@{state['step']}:{digest[:16]}", name, path, state,
+                         from_dict(ModelConfig, state["model"]))

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from doppel.errors import DoppelError
+from doppel.facetype import FACE_TYPE_NAMES, FaceType
 
 ARCHITECTURES = ("df", "liae")
-FACE_TYPES = ("full", "whole_face", "head")
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class ModelConfig:
     and inter_B; the swap decodes the target's inter_AB code twice."""
     resolution: int = 64
     """Side of the faces the model sees and makes, in pixels (a multiple of 16, 64 to 512)."""
-    face_type: str = "whole_face"
+    face_type: FaceType = "whole_face"
     """Crop type of the training faces; must match the workspace's extraction."""
     encoder_dims: int = 32
     """Channels of the first encoder level (doubling at each of four levels)."""
@@ -36,8 +36,8 @@ class ModelConfig:
             raise DoppelError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if not (64 <= self.resolution <= 512 and self.resolution % 16 == 0):
             raise DoppelError(f"resolution must be a multiple of 16 from 64 to 512, not {self.resolution}")
-        if self.face_type not in FACE_TYPES:
-            raise DoppelError(f"face type must be one of {', '.join(FACE_TYPES)}, not {self.face_type!r}")
+        if self.face_type not in FACE_TYPE_NAMES:
+            raise DoppelError(f"face type must be one of {', '.join(FACE_TYPE_NAMES)}, not {self.face_type!r}")
         for f in ("encoder_dims", "bottleneck_dims", "inter_dims", "decoder_dims", "mask_dims"):
             if getattr(self, f) < 4:
                 raise DoppelError(f"{f} must be at least 4")

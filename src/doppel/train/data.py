@@ -16,15 +16,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from doppel.color import reinhard_transfer
 from doppel.errors import DoppelError
-from doppel.extract.align import transform_points
+from doppel.extract.aligned import AlignedFace
 from doppel.extract.layout import LEFT_EYE, MOUTH, RIGHT_EYE
-from doppel.extract.masks import rasterize
-from doppel.train.color import reinhard_transfer
 
 if TYPE_CHECKING:  # the workspace (and with it video I/O) is only needed to load faces, not to train on them
     from doppel.workspace import Workspace
     from doppel.workspace.faces import Face
+    from doppel.workspace.records import Role
 
 
 @dataclass
@@ -78,10 +78,9 @@ def load_faces(root: Path, faces: list[Face], resolution: int) -> FaceTensors:
         interp = cv2.INTER_AREA if img.shape[0] > resolution else cv2.INTER_CUBIC
         images.append(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (resolution, resolution),
                                  interpolation=interp))
-        scale = resolution / f.crop_size
-        to_model = f.matrix * scale
-        masks.append(rasterize(f.polygon, (resolution, resolution), to_model))
-        regions.append(_region_mask(transform_points(to_model, f.lm68), resolution))
+        aligned = AlignedFace.of(f)
+        masks.append(aligned.crop_mask(resolution))
+        regions.append(_region_mask(aligned.crop_landmarks(resolution), resolution))
     return FaceTensors(
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
         masks=torch.from_numpy(np.stack(masks))[:, None].contiguous(),
@@ -112,11 +111,10 @@ class TrainingData:
 
 def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: float) -> TrainingData:
     """The usable faces of the chosen source and target persons, split into training and held-out sets."""
-    from doppel.extract.curate import face_set
-
     sets = {}
-    for role in ("source", "target"):
-        faces = face_set(ws, role, excluded=False)
+    roles: tuple[Role, ...] = ("source", "target")
+    for role in roles:
+        faces = ws.faces.of_chosen(role, usable_only=True)
         if not faces:
             raise DoppelError(f"no usable {role} faces: run `doppel extract` (and check `doppel faces "
                               f"--role {role}`)", ws.root)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from doppel import __version__
+from doppel.device import bf16_supported, distributed, pick_device
 from doppel.errors import DoppelError
 from doppel.reports import Report
 from doppel.train import checkpoint
@@ -30,7 +30,7 @@ from doppel.train.losses import masked_ssim, total_loss
 from doppel.train.models import build_model
 from doppel.train.preview import preview_grid, save_png
 
-if TYPE_CHECKING:  # only the CLI opens workspaces; the training step itself needs no video I/O
+if TYPE_CHECKING:  # the training step itself needs no workspace (nor its video I/O)
     from doppel.workspace import Workspace
 
 StepReport = Callable[[int, int | None, dict[str, float]], None]
@@ -67,52 +67,6 @@ class TrainReport(Report):
     rank: int = 0
     """This process's rank under torchrun (only rank 0 writes checkpoints and previews)."""
     world: int = 1
-
-
-def model_folder(ws: Workspace, name: str) -> Path:
-    return ws.root / "models" / name
-
-
-def distributed() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) when run plainly."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def pick_device(requested: str | None) -> torch.device:
-    if requested:
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise DoppelError("--device cuda asked for, but no CUDA GPU is available")
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def process_group(device: str | None) -> Iterator[None]:
-    """Under torchrun, join the process group (NCCL on GPUs, gloo on CPUs) and leave it cleanly at the end:
-    a process that exits without destroying it can abort in gloo's teardown ("terminate called ...")."""
-    _, world = distributed()
-    if world == 1:
-        yield
-        return
-    dist.init_process_group("nccl" if device != "cpu" and torch.cuda.is_available() else "gloo")
-    try:
-        yield
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether `device` does bfloat16 arithmetic natively (emulated bf16 is slower than float32)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @contextlib.contextmanager
@@ -156,14 +110,13 @@ class Trainer:
     def open(cls, ws: Workspace, *, name: str = "main", preset: str | None = None, device: str | None = None,
              init_from: Path | None = None, overrides: dict[str, Any] | None = None) -> Trainer:
         """Continue the workspace's model `name`, or start one from `preset` (default cpu-64)."""
-        folder = model_folder(ws, name)
+        folder = ws.models.folder(name)
         current = checkpoint.latest(folder)
         dev = pick_device(device)
         if current is not None:
             ckpt = checkpoint.load(current)
             state = ckpt.state
-            if state.get("workspace_id") != ws.id:
-                raise DoppelError("this model was trained for another workspace", current)
+            checkpoint.check_owner(state, ws.id, current)
             if preset is not None and preset != state["preset"]:
                 raise DoppelError(f"the model here was made with preset {state['preset']!r}, not {preset!r}; "
                                   "use --model NAME for a second model", folder)
@@ -196,7 +149,7 @@ class Trainer:
         from doppel.workspace import Workspace
 
         with Workspace.open(other) as ows:
-            path = checkpoint.latest(model_folder(ows, name)) or checkpoint.latest(model_folder(ows, "main"))
+            path = checkpoint.current(ows, name) or checkpoint.current(ows, "main")
         if path is None:
             raise DoppelError(f"no trained model {name!r} to start from", other)
         ckpt = checkpoint.load(path)
@@ -214,10 +167,14 @@ class Trainer:
                 "elapsed_s": self.elapsed, "torch": torch.__version__}
 
     def save(self, *, backup: bool = False, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint (rank 0 only) and record it as the model's current one in the workspace."""
         if self.rank != 0:
             return self.folder
-        return checkpoint.save(self.folder, self.step, self.model, self.opt, {**self.state(), **(extra or {})},
+        path = checkpoint.save(self.folder, self.step, self.model, self.opt, {**self.state(), **(extra or {})},
                                backup=backup)
+        with self.ws.transaction():
+            self.ws.models.record(self.folder.name, path, self.step, self.preset, to_dict(self.model_cfg))
+        return path
 
     def rollback(self) -> None:
         """Back to the last saved checkpoint, with a fresh data order (the bad batch is not replayed)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import shutil
@@ -18,16 +17,18 @@ from typing import Any
 from doppel.errors import DoppelError
 from doppel.fsutil import fsync_dir
 from doppel.media.probe import MediaInfo
-from doppel.workspace.records import Media, Role
+from doppel.workspace.faces import FaceStore
+from doppel.workspace.frames import FrameStore
+from doppel.workspace.models import ModelStore
+from doppel.workspace.overrides import OverrideStore
+from doppel.workspace.people import PeopleStore
+from doppel.workspace.records import Media, Role, now
+from doppel.workspace.renders import RenderStore
 from doppel.workspace.schema import MIGRATIONS, SCHEMA_VERSION
 from doppel.workspace.settings import Settings, default_toml, load_settings
 
 DB_NAME = "doppel.db"
 SETTINGS_NAME = "doppel.toml"
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -46,19 +47,24 @@ def schema_version(db: sqlite3.Connection) -> int:
         return 0
 
 
-def migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Bring the database to SCHEMA_VERSION, one transaction per step; refuse newer databases."""
+def migrate(db: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION) -> None:
+    """Bring the database to version `upto` (default: SCHEMA_VERSION), one transaction per step; refuse
+    newer databases. `path` is the database file (its folder is the workspace root, for file-aware steps)."""
     version = schema_version(db)
     if version > SCHEMA_VERSION:
         raise DoppelError(
             f"workspace database has schema version {version}, newer than this doppel supports "
             f"({SCHEMA_VERSION}); upgrade doppel", path)
-    for step in range(version, SCHEMA_VERSION):
+    for step in range(version, upto):
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in MIGRATIONS[step].split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            migration = MIGRATIONS[step]
+            if isinstance(migration, str):
+                for statement in migration.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            else:
+                migration(db, Path(path).parent)
             db.execute("UPDATE schema_version SET version = ?", (step + 1,))
             db.execute("COMMIT")
         except BaseException:
@@ -73,6 +79,13 @@ class Workspace:
         self.root = root
         self.db = db
         self.settings = settings
+        # Typed access to each table; only the workspace package runs SQL.
+        self.faces = FaceStore(db)
+        self.frames = FrameStore(db)
+        self.people = PeopleStore(db)
+        self.renders = RenderStore(db)
+        self.models = ModelStore(db, root)
+        self.overrides = OverrideStore(db)
 
     # -- life cycle ---------------------------------------------------------------------------------------
     @classmethod
@@ -146,6 +159,14 @@ class Workspace:
     def id(self) -> str:
         return str(self.db.execute("SELECT value FROM meta WHERE key='workspace_id'").fetchone()[0])
 
+    def get_meta(self, key: str) -> Any:
+        """A JSON value stored under `key` in the workspace's `meta` table, or None."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
     # -- media --------------------------------------------------------------------------------------------
     def insert_media(self, db: sqlite3.Connection, info: MediaInfo, role: Role) -> int:
         """Insert a probed media item and its frames; call inside `transaction()`."""
@@ -195,24 +216,16 @@ class Workspace:
 
     def summary(self) -> dict[str, Any]:
         media = self.media()
-        per_media = dict(self.db.execute("SELECT media_id, COUNT(*) FROM faces GROUP BY media_id").fetchall())
-        failed = dict(self.db.execute(
-            "SELECT media_id, COUNT(*) FROM frames WHERE status = 'failed' GROUP BY media_id").fetchall())
-        pending = dict(self.db.execute(
-            "SELECT media_id, COUNT(*) FROM frames WHERE status = 'new' GROUP BY media_id").fetchall())
+        per_media = self.faces.count_by_media()
+        failed = self.frames.count_by_media("failed")
+        pending = self.frames.count_by_media("new")
         faces = sum(per_media.values())
-        models = {}
-        for pointer in sorted((self.root / "models").glob("*/latest.json")):
-            try:
-                step = json.loads(pointer.read_text())["step"]
-            except (OSError, ValueError, KeyError):
-                continue
-            models[pointer.parent.name] = {"step": step}
-        renders = self.db.execute("SELECT COUNT(*), COUNT(path) FROM renders").fetchone()
+        models = {m.name: {"step": m.step, "preset": m.preset} for m in self.models.all()}
+        merged, swapped = self.renders.counts()
         return {
             "models": models,
-            "merged_frames": renders[0],
-            "swapped_frames": renders[1],
+            "merged_frames": merged,
+            "swapped_frames": swapped,
             "workspace": str(self.root),
             "id": self.id,
             "schema_version": schema_version(self.db),

@@ -1,4 +1,4 @@
-"""Face records: what extraction stores per face, and the queries later stages use."""
+"""Face records: what extraction stores per face, and `FaceStore`, the typed queries and updates of the table."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from doppel.workspace.records import Role
 
 
 def blob(a: np.ndarray) -> bytes:
@@ -64,10 +66,6 @@ class Face:
             excluded=bool(r["excluded"]), exclude_reason=r["exclude_reason"],
         )
 
-    def mesh(self, db: sqlite3.Connection) -> np.ndarray:
-        """The dense 468x3 mesh (loaded on demand: it is the bulk of a face row)."""
-        return unblob(db.execute("SELECT mesh FROM faces WHERE id = ?", (self.id,)).fetchone()[0], 3)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "media_id": self.media_id, "frame": self.frame_idx, "face": self.face_idx,
@@ -84,21 +82,101 @@ _COLUMNS = ("id, media_id, frame_idx, face_idx, x0, y0, x1, y1, score, lm68, lm6
             "person_id, excluded, exclude_reason")
 
 
-def query_faces(db: sqlite3.Connection, where: str = "", params: Iterable[Any] = ()) -> list[Face]:
-    sql = f"SELECT {_COLUMNS} FROM faces" + (f" WHERE {where}" if where else "")
-    sql += " ORDER BY media_id, frame_idx, face_idx"
-    return [Face.from_row(r) for r in db.execute(sql, tuple(params))]
+class FaceStore:
+    """The `faces` table: typed queries and updates (the only place its SQL lives)."""
 
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
 
-def insert_face(db: sqlite3.Connection, media_id: int, frame_idx: int, record: dict[str, Any]) -> None:
-    """Insert one face from the plain dict extraction workers send back (arrays as numpy)."""
-    db.execute(
-        """INSERT INTO faces (media_id, frame_idx, face_idx, x0, y0, x1, y1, score, mesh, lm68, matrix,
-           face_type, crop_size, crop_path, crop_sha256, polygon, embedding, yaw, pitch, roll, sharpness, size_px)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-        (media_id, frame_idx, record["face_idx"], *map(float, record["box"]), record["score"],
-         blob(record["mesh"]), blob(record["lm68"]), json.dumps(np.asarray(record["matrix"]).tolist()),
-         record["face_type"], record["crop_size"], record["crop_path"], record["crop_sha256"],
-         blob(record["polygon"]), blob(record["embedding"]), record["yaw"], record["pitch"], record["roll"],
-         record["sharpness"], record["size_px"]),
-    )
+    def _select(self, where: str, params: tuple[Any, ...]) -> list[Face]:
+        sql = f"SELECT {_COLUMNS} FROM faces WHERE {where} ORDER BY media_id, frame_idx, face_idx"
+        return [Face.from_row(r) for r in self.db.execute(sql, params)]
+
+    def of_media(self, media_id: int) -> list[Face]:
+        """Every face of one media item, in frame order."""
+        return self._select("media_id = ?", (media_id,))
+
+    def of_person(self, media_id: int, person_id: int) -> list[Face]:
+        return self._select("media_id = ? AND person_id = ?", (media_id, person_id))
+
+    def of_role(self, role: Role, *, person_id: int | None = None, usable_only: bool = False) -> list[Face]:
+        """Faces of the `role` media, of one person when `person_id` is given, not excluded if `usable_only`."""
+        where = "media_id IN (SELECT id FROM media WHERE role = ?)"
+        params: list[Any] = [role]
+        if person_id is not None:
+            where += " AND person_id = ?"
+            params.append(person_id)
+        if usable_only:
+            where += " AND excluded = 0"
+        return self._select(where, tuple(params))
+
+    def of_chosen(self, role: Role, *, media_id: int | None = None, usable_only: bool = False) -> list[Face]:
+        """Faces of the person extraction chose for `role` (the one swapped, or the source identity)."""
+        where = "person_id = (SELECT id FROM people WHERE role = ? AND chosen = 1)"
+        where += " AND media_id IN (SELECT id FROM media WHERE role = ?)"
+        params: list[Any] = [role, role]
+        if media_id is not None:
+            where += " AND media_id = ?"
+            params.append(media_id)
+        if usable_only:
+            where += " AND excluded = 0"
+        return self._select(where, tuple(params))
+
+    def count(self, media_id: int | None = None) -> int:
+        if media_id is None:
+            return int(self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        return int(self.db.execute("SELECT COUNT(*) FROM faces WHERE media_id = ?", (media_id,)).fetchone()[0])
+
+    def count_by_media(self) -> dict[int, int]:
+        return dict(self.db.execute("SELECT media_id, COUNT(*) FROM faces GROUP BY media_id").fetchall())
+
+    def mesh(self, face_id: int) -> np.ndarray:
+        """The dense 468x3 mesh of one face (frame pixels; loaded on demand: it is the bulk of a face row)."""
+        return unblob(self.db.execute("SELECT mesh FROM faces WHERE id = ?", (face_id,)).fetchone()[0], 3)
+
+    def meshes(self, media_id: int) -> dict[int, list[np.ndarray]]:
+        """Frame index -> the 468x3 meshes of that frame's faces, for one media item."""
+        out: dict[int, list[np.ndarray]] = {}
+        rows = self.db.execute("SELECT frame_idx, mesh FROM faces WHERE media_id = ? ORDER BY frame_idx, face_idx",
+                               (media_id,))
+        for frame_idx, mesh in rows:
+            out.setdefault(frame_idx, []).append(unblob(mesh, 3))
+        return out
+
+    def existing(self, ids: Iterable[int]) -> set[int]:
+        ids = list(ids)
+        placeholders = ",".join("?" * len(ids))
+        return {r[0] for r in self.db.execute(f"SELECT id FROM faces WHERE id IN ({placeholders})", ids)}
+
+    def insert(self, media_id: int, frame_idx: int, record: dict[str, Any]) -> None:
+        """Insert one face from the plain dict extraction workers send back (arrays as numpy)."""
+        self.db.execute(
+            """INSERT INTO faces (media_id, frame_idx, face_idx, x0, y0, x1, y1, score, mesh, lm68, matrix,
+               face_type, crop_size, crop_path, crop_sha256, polygon, embedding, yaw, pitch, roll, sharpness,
+               size_px) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (media_id, frame_idx, record["face_idx"], *map(float, record["box"]), record["score"],
+             blob(record["mesh"]), blob(record["lm68"]), json.dumps(np.asarray(record["matrix"]).tolist()),
+             record["face_type"], record["crop_size"], record["crop_path"], record["crop_sha256"],
+             blob(record["polygon"]), blob(record["embedding"]), record["yaw"], record["pitch"], record["roll"],
+             record["sharpness"], record["size_px"]),
+        )
+
+    def delete_all(self) -> None:
+        self.db.execute("DELETE FROM faces")
+
+    def assign(self, face_id: int, track_id: int, person_id: int, reason: str) -> None:
+        """Set a face's track and person, and its automatic exclusion flag (`reason`, "" for none). A user's
+        own decision (a reason starting "user") is never touched."""
+        self.db.execute("UPDATE faces SET track_id = ?, person_id = ? WHERE id = ?", (track_id, person_id, face_id))
+        self.db.execute("""UPDATE faces SET excluded = ?, exclude_reason = ?
+                           WHERE id = ? AND exclude_reason NOT LIKE 'user%'""", (int(bool(reason)), reason, face_id))
+
+    def set_smoothed(self, smoothed: Iterable[tuple[np.ndarray | None, int]]) -> None:
+        """Store smoothed 68-point landmarks ((68, 2) float32 frame pixels, or None) per face id."""
+        self.db.executemany("UPDATE faces SET lm68_smooth = ? WHERE id = ?",
+                            [(blob(lm) if lm is not None else None, fid) for lm, fid in smoothed])
+
+    def set_excluded(self, ids: list[int], excluded: bool, reason: str) -> None:
+        placeholders = ",".join("?" * len(ids))
+        self.db.execute(f"UPDATE faces SET excluded = ?, exclude_reason = ? WHERE id IN ({placeholders})",
+                        (int(excluded), reason, *ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -12,6 +13,11 @@ from typing import Any, Literal
 from doppel.media.probe import AudioInfo, MediaInfo
 
 Role = Literal["source", "target"]
+
+
+def now() -> str:
+    """The current UTC time as stored in the database (ISO 8601, seconds)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

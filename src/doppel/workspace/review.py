@@ -14,8 +14,9 @@ from typing import Any, Literal
 import numpy as np
 
 from doppel.errors import DoppelError
-from doppel.workspace.db import Workspace, now
+from doppel.workspace.db import Workspace
 from doppel.workspace.faces import blob, unblob
+from doppel.workspace.records import now
 from doppel.workspace.settings import MergeSettings, check_value
 
 ReviewStatus = Literal["approved", "needs_work"]

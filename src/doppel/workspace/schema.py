@@ -1,12 +1,46 @@
 """The workspace database schema as a list of forward migrations.
 
-`MIGRATIONS[i]` takes a database from version i to version i + 1. Never edit a released migration:
+`MIGRATIONS[i]` takes a database from version i to version i + 1: SQL statements separated by ";", or a
+function `(db, workspace root)` for a step that must also read files. Never edit a released migration:
 append a new one. `SCHEMA_VERSION` is the version this doppel writes.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+Migration = str | Callable[[sqlite3.Connection, Path], None]
+
+
+def _v4(db: sqlite3.Connection, root: Path) -> None:
+    """3 -> 4: trained models recorded in the database; a face layer's corner in `renders` columns (schema 3
+    kept it in the layer's file name, renders/layers/<frame>_<x>_<y>.png, read here once)."""
+    from doppel.workspace.models import register_existing
+
+    db.execute("""CREATE TABLE models (
+        name TEXT PRIMARY KEY,
+        checkpoint TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        preset TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""")
+    db.execute("ALTER TABLE renders ADD COLUMN layer_x INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE renders ADD COLUMN layer_y INTEGER NOT NULL DEFAULT 0")
+    rows = db.execute("SELECT frame_idx, layer_path FROM renders WHERE layer_path IS NOT NULL").fetchall()
+    for frame_idx, layer_path in rows:
+        parts = Path(layer_path).stem.split("_")
+        if len(parts) == 3 and all(p.lstrip("-").isdigit() for p in parts[1:]):
+            db.execute("UPDATE renders SET layer_x = ?, layer_y = ? WHERE frame_idx = ?",
+                       (int(parts[1]), int(parts[2]), frame_idx))
+        else:  # not a name schema 3 wrote: render the frame again
+            db.execute("UPDATE renders SET cache_key = '' WHERE frame_idx = ?", (frame_idx,))
+    register_existing(db, root)
+
+
+MIGRATIONS: list[Migration] = [
     # 0 -> 1: media, frames, settings overrides, review state.
     """
     CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -112,7 +146,9 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
-    # 3 -> 4 (the studio, issue 12): review state per frame range, notes, keyframes, manual landmark edits and
+    # 3 -> 4: models table; face layer corners as columns.
+    _v4,
+    # 4 -> 5 (the studio, issue 12): review state per frame range, notes, keyframes, manual landmark edits and
     # the undo log. Appended last: renumbering it after another branch's migration only moves this entry.
     """
     CREATE TABLE review_ranges (

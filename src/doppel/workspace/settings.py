@@ -9,9 +9,16 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from doppel.errors import DoppelError
+from doppel.facetype import FACE_TYPE_NAMES, FaceType
+
+MaskMode = Literal["landmarks", "learned", "intersect", "union"]
+ColorMode = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
+BlendMode = Literal["alpha", "seamless"]
+ExportCodec = Literal["h264", "prores", "lossless", "png"]
+COLOR_MODES: tuple[ColorMode, ...] = get_args(ColorMode)
 
 
 def _f(default: Any, help: str, choices: tuple[Any, ...] | None = None,
@@ -26,7 +33,7 @@ class IngestSettings:
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    face_type: str = _f("whole_face", "Aligned crop type.", ("full", "whole_face", "head"))
+    face_type: FaceType = _f("whole_face", "Aligned crop type.", FACE_TYPE_NAMES)
     crop_size: int = _f(256, "Side of the aligned face crops in pixels.")
     min_face_px: int = _f(24, "Faces narrower than this (pixels in the frame) are ignored.")
     detect_threshold: float = _f(0.3, "Face detector confidence threshold (0-1); the mesh then confirms each face.")
@@ -36,15 +43,14 @@ class ExtractSettings:
 class MergeSettings:
     model: str = _f("main", "Which trained model of the workspace renders the face.")
     swap: bool = _f(True, "Replace the face at all (an override can turn it off for a range of frames).")
-    mask: str = _f("intersect", "Compositing mask: the landmark polygon, the model's learned mask, or both.",
-                   ("landmarks", "learned", "intersect", "union"))
+    mask: MaskMode = _f("intersect", "Compositing mask: the landmark polygon, the model's learned mask, or both.",
+                        get_args(MaskMode))
     erode: float = _f(2.0, "Shrink (>0) or grow (<0) the mask, in percent of the face crop.", bounds=(-20.0, 40.0))
     feather: float = _f(6.0, "Soften the mask's edge over this percent of the face crop.", bounds=(0.0, 40.0))
-    color: str = _f("rct", "Colour transfer from the plate to the generated face.",
-                    ("none", "rct", "lct", "mkl", "idt", "sot"))
+    color: ColorMode = _f("rct", "Colour transfer from the plate to the generated face.", COLOR_MODES)
     temporal_color: int = _f(7, "Frames over which the plate's colour statistics are averaged (1: off).",
                              bounds=(1, 121))
-    blend: str = _f("alpha", "Alpha blending, or seamless (Poisson) cloning.", ("alpha", "seamless"))
+    blend: BlendMode = _f("alpha", "Alpha blending, or seamless (Poisson) cloning.", get_args(BlendMode))
     hist_match: bool = _f(False, "Also match each colour channel's histogram to the plate's.")
     sharpen: float = _f(0.0, "Sharpen (>0) or soften (<0) the generated face, -1 to 1.", bounds=(-1.0, 1.0))
     grain: float = _f(1.0, "Add grain until the face's fine detail matches this share of the plate's.",
@@ -53,8 +59,8 @@ class MergeSettings:
 
 @dataclass(frozen=True)
 class ExportSettings:
-    codec: str = _f("h264", "Video codec of `doppel export` (lossless: PNG-coded frames in a .mov).",
-                    ("h264", "prores", "lossless", "png"))
+    codec: ExportCodec = _f("h264", "Video codec of `doppel export` (lossless: PNG-coded frames in a .mov).",
+                            get_args(ExportCodec))
     crf: int = _f(18, "H.264 quality (lower is better, 0 is lossless).")
 
 

@@ -1,0 +1,13 @@
+"""What the benchmark scripts share with the tests: the development clips' folder and running the CLI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # `tests.helpers` and (without installing) `doppel`
+
+from tests.helpers import CLIPS, doppel  # noqa: E402
+
+__all__ = ["CLIPS", "ROOT", "doppel"]

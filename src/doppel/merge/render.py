@@ -143,6 +143,7 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
           progress: Progress | None = None, model: SwapModel | None = None,
           frames: Collection[int] | None = None) -> MergeReport:
     """Render every out-of-date target frame (or only those of `frames` that are). Returns what was done."""
+    from doppel.merge.model import SwapModel
 
     start = time.perf_counter()
     model = model or SwapModel(ws, ws.settings.merge.model, device)

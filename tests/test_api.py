@@ -107,7 +107,9 @@ def test_every_export_path_carries_disclosure_watermark_and_manifest(merged: Pat
     assert found.watermark_found, found.watermark_score
     middle = _frame(out, 25).astype(int)
     h, w = middle.shape[:2]
-    corner = np.s_[int(h * 0.85):, int(w * 0.5):]
+    drawn = np.argwhere(np.any(badge(render, "AI-generated") != render, axis=2))  # where the badge goes
+    (y0, x0), (y1, x1) = drawn.min(0), drawn.max(0)
+    corner = np.s_[y0:y1 + 1, x0:x1 + 1]
     to_plain = np.abs(middle[corner] - render[corner]).mean()
     to_badged = np.abs(middle[corner] - badge(render, "AI-generated")[corner]).mean()
     if mode == "badge":

@@ -27,6 +27,7 @@ from doppel.workspace.settings import ExportCodec
 
 if TYPE_CHECKING:
     from doppel.demo import DemoReport
+    from doppel.evaluate.coverage import Coverage
     from doppel.evaluate.metrics import EvalReport
     from doppel.export.video import ExportReport
     from doppel.extract.run import ExtractReport
@@ -78,6 +79,8 @@ class FaceSetReport(Report):
     faces: int
     usable: int
     listed: tuple[Face, ...]
+    coverage: Coverage | None = None
+    """For the target: which target frames ask for a pose or expression the source never shows."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,17 @@ class Project:
         if debug:
             folder = write_overlays(self.workspace, progress_for=lambda m: bind(progress, "overlays", m.name))
             report = replace(report, overlays=folder)
-        return report
+        return replace(report, coverage=self.coverage())
+
+    def coverage(self) -> Coverage | None:
+        """Which target frames ask for a head pose, eye or mouth opening the source never shows (None until
+        both people have faces); also written to WS/coverage/coverage.{json,png}."""
+        from doppel.evaluate.coverage import workspace_coverage, write_coverage
+
+        cover = workspace_coverage(self.workspace)
+        if cover is not None:
+            write_coverage(self.workspace, cover)
+        return cover
 
     def faces(self, *, role: Role = "source", person: str | int = "chosen", sort: SortKey = "frame",
               limit: int | None = None) -> FaceSetReport:
@@ -203,7 +216,8 @@ class Project:
         listed = curate.sort_faces(curate.face_set(self.workspace, role, person=str(person)), sort,
                                    chosen.embedding if chosen else None)
         usable = sum(not f.excluded for f in listed)
-        return FaceSetReport(role, str(person), len(listed), usable, tuple(listed[:limit] if limit else listed))
+        return FaceSetReport(role, str(person), len(listed), usable, tuple(listed[:limit] if limit else listed),
+                             self.coverage() if role == "target" else None)
 
     def exclude(self, ids: Sequence[int] | str, reason: str = "excluded by hand") -> CurateReport:
         """Exclude faces by id (a list, or text such as "12,40-45") from training; nothing is deleted."""
@@ -345,14 +359,14 @@ def open_project(path: PathLike) -> Project:
     return Project(Workspace.open(Path(path)))
 
 
-def verify(path: PathLike, *, seconds: float = 10.0) -> VerifyReport:
+def verify(path: PathLike, *, thorough: bool = False) -> VerifyReport:
     """What a file says about itself: its C2PA manifest (valid? tampered? signer), doppel's watermark (found
-    after re-encoding, resizing or cropping) and its container metadata. `report.marked` is the verdict."""
+    after re-encoding, resizing, cropping, mirroring or small rotations; searched in 3-second excerpts over the
+    whole file, every one with `thorough`; `report.watermark_ranges` says where) and its container metadata.
+    `report.marked` is the verdict."""
     from doppel.provenance.verify import verify as run_verify
 
-    if seconds <= 0:
-        raise DoppelError(f"seconds must be positive, not {seconds}")
-    return run_verify(Path(path), seconds)
+    return run_verify(Path(path), thorough=thorough)
 
 
 def presets() -> tuple[PresetInfo, ...]:

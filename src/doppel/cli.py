@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -18,6 +18,9 @@ from doppel.errors import DoppelError
 from doppel.progress import rich_progress, stderr
 from doppel.provenance import DisclosureMode
 from doppel.workspace.records import Role
+
+if TYPE_CHECKING:
+    from doppel.evaluate.coverage import Coverage
 
 out = Console()
 WS_ARG = click.argument("workspace", type=click.Path(path_type=Path))
@@ -176,6 +179,7 @@ def extract(workspace: Path, reference: Path | None, source_reference: Path | No
                   f"({people['chosen_faces']} faces)")
     for w in report.warnings:
         out.print(f"[yellow]warning:[/] {w}")
+    _print_coverage(report.coverage, workspace)
     if report.overlays:
         out.print(f"overlays in {report.overlays}")
 
@@ -223,6 +227,18 @@ def faces(workspace: Path, role: Role, person: str, sort_key: SortKey, limit: in
         table.add_row(str(f.id), str(f.media_id), str(f.frame_idx), f"{f.yaw:.0f}", f"{f.pitch:.0f}",
                       f"{f.sharpness:.0f}", f"{f.size_px:.0f}", str(f.person_id), f.exclude_reason or "")
     out.print(table)
+    _print_coverage(listing.coverage, workspace)
+
+
+def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
+    """The coverage findings (target frames asking for what the source never shows), one line each."""
+    if cover is None:
+        return
+    if not cover.gaps:
+        out.print("coverage: the source shows every head pose, eye and mouth opening the target asks for")
+    for gap in cover.gaps:
+        out.print(f"[yellow]coverage:[/] {gap.message()}")
+    out.print(f"coverage plot: {workspace / 'coverage' / 'coverage.png'}")
 
 
 @cli.command()
@@ -336,13 +352,16 @@ def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overri
 @click.option("--codec", type=click.Choice(["h264", "prores", "lossless", "png"]), default=None,
               help="h264 (.mp4), prores (ProRes 4444 .mov), lossless (PNG frames in .mov), png (a folder of "
                    "frames); default from doppel.toml: h264. Every format carries the C2PA manifest.")
-@click.option("--crf", type=int, default=None, help="H.264 quality (lower is better).")
+@click.option("--crf", type=int, default=None,
+              help="H.264 quality, 0-32 (0-26 for frames under 288 lines); lower is better. Higher CRFs are "
+                   "refused: the watermark is not guaranteed to survive them.")
 @click.option("--layers", type=click.Path(path_type=Path), default=None,
               help="Also write per-frame face RGBA and mask PNGs and transforms.json here, for compositing.")
 @click.option("--disclosure", type=click.Choice(["badge", "credits"]), default="badge", show_default=True,
               help="badge: a label on every frame. credits: title cards at the start and end instead, for "
                    "declared artistic, satirical or fictional works.")
-@click.option("--disclosure-text", default="AI-generated", show_default=True, help="The disclosure's wording.")
+@click.option("--disclosure-text", default="AI-generated", show_default=True,
+              help="The disclosure's wording (1-40 characters; it cannot be empty).")
 @click.option("--author", default=None, help="Author recorded in the C2PA manifest.")
 @click.option("--purpose", default=None, help="Purpose recorded in the manifest, e.g. parody, film, research.")
 @click.option("--consent", default=None, help="A reference to the depicted people's consent, for the manifest.")
@@ -365,6 +384,12 @@ def export(workspace: Path, output: Path, codec: Codec | None, crf: int | None, 
       doppel export shot1 shot1_frames --codec png
       doppel export shot1 short_film.mp4 --disclosure credits
     """
+    from doppel.provenance import Disclosure
+
+    try:
+        Disclosure(disclosure, disclosure_text)
+    except DoppelError as exc:  # an empty, blank or overlong wording is a usage error
+        raise click.BadParameter(exc.message, param_hint="--disclosure-text") from exc
     if (cert is None) != (key is None):
         raise DoppelError("give both --cert and --key, or neither")
     from doppel.workspace.review import unapproved_warning
@@ -388,21 +413,23 @@ def export(workspace: Path, output: Path, codec: Codec | None, crf: int | None, 
 
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--seconds", type=float, default=10.0, show_default=True,
-              help="How much of the video to search for the watermark.")
+@click.option("--thorough", is_flag=True,
+              help="Search every 3-second excerpt for the watermark (default: 8 spread over the whole file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def verify(file: Path, seconds: float, as_json: bool) -> None:
+def verify(file: Path, thorough: bool, as_json: bool) -> None:
     """Say whether a video is doppel output: its C2PA manifest (valid? tampered? signer, actions,
-    ingredients) and its watermark (found even after re-encoding, resizing or cropping strip the manifest).
+    ingredients) and its watermark (found even after re-encoding, resizing, cropping, mirroring or small
+    rotations strip the manifest), with the time ranges that carry it. A damaged file is checked on the
+    frames that still decode.
 
     Exit code 0: doppel marks found; 3: none found; 1: the file could not be read.
 
     \b
     Examples:
       doppel verify shot1.mp4
-      doppel verify downloaded_clip.mp4 --json
+      doppel verify downloaded_clip.mp4 --thorough --json
     """
-    report = doppel.verify(file, seconds=seconds)
+    report = doppel.verify(file, thorough=thorough)
     if as_json:
         _print_json(report)
     else:
@@ -420,8 +447,16 @@ def verify(file: Path, seconds: float, as_json: bool) -> None:
                 out.print(f"  problem: {problem}")
         wm = (f"FOUND (score {report.watermark_score} > {report.watermark_threshold}, chance of a false alarm "
               f"<= {report.watermark_false_positive_rate:.1e}; workspace tag {report.watermark_tag or 'unreadable'})"
-              if report.watermark_found else f"not found (score {report.watermark_score})")
-        out.print(f"watermark: {wm} over {report.watermark_frames} frames")
+              if report.watermark_found else f"not found (score {report.watermark_score}, threshold "
+                                             f"{report.watermark_threshold})")
+        out.print(f"watermark: {wm} over {report.watermark_frames} frames in {len(report.excerpts)} excerpt(s)")
+        if report.watermark_ranges:
+            out.print("  carried in: " + ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in report.watermark_ranges))
+        damaged = report.frames_stated > report.frames_decoded or report.decode_errors
+        if damaged or report.decode_method not in ("container", "image", "sequence"):
+            out.print(f"  damaged file: {report.frames_decoded} of {report.frames_stated or '?'} frames decoded "
+                      f"({report.decode_method}, {report.decode_errors} unreadable part(s))"
+                      + "".join(f"; {note}" for note in report.decode_notes))
         out.print(f"container metadata says synthetic: {'yes' if report.metadata_says_synthetic else 'no'}")
         out.print("verdict: " + ("doppel output (synthetic media)" if report.marked else "no doppel marks found")
                   + ("; TAMPERED" if report.tampered else ""))
@@ -433,7 +468,8 @@ def verify(file: Path, seconds: float, as_json: bool) -> None:
 @WS_ARG
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def evaluate(workspace: Path, as_json: bool) -> None:
-    """Identity, expression and flicker figures for the merged shot, with a report and a plot.
+    """Identity, expression dynamics, detail, flicker and seam figures for the merged shot, per-frame problem
+    flags, a report, a plot over frames and a sheet of the worst frames.
 
     \b
     Example:
@@ -446,7 +482,8 @@ def evaluate(workspace: Path, as_json: bool) -> None:
         return
     assert report.folder is not None
     out.print((report.folder / "report.txt").read_text().rstrip())
-    out.print(f"report: {report.folder / 'report.txt'}, plot: {report.folder / 'report.png'}")
+    out.print(f"report: {report.folder / 'report.txt'}, plot: {report.folder / 'report.png'}, worst frames: "
+              f"{report.folder / 'worst.png'}")
 
 
 # -- studio and review (issue 12) ---------------------------------------------------------------------------------
@@ -524,6 +561,15 @@ def demo(folder: Path, source: Path | None, target: Path | None, minutes: float,
     out.print((result.report / "report.txt").read_text().rstrip())
     out.print(f"\nswapped video: {result.video}\nworkspace:     {result.workspace}\n"
               f"training preview: {result.preview}\nevaluation:    {result.report / 'report.txt'} and report.png")
+
+
+def _register_subgroups() -> None:
+    from doppel.cli_mask import mask
+
+    cli.add_command(mask)
+
+
+_register_subgroups()
 
 
 def main() -> None:

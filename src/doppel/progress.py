@@ -23,8 +23,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-Stage = Literal["probe", "extract", "overlays", "train", "merge", "export", "eval", "demo"]
-STAGES: tuple[Stage, ...] = ("probe", "extract", "overlays", "train", "merge", "export", "eval", "demo")
+Stage = Literal["probe", "extract", "overlays", "train", "merge", "export", "eval", "demo", "mask"]
+STAGES: tuple[Stage, ...] = ("probe", "extract", "overlays", "train", "merge", "export", "eval", "demo", "mask")
 
 StepCallback = Callable[[int, int], None]
 """What a stage calls inside: `step(done, total)`."""

@@ -22,7 +22,7 @@ from doppel.merge.plan import stale_frames
 from doppel.provenance import Disclosure, container_metadata, mark_frame, title_card
 from doppel.provenance.keys import SigningIdentity, ensure_workspace_identity
 from doppel.provenance.manifest import MIME_TYPES, Ingredient, ManifestInfo, sign_file
-from doppel.provenance.watermark import workspace_tag
+from doppel.provenance.watermark import max_export_crf, workspace_tag
 from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.workspace import Workspace
@@ -69,9 +69,14 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
         raise DoppelError(f"unknown export codec {codec!r}; choose one of {', '.join(EXPORT_CODECS)}")
     if codec in _CONTAINERS and Path(output).suffix.lower() not in _CONTAINERS[codec]:
         raise DoppelError(f"{codec} exports go into {' or '.join(_CONTAINERS[codec])} files", output)
+    crf = crf if crf is not None else ws.settings.export.crf
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
+    highest = max_export_crf(target.info.height)
+    if codec == "h264" and not 0 <= crf <= highest:
+        raise DoppelError(f"--crf {crf} is out of range: on {target.info.height}-line frames the watermark is only "
+                          f"guaranteed to survive CRF 0 to {highest} (lower is better quality)")
     model = checkpoint.identity(ws, ws.settings.merge.model)
     model_config = model.config
     stale = stale_frames(ws, model.id)
@@ -99,7 +104,7 @@ def export(ws: Workspace, output: Path, *, codec: str | None = None, crf: int | 
     try:
         with MediaReader(info) as reader, VideoWriter(
             encode_to, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps, codec=codec,
-            crf=crf if crf is not None else ws.settings.export.crf, audio_from=audio,
+            crf=crf, audio_from=audio,
             metadata=container_metadata(disclosure, ws.id),
         ) as writer:
             transforms = []

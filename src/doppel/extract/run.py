@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from doppel.workspace.people import Person
 from doppel.workspace.records import now
 
 BATCH = 8
+
+if TYPE_CHECKING:
+    from doppel.evaluate.coverage import Coverage
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class ExtractReport(Report):
     people: dict[str, Any] = field(default_factory=dict)
     overlays: Path | None = None
     """The debug overlays' folder, when they were asked for."""
+    coverage: Coverage | None = None
+    """Which target frames ask for a pose or expression the source never shows (`doppel.evaluate.coverage`)."""
 
 
 def reference_embedding(path: Path, config: AnalyzerConfig) -> np.ndarray:

@@ -66,13 +66,49 @@ def noise_level(image: np.ndarray, mask: np.ndarray) -> float:
     return float(detail[inside].std() / 255) if inside.any() else 0.0
 
 
+def _fine_detail(image: np.ndarray) -> np.ndarray:
+    """Luma minus its 3x3 median: the plate's grain and noise (HxW float32, about zero-mean)."""
+    gray = cv2.cvtColor((np.clip(image, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    return (gray.astype(np.float32) - cv2.medianBlur(gray, 3).astype(np.float32)) / 255
+
+
+def grain_like(plate: np.ndarray, mask: np.ndarray, std: float, seed: int) -> np.ndarray:
+    """HxW float32 grain with the amplitude spectrum of the plate's own fine detail inside `mask` (so a
+    compressed or soft plate gets soft, clumpy grain, not pixel speckle), scaled to standard deviation `std`.
+    plate: HxWx3 float32 in [0, 1]; mask: HxW in [0, 1]."""
+    residual = _fine_detail(plate) * (mask > 0.5)
+    amplitude = np.abs(np.fft.rfft2(residual))
+    # Smoothing the amplitude over neighbouring frequencies keeps the spectrum's shape but not the plate's
+    # particular pattern.
+    amplitude = cv2.blur(amplitude.astype(np.float32), (3, 3))
+    white = np.random.default_rng(seed).normal(0, 1, residual.shape)
+    shaped = np.fft.irfft2(np.fft.rfft2(white) * amplitude, s=residual.shape).astype(np.float32)
+    sd = float(shaped.std())
+    return shaped * (std / sd) if sd > 0 else np.zeros_like(shaped)
+
+
 def match_grain(face: np.ndarray, plate: np.ndarray, mask: np.ndarray, strength: float, seed: int) -> np.ndarray:
-    """Add Gaussian grain to the face until its fine-detail level reaches the plate's (times `strength`)."""
+    """Add grain shaped like the plate's (`grain_like`) until the face's fine-detail level reaches the plate's
+    (times `strength`). face, plate: HxWx3 float32 in [0, 1]; mask: HxW in [0, 1]."""
     if strength <= 0:
         return face
     missing = strength * noise_level(plate, mask) ** 2 - noise_level(face, mask) ** 2
     if missing <= 0:
         return face
-    rng = np.random.default_rng(seed)
-    grain = rng.normal(0, np.sqrt(missing), face.shape[:2]).astype(np.float32)[..., None]
-    return np.clip(face + grain, 0, 1)
+    grain = grain_like(plate, mask, 1.0, seed)
+    # Scale so that the grain's own fine detail (what `noise_level` sees of it) makes up what is missing.
+    inside = mask > 0.5
+    fine = float((grain - cv2.medianBlur(grain, 3))[inside].std()) if inside.any() else 0.0
+    if fine <= 0:
+        return face
+    return np.clip(face + grain[..., None] * float(np.sqrt(missing) / fine), 0, 1)
+
+
+def plate_detail(face: np.ndarray, plate: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """Add `amount` of the plate's detail finer than `sigma` pixels (the frequencies a model working at a lower
+    resolution than the frame cannot make) to the face. face, plate: HxWx3 float32 in [0, 1] over the same
+    region; the face's own content at those frequencies is left as it is."""
+    if amount <= 0 or sigma <= 0:
+        return face
+    fine = plate - cv2.GaussianBlur(plate, (0, 0), sigma)
+    return np.clip(face + amount * fine, 0, 1)

@@ -1,25 +1,41 @@
-"""The compositing mask: landmark polygon, learned mask, or both; eroded or dilated and feathered in units of
-the face, so one setting suits close-ups and wide shots alike."""
+"""The compositing mask: landmark polygon, learned mask, occlusion mask, or combinations of them; eroded or
+dilated and feathered in units of the face, so one setting suits close-ups and wide shots alike."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
-MASK_MODES = ("landmarks", "learned", "intersect", "union")
+MaskSet = dict[str, np.ndarray]
+"""The masks a mode may use, each HxW float32 in [0, 1]: "landmarks", "learned", and "occlusion" (the occlusion
+network's mask, doppel.occlusion) when a mode asks for it."""
+
+MASK_MODES: dict[str, Callable[[MaskSet], np.ndarray]] = {
+    "landmarks": lambda m: m["landmarks"],
+    "learned": lambda m: m["learned"],
+    "intersect": lambda m: np.minimum(m["landmarks"], m["learned"]),
+    "union": lambda m: np.maximum(m["landmarks"], m["learned"]),
+    "occlusion": lambda m: m["occlusion"],
+    "landmarks+occlusion": lambda m: np.minimum(m["landmarks"], m["occlusion"]),
+    "learned+occlusion": lambda m: np.minimum(m["learned"], m["occlusion"]),
+    "intersect+occlusion": lambda m: np.minimum(np.minimum(m["landmarks"], m["learned"]), m["occlusion"]),
+}
+OCCLUSION_MODES = frozenset(k for k in MASK_MODES if "occlusion" in k)
 
 
-def combine(landmarks: np.ndarray, learned: np.ndarray, mode: str) -> np.ndarray:
-    """HxW float32 in [0, 1] from two HxW float masks in [0, 1]."""
-    if mode == "landmarks":
-        return landmarks
-    if mode == "learned":
-        return learned
-    if mode == "intersect":
-        return np.minimum(landmarks, learned)
-    if mode == "union":
-        return np.maximum(landmarks, learned)
-    raise ValueError(f"unknown mask mode {mode!r}")
+def combine(landmarks: np.ndarray, learned: np.ndarray, mode: str, occlusion: np.ndarray | None = None
+            ) -> np.ndarray:
+    """HxW float32 in [0, 1] from HxW float masks in [0, 1]; `occlusion` is needed by the *occlusion modes."""
+    if mode not in MASK_MODES:
+        raise ValueError(f"unknown mask mode {mode!r}")
+    masks = {"landmarks": landmarks, "learned": learned}
+    if occlusion is not None:
+        masks["occlusion"] = occlusion
+    elif mode in OCCLUSION_MODES:
+        raise ValueError(f"mask mode {mode!r} needs the occlusion mask")
+    return MASK_MODES[mode](masks)
 
 
 def shape_mask(mask: np.ndarray, erode: float, feather: float) -> np.ndarray:

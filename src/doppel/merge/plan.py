@@ -14,6 +14,7 @@ from typing import Any
 
 from doppel.errors import DoppelError
 from doppel.merge.edits import edited_face
+from doppel.merge.masks import OCCLUSION_MODES
 from doppel.merge.overrides import settings_for
 from doppel.workspace import Workspace, review
 from doppel.workspace.faces import Face
@@ -63,6 +64,7 @@ def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> 
     keyframes = review.keyframes(ws)
     stored = ws.renders.all()
     as_dict: dict[MergeSettings, dict[str, Any]] = {}  # most frames share one settings object
+    occlusion = ws.occlusion.masks()
     plans = []
     for i in range(target.info.frame_count):
         s = review.apply_keyframes(settings_for(ws.settings.merge, overrides, i), keyframes, i)
@@ -73,8 +75,10 @@ def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> 
             lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
             if s not in as_dict:
                 as_dict[s] = asdict(s)
+            occ = occlusion.get(face.id)
+            extra = [occ.sha256 if occ else "missing"] if s.mask in OCCLUSION_MODES else []
             key = _key(target.info.sha256, i, model_id, as_dict[s], face.id, lm.tobytes(), face.polygon.tobytes(),
-                       face.matrix.tobytes())
+                       face.matrix.tobytes(), *extra)
         old = stored.get(i)
         needs = old is None or old.cache_key != key or (old.path is not None and not (ws.root / old.path).is_file())
         plans.append(FramePlan(i, key, s, face, needs))

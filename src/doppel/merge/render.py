@@ -23,8 +23,9 @@ from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge import blend
-from doppel.merge.masks import combine, shape_mask
+from doppel.merge.masks import OCCLUSION_MODES, combine, shape_mask
 from doppel.merge.plan import FramePlan, plan
+from doppel.occlusion.apply import apply_masks, mask_in_crop
 from doppel.reports import Report
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face
@@ -102,19 +103,20 @@ def face_region(m: np.ndarray, resolution: int, width: int, height: int) -> tupl
 
 
 def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face: Face, s: MergeSettings,
-              m: np.ndarray, resolution: int, stats: tuple[np.ndarray, np.ndarray] | None, seed: int
-              ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+              m: np.ndarray, resolution: int, stats: tuple[np.ndarray, np.ndarray] | None, seed: int,
+              occlusion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Put one generated face into its plate frame.
 
-    plate: HxWx3 uint8; face_rgb: RxRx3 float32 in [0, 1]; learned: RxR float32 in [0, 1]; m: 2x3 frame->crop.
+    plate: HxWx3 uint8; face_rgb: RxRx3 float32 in [0, 1]; learned: RxR float32 in [0, 1]; m: 2x3 frame->crop;
+    occlusion: RxR float32 in [0, 1] in the same crop, for the *occlusion mask modes.
     Returns (the composited frame HxWx3 uint8, the face layer as RGBA uint8 over the face's region of the
     frame, that region's top-left corner (x, y)). Only the face's region is touched, so the cost does not
     grow with the frame size."""
     h, w = plate.shape[:2]
     x0, y0, x1, y1 = face_region(m, resolution, w, h)
     region = plate[y0:y1, x0:x1].astype(np.float32) / 255
-    mask = shape_mask(combine(_landmark_mask(AlignedFace.of(face), resolution), learned, s.mask), s.erode,
-                      s.feather)
+    mask = shape_mask(combine(_landmark_mask(AlignedFace.of(face), resolution), learned, s.mask, occlusion),
+                      s.erode, s.feather)
     crop_plate = cv2.warpAffine(plate, m, (resolution, resolution), flags=cv2.INTER_AREA).astype(np.float32) / 255
     out_face = color.transfer_image(face_rgb, crop_plate, mask, s.color, stats if s.color == "rct" else None)
     if s.hist_match:
@@ -128,6 +130,9 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     face_frame = np.clip(cv2.warpAffine(out_face, back, size, flags=cv2.INTER_CUBIC,
                                         borderMode=cv2.BORDER_REFLECT), 0, 1)
     alpha = np.clip(cv2.warpAffine(mask, back, size, flags=cv2.INTER_LINEAR, borderValue=0), 0, 1)
+    # One model pixel spans this many frame pixels: plate detail finer than that is what the model cannot make.
+    model_px = 1.0 / float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    face_frame = blend.plate_detail(face_frame, region, s.plate_detail, 0.5 * model_px)
     face_frame = blend.match_grain(face_frame, region, alpha, s.grain, seed)
     if s.blend == "seamless":
         mixed = blend.seamless(region, face_frame, alpha)
@@ -150,6 +155,10 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
     plans = plan(ws, model.id)
     target = ws.target()
     assert target is not None  # plan() checked
+    if any(p.settings.mask in OCCLUSION_MODES for p in plans if not p.passthrough):
+        apply_masks(ws, [p.face for p in plans if p.face is not None and p.settings.mask in OCCLUSION_MODES],
+                    device=device)
+        plans = plan(ws, model.id)  # the keys include the masks just stored
     wanted = set(frames) if frames is not None else None
     todo = [p for p in plans if (p.needs_render or force) and (wanted is None or p.index in wanted)]
     warnings = []
@@ -170,6 +179,7 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
         raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
                           f"{ws.settings.extract.face_type}")
     res = model.config.resolution
+    occlusion = ws.occlusion.masks()
     face_type: FaceType = model.config.face_type
     stats = _plate_stats(reader, plans, todo, res, face_type)
     done = rendered = 0
@@ -185,8 +195,12 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
             faces, masks = model.swap(crops)
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
+                stored = occlusion.get(p.face.id)
+                occ = (mask_in_crop(ws, p.face, stored.path, matrices[p.index], res)
+                       if p.settings.mask in OCCLUSION_MODES and stored is not None else None)
                 frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
-                                                 matrices[p.index], res, stats.get(p.index), seed=p.index)
+                                                 matrices[p.index], res, stats.get(p.index), seed=p.index,
+                                                 occlusion=occ)
                 rel, layer_rel = ws.renders.files(p.index)
                 write_png(ws.root / rel, frame)
                 write_png(ws.root / layer_rel, layer)

@@ -1,7 +1,9 @@
 """Provenance: every exported video is labelled as synthetic media, three ways.
 
-- visible: a legible "AI-generated" badge on every frame, or title cards for declared artistic works;
-- invisible: a robust watermark in every frame carrying doppel's mark and a workspace tag (watermark.py);
+- visible: a legible "AI-generated" badge on every frame (scaled to the frame; the wording cannot be emptied),
+  or title cards for declared artistic works;
+- invisible: a robust watermark in every frame carrying doppel's mark and a workspace tag (watermark.py,
+  found by detect.py; verify.py reads it back from excerpts over the whole file, frames.py from damaged files);
 - machine-readable: container metadata, and a signed C2PA manifest in MP4/MOV files (manifest.py).
 
 Export calls `mark_frame` for every frame; there is no path around it.
@@ -20,6 +22,12 @@ from doppel import __version__
 
 DisclosureMode = Literal["badge", "credits"]
 DISCLOSURES: tuple[DisclosureMode, ...] = get_args(DisclosureMode)
+MAX_DISCLOSURE_CHARS = 40
+"""Longest disclosure wording: at most two lines of 20 characters, legible on a 176x144 frame."""
+BADGE_HEIGHT_SHARE = 0.03
+"""The badge's letters are 3 % of the frame's height (about 32 px at 1080p, 65 px at 4K) ..."""
+MIN_FONT_PX = 9
+"""... and never smaller than this (QCIF and smaller frames)."""
 
 
 @dataclass(frozen=True)
@@ -31,13 +39,15 @@ class Disclosure:
     """`badge`: a small label on every frame. `credits`: a title card at the start and the end instead (for
     declared artistic, satirical or fictional works)."""
     text: str = "AI-generated"
+    """The wording: 1..MAX_DISCLOSURE_CHARS printable characters, not only spaces."""
     card_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         self.check()
+        object.__setattr__(self, "text", " ".join(self.text.split()))  # one line, single spaces
 
     def check(self) -> None:
-        """Raise DoppelError unless this disclosure shows a visible label."""
+        """Raise DoppelError unless this disclosure shows a visible, legible label."""
         from doppel.errors import DoppelError
 
         if self.mode not in DISCLOSURES:
@@ -45,6 +55,12 @@ class Disclosure:
                               "every export carries a visible disclosure")
         if not isinstance(self.text, str) or not self.text.strip():
             raise DoppelError("the disclosure text must not be empty: every export carries a visible disclosure")
+        text = " ".join(self.text.split())
+        if len(text) > MAX_DISCLOSURE_CHARS:
+            raise DoppelError(f"the disclosure text is {len(text)} characters; at most {MAX_DISCLOSURE_CHARS} keep "
+                              "the badge legible")
+        if not text.isprintable():
+            raise DoppelError("the disclosure text must be printable characters")
         if not isinstance(self.card_seconds, int | float) or not 0.5 <= self.card_seconds <= 60:
             raise DoppelError(f"disclosure cards last 0.5 to 60 seconds, not {self.card_seconds!r}")
 
@@ -54,19 +70,45 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def _lines(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, max_width: float) -> list[str]:
+    """`text` on one line, or split at the space nearest its middle when one line is wider than max_width."""
+    if font.getlength(text) <= max_width or " " not in text:
+        return [text]
+    spaces = [i for i, ch in enumerate(text) if ch == " "]
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return [text[:cut], text[cut + 1:]]
+
+
+def badge_layout(width: int, height: int, text: str) -> tuple[int, list[str]]:
+    """Font size (px) and lines for the badge on a width x height frame: BADGE_HEIGHT_SHARE of the height, at
+    least MIN_FONT_PX; wrapped onto two lines when wider than half the frame, and shrunk (not below
+    MIN_FONT_PX) until it fits in 90 % of the width."""
+    size = max(MIN_FONT_PX, round(height * BADGE_HEIGHT_SHARE))
+    while True:
+        font = _font(size)
+        lines = _lines(text, font, 0.5 * width)
+        if max(font.getlength(line) for line in lines) <= 0.9 * width - size or size <= MIN_FONT_PX:
+            return size, lines
+        size -= 1
+
+
 def badge(image: np.ndarray, text: str) -> np.ndarray:
-    """A copy of an HxWx3 uint8 frame with a legible label in its bottom-right corner."""
+    """A copy of an HxWx3 uint8 RGB frame with a legible label in its bottom-right corner (see badge_layout)."""
     h, w = image.shape[:2]
-    size = max(10, round(h * 0.04))
+    size, lines = badge_layout(w, h, text)
     pil = Image.fromarray(image)
     draw = ImageDraw.Draw(pil, "RGBA")
     font = _font(size)
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
-    pad = max(3, size // 3)
-    bw, bh = x1 - x0 + 2 * pad, y1 - y0 + 2 * pad
+    boxes = [draw.textbbox((0, 0), line, font=font) for line in lines]
+    ascent, descent = font.getmetrics() if isinstance(font, ImageFont.FreeTypeFont) else (size, 0)
+    line_h = ascent + descent
+    pad = max(2, size // 3)
+    bw = max(b[2] for b in boxes) + 2 * pad
+    bh = line_h * len(lines) + 2 * pad - descent // 2
     left, top = w - bw - pad, h - bh - pad
     draw.rounded_rectangle((left, top, left + bw, top + bh), radius=pad, fill=(0, 0, 0, 170))
-    draw.text((left + pad - x0, top + pad - y0), text, font=font, fill=(255, 255, 255, 255))
+    for i, line in enumerate(lines):
+        draw.text((left + pad, top + pad + i * line_h), line, font=font, fill=(255, 255, 255, 255))
     return np.asarray(pil)
 
 

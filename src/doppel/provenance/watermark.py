@@ -1,57 +1,89 @@
-"""An invisible, robust watermark: a tiled spread-spectrum pattern in the luma, detected by folding.
+"""An invisible watermark that survives what people do to video, with a detector that is honest about chance.
 
-Design (ours): a 128x128-pixel tile of smooth pseudo-random noise (random +/-1 on a 3-pixel grid,
-interpolated) is repeated over every frame and added to the luma at a few grey levels. The tile is the sum of
-a *sync* pattern, which says "doppel made this" (60 % of the power: finding it is what matters), and 20
-payload patterns whose signs carry 12 bits of the workspace's id and an 8-bit checksum (read when the mark is
-strong enough; a failed checksum reports the tag as unreadable, a wrong tag passes it 1 time in 256). The
-pattern sits at mid frequencies, so it survives H.264 and JPEG at ordinary qualities and a halving of the
-picture size.
+Design (ours; v2). The mark lives in *frame-relative* coordinates: every frame is divided into 2 x 2 tiles
+(each half the frame's width and half its height, whatever the resolution or aspect), and each tile carries
+the same 16 x 16 grid of cells. Cell c holds a value (+/-1 sync signs mixed with 20 payload signs) and the
+luma gets sum_c value_c * phi(x - x_c) added, where phi is a smooth band-pass kernel (a difference of
+Gaussians, half to one cell wide). So:
 
-Detection folds every frame of an excerpt into one 128x128 tile (summing the high-passed picture modulo the
-tile size), so the watermark adds up over frames while the picture averages out; cropping only shifts the
-tile cyclically, which a circular cross-correlation with the sync pattern finds at any offset; resizing is
-undone by trying a few scales. The score is the correlation peak in units of the correlation surface's own
-spread (a z-score); see `false_positive_rate` for what a threshold means.
+- rescaling (0.3x .. 2x, non-uniform too) changes nothing in frame-relative coordinates;
+- cropping shifts the tiles cyclically and changes their frame-relative size (up to 1/0.75 for a 25 % crop),
+  mirroring flips them, rotating turns them: the detector searches mirror x rotation x (x scale, y scale);
+- the kernel puts the energy at periods of about 3 cells (about 35 px on a CIF frame, 1/10 of its width),
+  low enough to survive blur (sigma 2), H.264 at CRF 40, VP9 at 500 kbit/s and a 0.3x downscale;
+- the mark is identical on every frame, so dropping, duplicating or retiming frames does not matter.
+
+Detection (detect.py): each frame is reduced to a 128 x 128 canonical picture (the frame's width and
+height each mapped to 128 samples), high-passed and contrast-normalised, and the frames are averaged: the
+mark adds up while moving picture content averages out. For each geometric hypothesis the average is warped
+back and folded into one 64 x 64 tile; correlation with the sync signs at all 4096 cyclic offsets is one FFT.
+
+The score is self-normalised: z = sum_c b_c a_c / sqrt(sum_c a_c^2), where a_c is the picture's response at
+cell c and b_c the secret sync signs. For any picture that does not carry the mark, the signs are independent
+of it, and Hoeffding's inequality gives P(z > t) <= exp(-t^2 / 2) whatever the picture is (no Gaussian
+model). `false_positive_rate` multiplies that by every hypothesis and offset searched (a union bound), and
+`threshold` picks the score for a stated bound. A perfect mark scores at most sqrt(256) = 16.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-TILE = 128
-CELL = 3
+GRID = 2
+"""Tiles per frame along each axis."""
+CELLS = 32
+"""Cells per tile along each axis (1024 sync signs)."""
+CANON = 128
+"""Canonical samples per frame along each axis (the detector's working resolution)."""
+TILE = CANON // GRID
+CELL = TILE // CELLS
+KERNEL_SIGMAS = (1.0, 2.2)
+"""phi = G(sigma_1) - G(sigma_2), in canonical samples: a band-pass around periods of 3-4 cells (about 10 %
+of the frame's width)."""
 PAYLOAD_BITS = 12
 CHECK_BITS = 8
-STRENGTH = 2.4
-"""Grey levels (of 255) of the pattern's standard deviation: PSNR about 40 dB."""
-SCALES = (1.0, 0.5, 0.75, 1.25, 1.111, 0.625)
-"""Picture scales tried at detection (1.25 and 1.111: 20 % or 10 % cropped off and zoomed back)."""
-THRESHOLD = 7.0
-SYNC_SHARE = 0.6
-"""Share of the pattern's power in the sync pattern; the rest carries the payload."""
+STRENGTH = 2.5
+"""Grey levels (of 255) of the pattern's standard deviation: PSNR 40.1 dB (rounding and clipping included)."""
+SYNC_SHARE = 0.85
+"""Share of the pattern's power in the sync signs; the rest carries the payload."""
+MIRRORS = (False, True)
+ROTATIONS = tuple(-5.0 + 1.25 * i for i in range(9))
+"""Degrees: -5 .. 5 in steps of 1.25."""
+AXIS_SCALES = tuple(round(1.03**i, 4) for i in range(-3, 13))
+"""Frame-relative tile size, per axis: 0.92 (rotated onto a larger canvas) .. 1.43 (30 % cropped off)."""
+HYPOTHESES = len(MIRRORS) * len(ROTATIONS) * len(AXIS_SCALES) ** 2
+TESTS_PER_EXCERPT = HYPOTHESES * TILE * TILE
+EXPORT_CRF_LIMITS = ((288, 32), (0, 26))
+"""(least frame height, highest H.264 CRF) that `doppel export` accepts: the mark was found in every development
+excerpt after an export at that CRF alone, with a margin (benchmarks/bench_provenance.py). Smaller frames need
+a lower CRF: the mark's pattern is tied to the frame's size, so it is finer in pixels on small frames."""
+MAX_EXPORT_CRF = EXPORT_CRF_LIMITS[0][1]
+FALSE_POSITIVE_BOUND = 1e-6
+"""What `verify` promises per file: the chance that an unmarked video is reported as marked."""
+HIGHPASS, LOCAL, FLOOR = 2.0, 2.0, 1.0
+"""The detector's per-frame high-pass and contrast normalisation (canonical samples; grey levels)."""
+WHITEN = 2.0
+"""Spectral whitening of the averaged picture: its FFT is divided by its magnitude smoothed over this many bins."""
 _SEED = 0x0D0BB1E
 
 
+def _kernel() -> np.ndarray:
+    """(TILE, TILE) float64 periodic band-pass kernel phi centred on (0, 0)."""
+    d = np.minimum(np.arange(TILE), TILE - np.arange(TILE)).astype(np.float64)
+    r2 = d[:, None] ** 2 + d[None, :] ** 2
+    s1, s2 = KERNEL_SIGMAS
+    return np.exp(-r2 / (2 * s1 * s1)) / (s1 * s1) - np.exp(-r2 / (2 * s2 * s2)) / (s2 * s2)
+
+
 @lru_cache(maxsize=1)
-def patterns() -> np.ndarray:
-    """(1 + 20, TILE, TILE) float32 patterns, zero-mean and unit RMS: sync first, then payload bits."""
+def signs() -> np.ndarray:
+    """(1 + PAYLOAD_BITS + CHECK_BITS, CELLS, CELLS) float64 +/-1: the sync signs, then one per payload bit."""
     rng = np.random.default_rng(_SEED)
-    n = TILE // CELL
-    out = []
-    for _ in range(1 + PAYLOAD_BITS + CHECK_BITS):
-        cells = rng.choice([-1.0, 1.0], size=(n, n)).astype(np.float32)
-        # Periodic smooth interpolation: tile the cells 3x3, resize, keep the middle (seamless when tiled).
-        big = cv2.resize(np.tile(cells, (3, 3)), (3 * TILE, 3 * TILE), interpolation=cv2.INTER_CUBIC)
-        p = big[TILE:2 * TILE, TILE:2 * TILE]
-        p = p - p.mean()
-        out.append(p / p.std())
-    return np.stack(out).astype(np.float32)
+    return rng.choice([-1.0, 1.0], size=(1 + PAYLOAD_BITS + CHECK_BITS, CELLS, CELLS))
 
 
 def _checksum(value: int) -> int:
@@ -69,7 +101,7 @@ def payload_bits(tag: int) -> np.ndarray:
     tag &= (1 << PAYLOAD_BITS) - 1
     word = tag << CHECK_BITS | _checksum(tag)
     return np.array([1.0 if word >> (PAYLOAD_BITS + CHECK_BITS - 1 - i) & 1 else -1.0
-                     for i in range(PAYLOAD_BITS + CHECK_BITS)], np.float32)
+                     for i in range(PAYLOAD_BITS + CHECK_BITS)], np.float64)
 
 
 def workspace_tag(workspace_id: str) -> int:
@@ -77,111 +109,89 @@ def workspace_tag(workspace_id: str) -> int:
     return int(workspace_id[:4], 16) >> (16 - PAYLOAD_BITS) if len(workspace_id) >= 4 else 0
 
 
-@lru_cache(maxsize=8)
-def _tile(tag: int) -> np.ndarray:
-    p = patterns()
+def cell_values(tag: int) -> np.ndarray:
+    """(CELLS, CELLS) float64: sync signs mixed with the payload signs for `tag`."""
+    s = signs()
     bits = payload_bits(tag)
     share = math.sqrt((1 - SYNC_SHARE) / len(bits))
-    t = math.sqrt(SYNC_SHARE) * p[0] + share * np.tensordot(bits, p[1:], axes=1)
-    return (t / t.std()).astype(np.float32)
+    return math.sqrt(SYNC_SHARE) * s[0] + share * np.tensordot(bits, s[1:], axes=1)
 
 
 @lru_cache(maxsize=8)
-def _frame_pattern(tag: int, height: int, width: int) -> np.ndarray:
-    reps = (math.ceil(height / TILE), math.ceil(width / TILE))
-    return np.tile(_tile(tag), reps)[:height, :width] * STRENGTH
+def _canonical_pattern(tag: int) -> np.ndarray:
+    """(CANON, CANON) float64 spectrum (FFT) of the frame's pattern, unit RMS in space."""
+    impulses = np.zeros((TILE, TILE))
+    impulses[::CELL, ::CELL] = cell_values(tag)
+    tile = np.real(np.fft.ifft2(np.fft.fft2(impulses) * np.fft.fft2(_kernel())))
+    frame = np.tile(tile, (GRID, GRID))
+    return np.fft.fft2((frame - frame.mean()) / frame.std())
+
+
+@lru_cache(maxsize=8)
+def frame_pattern(tag: int, height: int, width: int) -> np.ndarray:
+    """(height, width) float32 luma offsets (std STRENGTH) for a frame of that size: the canonical pattern
+    resampled exactly (it is band-limited and the frame is one period of it)."""
+    spec = np.fft.fftshift(_canonical_pattern(tag))
+    out = np.zeros((height, width), np.complex128)
+    h, w = min(height, CANON), min(width, CANON)
+    cy, cx, oy, ox = CANON // 2, CANON // 2, height // 2, width // 2
+    out[oy - h // 2:oy - h // 2 + h, ox - w // 2:ox - w // 2 + w] = spec[cy - h // 2:cy - h // 2 + h,
+                                                                            cx - w // 2:cx - w // 2 + w]
+    pattern = np.real(np.fft.ifft2(np.fft.ifftshift(out))) * (height * width) / CANON**2
+    return (pattern / pattern.std() * STRENGTH).astype(np.float32)
 
 
 def embed(image: np.ndarray, tag: int) -> np.ndarray:
-    """Watermark an HxWx3 uint8 RGB frame (the same luma change on all three channels)."""
+    """Watermark an HxWx3 uint8 RGB frame (the same luma change on all three channels). Returns HxWx3 uint8."""
     h, w = image.shape[:2]
-    delta = _frame_pattern(tag, h, w)[..., None]
-    return np.clip(image.astype(np.float32) + delta + 0.5, 0, 255).astype(np.uint8)
+    delta = frame_pattern(tag, h, w)
+    out = image.astype(np.float32)
+    out += delta[..., None]
+    out += 0.5
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
-def _residual(gray: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """High-passed, contrast-normalised picture: keeps the pattern's band (as seen at `scale`), flattens the
-    picture."""
-    low = cv2.GaussianBlur(gray, (0, 0), 2.25 * scale)
-    fine = cv2.GaussianBlur(gray, (0, 0), max(0.4, 0.525 * scale))
-    r = fine - low
-    local = np.sqrt(cv2.GaussianBlur(r * r, (0, 0), 6.0 * scale)) + 2.0
-    return np.clip(r / local, -3, 3)
+def canonical_residual(image: np.ndarray) -> np.ndarray:
+    """The detector's view of one frame: HxWx3 uint8 RGB (or HxW uint8 luma) -> (CANON, CANON) float32,
+    high-passed and divided by the local contrast, clipped to +/-3."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    h, w = gray.shape
+    interp = cv2.INTER_AREA if h >= CANON and w >= CANON else cv2.INTER_LINEAR
+    canon = cv2.resize(gray, (CANON, CANON), interpolation=interp).astype(np.float32)
+    r = canon - cv2.GaussianBlur(canon, (0, 0), HIGHPASS, borderType=cv2.BORDER_REFLECT)
+    local = np.sqrt(cv2.GaussianBlur(r * r, (0, 0), LOCAL, borderType=cv2.BORDER_REFLECT)) + FLOOR
+    return np.clip(r / local, -3.0, 3.0)
 
 
-@dataclass
-class Detection:
-    found: bool
-    score: float
-    """z-score of the sync correlation peak (best scale)."""
-    scale: float
-    shift: tuple[int, int]
-    tag: int | None
-    """The workspace tag when the payload's checksum holds, else None."""
-    frames: int
+def whiten(picture: np.ndarray) -> np.ndarray:
+    """(CANON, CANON) float32 -> the same picture with a flattened spectrum (phase kept, magnitude divided by
+    its local average), so that the picture's strong low frequencies do not drown the mark's band."""
+    spectrum = np.fft.fft2(picture)
+    magnitude = np.abs(spectrum).astype(np.float32)
+    smooth = np.fft.ifftshift(cv2.GaussianBlur(np.fft.fftshift(magnitude), (0, 0), WHITEN))
+    return np.real(np.fft.ifft2(spectrum / (smooth + 1e-9))).astype(np.float32)
 
 
-class Detector:
-    """Accumulates frames (any size) and decides; pools evidence over all frames given.
-
-    At scale s the tile repeats every round(TILE * s) pixels of the suspect picture, so each frame is
-    high-passed once and folded at each candidate period; the folded tiles are brought back to TILE pixels
-    only when the decision is made."""
-
-    def __init__(self, scales: tuple[float, ...] = SCALES) -> None:
-        self.periods = {s: int(round(TILE * s)) for s in scales}
-        self.acc = {s: np.zeros((p, p), np.float64) for s, p in self.periods.items()}
-        self.count = {s: np.zeros((p, p), np.float64) for s, p in self.periods.items()}
-        self.frames = 0
-
-    def add(self, image: np.ndarray) -> None:
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        residuals = {band: _residual(gray, band) for band in {min(1.0, s) for s in self.periods}}
-        h, w = gray.shape
-        for s, period in self.periods.items():
-            r = residuals[min(1.0, s)]
-            ph, pw = math.ceil(h / period) * period, math.ceil(w / period) * period
-            padded = np.zeros((ph, pw), np.float64)
-            padded[:h, :w] = r
-            mask = np.zeros((ph, pw), np.float64)
-            mask[:h, :w] = 1
-            self.acc[s] += padded.reshape(ph // period, period, pw // period, period).sum((0, 2))
-            self.count[s] += mask.reshape(ph // period, period, pw // period, period).sum((0, 2))
-        self.frames += 1
-
-    def result(self) -> Detection:
-        p = patterns()
-        best = Detection(False, 0.0, 1.0, (0, 0), None, self.frames)
-        for s, period in self.periods.items():
-            folded: np.ndarray = self.acc[s] / np.maximum(self.count[s], 1)
-            if period != TILE:
-                folded = cv2.resize(folded, (TILE, TILE), interpolation=cv2.INTER_LINEAR)
-            folded = folded - folded.mean()
-            # Circular cross-correlation with the sync pattern at every offset at once.
-            surface = np.real(np.fft.ifft2(np.fft.fft2(folded) * np.conj(np.fft.fft2(p[0]))))
-            med = np.median(surface)
-            spread = 1.4826 * np.median(np.abs(surface - med)) + 1e-12
-            z = (surface - med) / spread
-            dy, dx = np.unravel_index(int(np.argmax(z)), z.shape)
-            if z[dy, dx] > best.score:
-                aligned = np.roll(folded, (-dy, -dx), axis=(0, 1))
-                signs = np.sign(np.tensordot(p[1:], aligned, axes=([1, 2], [0, 1])))
-                word = 0
-                for bit in signs:
-                    word = word << 1 | int(bit > 0)
-                tag, check = word >> CHECK_BITS, word & 0xFF
-                best = Detection(bool(z[dy, dx] > THRESHOLD), float(z[dy, dx]), s, (int(dy), int(dx)),
-                                 tag if _checksum(tag) == check else None, self.frames)
-        return best
-
-
-def false_positive_rate(threshold: float = THRESHOLD, scales: int = len(SCALES)) -> float:
-    """Chance that an unmarked excerpt scores above `threshold`: a union bound over the offsets and scales
-    searched, each a standard normal tail under the null hypothesis."""
-    tail = 0.5 * math.erfc(threshold / math.sqrt(2))
-    return min(1.0, scales * TILE * TILE * tail)
+def max_export_crf(height: int) -> int:
+    """The highest H.264 CRF at which an export `height` pixels tall keeps a detectable mark."""
+    return next(crf for least, crf in EXPORT_CRF_LIMITS if height >= least)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def false_positive_rate(threshold: float, excerpts: int = 1) -> float:
+    """Upper bound on the chance that unmarked video scores above `threshold` in any of `excerpts` excerpts:
+    Hoeffding's exp(-t^2/2) per test, times every hypothesis and offset searched (union bound)."""
+    return min(1.0, excerpts * TESTS_PER_EXCERPT * math.exp(-threshold * threshold / 2))
+
+
+def threshold(excerpts: int = 1, bound: float = FALSE_POSITIVE_BOUND) -> float:
+    """The score above which a mark is reported, so that checking `excerpts` excerpts of an unmarked video
+    reports a mark with probability at most `bound`."""
+    exact = math.sqrt(2 * math.log(max(1, excerpts) * TESTS_PER_EXCERPT / bound))
+    return math.ceil(exact * 100) / 100  # rounded up: the bound holds for the figure reported
+

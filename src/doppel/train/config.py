@@ -54,8 +54,15 @@ class TrainConfig:
     """Masked mean squared error on the face."""
     weight_mask: float = 10.0
     """Mean squared error of the predicted mask."""
-    weight_eyes_mouth: float = 30.0
-    """Extra mean absolute error on the eyes and mouth, where a face looks alive."""
+    weight_eyes_mouth: float = 300.0
+    """Extra mean absolute error on the eyes and mouth (regions drawn from each face's own landmarks and warped
+    with it), where a face looks alive. The error is averaged over the whole image, so the weight is large:
+    300 is DeepFaceLab's eyes-and-mouth priority; 30 left the swapped mouth static (issue 14)."""
+    weight_laplacian: float = 20.0
+    """Masked L1 on the Laplacian-pyramid bands of the face: mid-frequency detail (0 turns it off)."""
+    balance_expressions: bool = True
+    """Sample faces balanced over eye and mouth opening as well as head pose, so the rare blink or wide-open
+    mouth is seen as often as the common face."""
     random_warp: bool = True
     """DeepFaceLab-style random warp of the inputs (the model learns to undo it)."""
     random_flip: bool = True

@@ -7,9 +7,10 @@ exactly, and every process of a distributed run can build the same global batch 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # the workspace (and with it video I/O) is only needed to loa
 @dataclass
 class FaceTensors:
     """N faces at the model's resolution R: images (N, 3, R, R) uint8; masks and eye/mouth regions
-    (N, 1, R, R) uint8; `weights` (N,) sampling weights balancing head poses."""
+    (N, 1, R, R) uint8; `weights` (N,) sampling weights balancing head poses (and eye and mouth opening)."""
 
     images: torch.Tensor
     masks: torch.Tensor
@@ -58,17 +59,58 @@ def _region_mask(points: np.ndarray, size: int) -> np.ndarray:
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
 
 
-def _pose_weights(faces: list[Face]) -> torch.Tensor:
-    """1 / (faces in the same 10-degree yaw x pitch cell), so rare poses are seen as often as common ones."""
-    cells = [(int(f.yaw // 10), int(f.pitch // 10)) for f in faces]
-    counts: dict[tuple[int, int], int] = {}
+def _inverse_frequency(cells: list[tuple[int, ...]]) -> np.ndarray:
+    """1 / (items in the same cell) for each item, normalised to sum to 1: (N,) float64."""
+    counts: dict[tuple[int, ...], int] = {}
     for c in cells:
         counts[c] = counts.get(c, 0) + 1
-    w = torch.tensor([1.0 / counts[c] for c in cells], dtype=torch.float64)
+    w = np.array([1.0 / counts[c] for c in cells], np.float64)
     return w / w.sum()
 
 
-def load_faces(root: Path, faces: list[Face], resolution: int) -> FaceTensors:
+class PosedFace(Protocol):
+    """What sampling needs of a face: head angles in degrees and (68, 2) landmarks."""
+
+    @property
+    def yaw(self) -> float: ...
+    @property
+    def pitch(self) -> float: ...
+    @property
+    def lm68(self) -> np.ndarray: ...
+
+
+def _pose_weights(faces: Sequence[PosedFace]) -> torch.Tensor:
+    """1 / (faces in the same 10-degree yaw x pitch cell), so rare poses are seen as often as common ones."""
+    return torch.from_numpy(_inverse_frequency([(int(f.yaw // 10), int(f.pitch // 10)) for f in faces]))
+
+
+EYE_BIN = 0.015
+"""Width of the eye-opening bins for balanced sampling, in inter-ocular distances (a blink spans 5-8)."""
+MOUTH_BIN = 0.04
+"""Width of the mouth-opening bins (closed to wide open spans about 8)."""
+
+
+def balanced_weights(faces: Sequence[PosedFace]) -> torch.Tensor:
+    """Sampling weights balancing head pose, eye opening and mouth opening: the mean of the three inverse
+    frequencies (each over its own bins), so each factor's rare values are drawn far more often than their
+    share, without splitting the faces into cells too sparse to mean anything. (N,) float64 summing to 1."""
+    from doppel.evaluate.expression import openings
+
+    opened = np.array([openings(f.lm68) for f in faces], np.float64).reshape(-1, 2)
+    pose = _pose_weights(faces).numpy()
+    eyes = _inverse_frequency([(int(v // EYE_BIN),) for v in opened[:, 0]])
+    mouth = _inverse_frequency([(int(v // MOUTH_BIN),) for v in opened[:, 1]])
+    w = (pose + eyes + mouth) / 3
+    return torch.from_numpy(w / w.sum())
+
+
+def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressions: bool = False,
+               occlusion: dict[int, str] | None = None) -> FaceTensors:
+    """The faces' crops at `resolution`, with masks, eye/mouth regions and sampling weights (balanced over
+    pose, and over eye and mouth opening too when `balance_expressions`). `occlusion`: face id -> stored
+    occlusion mask (a PNG in the face's crop, doppel.occlusion); where there is one, the training mask is the
+    polygon minus what covers the face, so the model neither learns the occluder as part of the face nor its
+    mask as face."""
     images, masks, regions = [], [], []
     for f in faces:
         img = cv2.imread(str(root / f.crop_path), cv2.IMREAD_COLOR)
@@ -79,13 +121,18 @@ def load_faces(root: Path, faces: list[Face], resolution: int) -> FaceTensors:
         images.append(cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (resolution, resolution),
                                  interpolation=interp))
         aligned = AlignedFace.of(f)
-        masks.append(aligned.crop_mask(resolution))
+        mask = aligned.crop_mask(resolution)
+        if occlusion and f.id in occlusion:
+            occ = cv2.imread(str(root / occlusion[f.id]), cv2.IMREAD_GRAYSCALE)
+            if occ is not None:
+                mask = np.minimum(mask, cv2.resize(occ, (resolution, resolution), interpolation=cv2.INTER_AREA))
+        masks.append(mask)
         regions.append(_region_mask(aligned.crop_landmarks(resolution), resolution))
     return FaceTensors(
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
         masks=torch.from_numpy(np.stack(masks))[:, None].contiguous(),
         eyes_mouth=torch.from_numpy(np.stack(regions))[:, None].contiguous(),
-        weights=_pose_weights(faces),
+        weights=balanced_weights(faces) if balance_expressions else _pose_weights(faces),
         face_ids=[f.id for f in faces],
     )
 
@@ -109,9 +156,12 @@ class TrainingData:
     dst_val: FaceTensors | None
 
 
-def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: float) -> TrainingData:
+def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: float,
+                       balance_expressions: bool = False) -> TrainingData:
     """The usable faces of the chosen source and target persons, split into training and held-out sets."""
     sets = {}
+    # Occlusion masks (`doppel mask apply`), where the workspace has them.
+    occlusion = {face_id: m.path for face_id, m in ws.occlusion.masks().items()}
     roles: tuple[Role, ...] = ("source", "target")
     for role in roles:
         faces = ws.faces.of_chosen(role, usable_only=True)
@@ -125,8 +175,8 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
         train, held = split_holdout(ws, faces, holdout)
         if not train:
             train, held = faces, []
-        sets[role] = (load_faces(ws.root, train, resolution),
-                      load_faces(ws.root, held, resolution) if held else None)
+        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions, occlusion),
+                      load_faces(ws.root, held, resolution, occlusion=occlusion) if held else None)
     return TrainingData(sets["source"][0], sets["target"][0], sets["source"][1], sets["target"][1])
 
 

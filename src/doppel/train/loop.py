@@ -190,7 +190,8 @@ class Trainer:
     # -- training -----------------------------------------------------------------------------------------
     def load_data(self) -> TrainingData:
         if self.data is None:
-            data = load_training_data(self.ws, self.model_cfg.resolution, self.model_cfg.face_type, self.cfg.holdout)
+            data = load_training_data(self.ws, self.model_cfg.resolution, self.model_cfg.face_type,
+                                      self.cfg.holdout, self.cfg.balance_expressions)
             if self.device.type != "cpu":
                 data = TrainingData(data.src.to(self.device), data.dst.to(self.device),
                                     data.src_val.to(self.device) if data.src_val else None,

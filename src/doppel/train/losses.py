@@ -67,6 +67,31 @@ def _eyes_mouth(face: torch.Tensor, mask_pred: torch.Tensor, b: dict[str, torch.
     return ((face - b["target"]).abs() * b["eyes_mouth"]).mean()
 
 
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Band-pass levels of NCHW images, finest first: each level minus its blurred, half-size version brought
+    back up (the last entry is the remaining low-pass image)."""
+    out = []
+    for _ in range(levels):
+        low = F.avg_pool2d(x, 2)
+        out.append(x - F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        x = low
+    out.append(x)
+    return out
+
+
+@register_loss("laplacian", "weight_laplacian")
+def _laplacian(face: torch.Tensor, mask_pred: torch.Tensor, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Masked L1 over the three finest Laplacian-pyramid bands: rewards the mid-frequency structure that the
+    pixel and SSIM terms let a blurry face skip (each band's mean error is scaled back up by 2^level, so
+    coarser bands, with fewer pixels, count as much as fine ones)."""
+    mask = b["mask"]
+    total = face.new_zeros(())
+    bands_f, bands_t = laplacian_pyramid(face * mask, 3), laplacian_pyramid(b["target"] * mask, 3)
+    for level, (pf, pt) in enumerate(zip(bands_f[:-1], bands_t[:-1], strict=True)):
+        total = total + (pf - pt).abs().mean() * (2**level)
+    return total
+
+
 def total_loss(out: dict[str, torch.Tensor], src: dict[str, torch.Tensor], dst: dict[str, torch.Tensor],
                cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum over both identities; also returns each term's value (unweighted, summed over both)."""

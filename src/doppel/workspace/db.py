@@ -20,6 +20,7 @@ from doppel.media.probe import MediaInfo
 from doppel.workspace.faces import FaceStore
 from doppel.workspace.frames import FrameStore
 from doppel.workspace.models import ModelStore
+from doppel.workspace.occlusion import OcclusionStore
 from doppel.workspace.overrides import OverrideStore
 from doppel.workspace.people import PeopleStore
 from doppel.workspace.records import Media, Role, now
@@ -86,6 +87,7 @@ class Workspace:
         self.renders = RenderStore(db)
         self.models = ModelStore(db, root)
         self.overrides = OverrideStore(db)
+        self.occlusion = OcclusionStore(db)
 
     # -- life cycle ---------------------------------------------------------------------------------------
     @classmethod

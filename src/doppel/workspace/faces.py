@@ -92,6 +92,10 @@ class FaceStore:
         sql = f"SELECT {_COLUMNS} FROM faces WHERE {where} ORDER BY media_id, frame_idx, face_idx"
         return [Face.from_row(r) for r in self.db.execute(sql, params)]
 
+    def by_id(self, face_id: int) -> Face | None:
+        found = self._select("id = ?", (face_id,))
+        return found[0] if found else None
+
     def of_media(self, media_id: int) -> list[Face]:
         """Every face of one media item, in frame order."""
         return self._select("media_id = ?", (media_id,))

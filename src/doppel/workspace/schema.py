@@ -148,7 +148,28 @@ MIGRATIONS: list[Migration] = [
     """,
     # 3 -> 4: models table; face layer corners as columns.
     _v4,
-    # 4 -> 5 (the studio, issue 12): review state per frame range, notes, keyframes, manual landmark edits and
+    # 4 -> 5: occlusion masks (doppel.occlusion): drawn/suggested labels per face, versioned, and the stored
+    # mask of each face.
+    """
+    CREATE TABLE mask_labels (
+        id INTEGER PRIMARY KEY,
+        face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('drawn', 'suggested', 'confirmed')),
+        label_json TEXT NOT NULL,
+        origin_id INTEGER,
+        created_at TEXT NOT NULL,
+        UNIQUE (face_id, version)
+    );
+    CREATE TABLE occlusion_masks (
+        face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+        origin TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+    # 5 -> 6 (the studio, issue 12): review state per frame range, notes, keyframes, manual landmark edits and
     # the undo log. Appended last: renumbering it after another branch's migration only moves this entry.
     """
     CREATE TABLE review_ranges (

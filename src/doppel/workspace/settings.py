@@ -14,7 +14,8 @@ from typing import Any, Literal, get_args
 from doppel.errors import DoppelError
 from doppel.facetype import FACE_TYPE_NAMES, FaceType
 
-MaskMode = Literal["landmarks", "learned", "intersect", "union"]
+MaskMode = Literal["landmarks", "learned", "intersect", "union", "occlusion", "landmarks+occlusion",
+                   "learned+occlusion", "intersect+occlusion"]
 ColorMode = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
 BlendMode = Literal["alpha", "seamless"]
 ExportCodec = Literal["h264", "prores", "lossless", "png"]
@@ -43,8 +44,9 @@ class ExtractSettings:
 class MergeSettings:
     model: str = _f("main", "Which trained model of the workspace renders the face.")
     swap: bool = _f(True, "Replace the face at all (an override can turn it off for a range of frames).")
-    mask: MaskMode = _f("intersect", "Compositing mask: the landmark polygon, the model's learned mask, or both.",
-                        get_args(MaskMode))
+    mask: MaskMode = _f("intersect", "Compositing mask: the landmark polygon, the model's learned mask, or both; "
+                        "the *occlusion modes also cut out what the occlusion network (`doppel mask`) finds in "
+                        "front of the face.", get_args(MaskMode))
     erode: float = _f(2.0, "Shrink (>0) or grow (<0) the mask, in percent of the face crop.", bounds=(-20.0, 40.0))
     feather: float = _f(6.0, "Soften the mask's edge over this percent of the face crop.", bounds=(0.0, 40.0))
     color: ColorMode = _f("rct", "Colour transfer from the plate to the generated face.", COLOR_MODES)
@@ -53,7 +55,10 @@ class MergeSettings:
     blend: BlendMode = _f("alpha", "Alpha blending, or seamless (Poisson) cloning.", get_args(BlendMode))
     hist_match: bool = _f(False, "Also match each colour channel's histogram to the plate's.")
     sharpen: float = _f(0.0, "Sharpen (>0) or soften (<0) the generated face, -1 to 1.", bounds=(-1.0, 1.0))
-    grain: float = _f(1.0, "Add grain until the face's fine detail matches this share of the plate's.",
+    plate_detail: float = _f(0.0, "Keep this share (0-1) of the plate's detail finer than the model's pixels "
+                             "(skin texture the model cannot make; it is the target's own).", bounds=(0.0, 1.0))
+    grain: float = _f(0.0, "Add grain shaped like the plate's own until the face's fine detail matches this share "
+                      "of the plate's (0: off; grain is not detail, see doppel eval's detail figure).",
                       bounds=(0.0, 2.0))
 
 

@@ -1,0 +1,256 @@
+"""Quality on real footage (issue 14): expression dynamics, detail, identity and flicker against training time.
+
+  prepare PAIR --dir D        workspace D/PAIR/base: init, add, extract (the target cut to its first 300 frames)
+  train PAIR --dir D --label L --minutes 5 10 [--preset cpu-64]
+                              copy of the base trained by `doppel train`, the model saved after each mark as
+                              models/main-m<minutes>
+  score PAIR --dir D --label L
+                              for each saved model: `doppel merge` (grain 0, so the detail is the model's and the
+                              merge's own) and `doppel eval --json`; figures into D/PAIR/L/scores.json and a table
+  reference PAIR --dir D --label L
+                              the eval figures of renders made from the plate itself (untouched, blurred by a
+                              Gaussian of sigma 1.5, blurred plus noise): what the measures give a perfect, a
+                              soft and a soft-but-grainy face (overwrites that workspace's renders)
+  diagnose PAIR --dir D --label L --model main-m10
+                              where the expression is lost: eye/mouth-opening correlation with the plate of the
+                              target's aligned crops at the model's resolution (the ceiling), of the model's
+                              target->target reconstruction, and of the swap (landmarks found again on each)
+  strip PAIR --dir D --label L --out PNG
+                              plate | swap pairs at evenly spread frames of the last scored model
+
+Pairs (development footage in ../shared/data/clips): foreman->akiyo and foreman->deadline (both targets speak
+and blink). Training time is wall-clock on whatever CPU runs it: note the machine's load beside every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
+PAIRS = {
+    "foreman-akiyo": ("foreman_cif.mp4", "akiyo_cif.mp4"),
+    "foreman-deadline": ("foreman_cif.mp4", "deadline_cif.mp4"),
+    "vtc1nw-akiyo": ("vtc1nw_422_ntsc.mp4", "akiyo_cif.mp4"),
+}
+TARGET_FRAMES = 300
+KEYS = ("source_wins", "source_match", "eye_corr", "mouth_corr", "detail_ratio", "flicker_ratio", "landmark_error",
+        "expression_error", "seam")
+
+
+def doppel(*args: str) -> str:
+    proc = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "doppel", *args], capture_output=True,
+                          text=True)
+    if proc.returncode:
+        raise SystemExit(f"doppel {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def _cut(clip: Path, folder: Path, frames: int) -> Path:
+    """The first `frames` frames of `clip` as a PNG sequence (so long targets stay quick to merge and score)."""
+    from doppel.media.probe import probe
+    from doppel.media.video import MediaReader
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with MediaReader(probe(clip)) as reader:
+        for i in range(min(frames, len(reader))):
+            cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(reader[i], cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    src, dst = PAIRS[args.pair]
+    root = Path(args.dir) / args.pair
+    base = root / "base"
+    if base.exists():
+        print(f"{base} exists")
+        return
+    target = _cut(CLIPS / dst, root / "target_frames", TARGET_FRAMES)
+    doppel("init", str(base))
+    doppel("add", str(base), "--source", str(CLIPS / src))
+    doppel("add", str(base), "--target", str(target), "--fps", "30000/1001")
+    print(doppel("extract", str(base)))
+
+
+def _set_merge(ws: Path, **values: object) -> None:
+    """Edit [merge] keys of doppel.toml in place (the file is ours: a benchmark workspace)."""
+    path = ws / "doppel.toml"
+    lines = path.read_text().splitlines()
+    section = ""
+    for i, line in enumerate(lines):
+        if line.startswith("["):
+            section = line.strip("[] ")
+        key = line.split("=")[0].strip()
+        if section == "merge" and key in values:
+            v = values[key]
+            lines[i] = f"{key} = " + (f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool)
+                                      else str(v))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    root = Path(args.dir) / args.pair
+    ws = root / args.label
+    if not ws.exists():
+        shutil.copytree(root / "base", ws)
+    done = args.start
+    for mark in args.minutes:
+        preset = ["--preset", args.preset] if not (ws / "models" / "main").exists() else []
+        out = json.loads(doppel("train", str(ws), *preset, "--minutes", str(mark - done), "--json",
+                                "--preview-minutes", "100"))
+        done = mark
+        shutil.copytree(ws / "models" / "main", ws / "models" / f"main-m{mark:g}", dirs_exist_ok=True)
+        print(f"{args.label}: {mark:g} min, step {out['step']}, {out['samples_per_s']:.1f} samples/s", flush=True)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    ws = Path(args.dir) / args.pair / args.label
+    snaps = sorted((p.name for p in (ws / "models").glob("main-m*")), key=lambda n: float(n.split("-m")[1]))
+    scores: dict[str, dict[str, float]] = (json.loads((ws / "scores.json").read_text())
+                                           if (ws / "scores.json").exists() else {})
+    for name in snaps:
+        if args.only and name not in args.only:
+            continue
+        _set_merge(ws, model=name, grain=0.0, **dict(kv.split("=") for kv in args.set))
+        doppel("merge", str(ws))
+        scores[name] = json.loads(doppel("eval", str(ws), "--json"))
+        shutil.copy(ws / "eval" / "report.png", ws / f"report-{name}.png")
+        s = scores[name]
+        print(f"{args.pair} {args.label} {name}: " + ", ".join(f"{k} {s.get(k, float('nan')):.3f}" for k in KEYS),
+              flush=True)
+    (ws / "scores.json").write_text(json.dumps(scores, indent=1))
+
+
+REFERENCES = {
+    "plate": lambda img, rng: img,
+    "blur1.5": lambda img, rng: cv2.GaussianBlur(img, (0, 0), 1.5),
+    "blur1.5+noise": lambda img, rng: np.clip(cv2.GaussianBlur(img, (0, 0), 1.5).astype(np.float32)
+                                              + rng.normal(0, 6, img.shape[:2])[..., None], 0, 255).astype(np.uint8),
+}
+
+
+def cmd_reference(args: argparse.Namespace) -> None:
+    ws = Path(args.dir) / args.pair / args.label
+    target = Path(args.dir) / args.pair / "target_frames"
+    renders = _renders(ws)
+    results = {}
+    for name, make in REFERENCES.items():
+        rng = np.random.default_rng(0)
+        for i, rel in renders.items():
+            plate = cv2.imread(str(target / f"{i:05d}.png"))
+            cv2.imwrite(str(ws / rel), make(plate, rng))
+        results[name] = s = json.loads(doppel("eval", str(ws), "--json"))
+        print(f"{args.pair} reference {name}: " + ", ".join(f"{k} {s.get(k, float('nan')):.3f}" for k in KEYS),
+              flush=True)
+    (ws / "reference.json").write_text(json.dumps(results, indent=1))
+
+
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    import torch
+
+    from doppel.evaluate.expression import correlation, openings
+    from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
+    from doppel.extract.curate import face_set
+    from doppel.merge.model import SwapModel
+    from doppel.workspace import Workspace
+
+    ws_path = Path(args.dir) / args.pair / args.label
+    with Workspace.open(ws_path) as ws:
+        faces = sorted(face_set(ws, "target", excluded=False), key=lambda f: f.frame_idx)
+        model = SwapModel(ws, args.model, "cpu")
+        analyzer = FaceAnalyzer(AnalyzerConfig.from_settings(ws.settings.extract))
+    res = model.config.resolution
+    series: dict[str, list[tuple[float, float]]] = {"plate": [], "input": [], "reconstruction": [], "swap": []}
+    nan = (float("nan"), float("nan"))
+    for start in range(0, len(faces), 32):
+        chunk = faces[start:start + 32]
+        crops = np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(ws_path / f.crop_path)), cv2.COLOR_BGR2RGB),
+                                     (res, res), interpolation=cv2.INTER_AREA) for f in chunk])
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255)
+        with torch.no_grad():
+            recon = model.model(x, x)["dst"].float()  # type: ignore[operator]
+            swap = model.model.swap(x)[0].float()  # type: ignore[operator]
+        outs = {"input": x, "reconstruction": recon, "swap": swap}
+        for j, f in enumerate(chunk):
+            series["plate"].append(openings(f.lm68))
+            for key, batch in outs.items():
+                img = (batch[j].permute(1, 2, 0).numpy() * 255).clip(0, 255).astype(np.uint8)
+                big = cv2.copyMakeBorder(cv2.resize(img, (256, 256), interpolation=cv2.INTER_CUBIC), 64, 64, 64, 64,
+                                         cv2.BORDER_REFLECT)
+                found = analyzer.analyze(big)
+                series[key].append(openings(found[0].lm68) if found else nan)
+    plate = np.array(series["plate"])
+    for key in ("input", "reconstruction", "swap"):
+        v = np.array(series[key])
+        print(f"{args.pair} {args.label} {args.model} {key:15s}: eye corr {correlation(v[:, 0], plate[:, 0]):.3f}, "
+              f"mouth corr {correlation(v[:, 1], plate[:, 1]):.3f}, found {np.isfinite(v[:, 0]).mean():.2f}, "
+              f"mouth opening p5-p95 {np.nanpercentile(v[:, 1], 5):.3f}-{np.nanpercentile(v[:, 1], 95):.3f} "
+              f"(plate {np.percentile(plate[:, 1], 5):.3f}-{np.percentile(plate[:, 1], 95):.3f})", flush=True)
+
+
+def _renders(ws: Path) -> dict[int, str]:
+    import sqlite3
+
+    db = sqlite3.connect(ws / "doppel.db")
+    try:
+        return dict(db.execute("SELECT frame_idx, path FROM renders WHERE path IS NOT NULL").fetchall())
+    finally:
+        db.close()
+
+
+def cmd_strip(args: argparse.Namespace) -> None:
+    ws = Path(args.dir) / args.pair / args.label
+    renders = _renders(ws)
+    target = Path(args.dir) / args.pair / "target_frames"
+    picks = np.linspace(20, TARGET_FRAMES - 20, args.count).astype(int)
+    columns = []
+    for i in picks:
+        plate = cv2.imread(str(target / f"{i:05d}.png"))
+        swap = cv2.imread(str(ws / renders[int(i)])) if int(i) in renders else plate
+        if args.crop:
+            x0, y0, x1, y1 = (int(v) for v in args.crop.split(","))
+            plate, swap = plate[y0:y1, x0:x1], swap[y0:y1, x0:x1]
+        columns.append(np.concatenate([plate, swap], 0))
+    strip = np.concatenate(columns, 1)
+    scale = args.width / strip.shape[1]
+    strip = cv2.resize(strip, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(args.out, strip)
+    print(f"{args.out}: top row plate, bottom row swap, frames {', '.join(map(str, picks))}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("prepare", "train", "score", "reference", "diagnose", "strip"):
+        p = sub.add_parser(name)
+        p.add_argument("pair", choices=sorted(PAIRS))
+        p.add_argument("--dir", default="/tmp/doppel-quality")
+        if name != "prepare":
+            p.add_argument("--label", default="default")
+    sub.choices["train"].add_argument("--minutes", type=float, nargs="+", default=[5, 10])
+    sub.choices["train"].add_argument("--preset", default="cpu-64")
+    sub.choices["train"].add_argument("--start", type=float, default=0.0, help="minutes already trained (resume)")
+    sub.choices["score"].add_argument("--set", nargs="*", default=[], help="merge settings KEY=VALUE")
+    sub.choices["score"].add_argument("--only", nargs="*", default=[], help="score only these saved models")
+    sub.choices["diagnose"].add_argument("--model", default="main")
+    sub.choices["strip"].add_argument("--out", default="strip.png")
+    sub.choices["strip"].add_argument("--count", type=int, default=5)
+    sub.choices["strip"].add_argument("--width", type=int, default=1200)
+    sub.choices["strip"].add_argument("--crop", help="x0,y0,x1,y1 of the frame to show (default: all)")
+    args = parser.parse_args()
+    {"prepare": cmd_prepare, "train": cmd_train, "score": cmd_score, "reference": cmd_reference,
+     "diagnose": cmd_diagnose,
+     "strip": cmd_strip}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

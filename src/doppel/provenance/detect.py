@@ -1,0 +1,164 @@
+"""Finding the watermark (watermark.py) in frames of any size, after mirroring, rotation, rescaling and cropping.
+
+The frames of an excerpt are averaged in the canonical view (`watermark.canonical_residual`). For every
+hypothesis (mirror, rotation, frame-relative x and y scale) the average is warped back into the embedder's
+canonical coordinates and folded into one tile; the sync correlation at every cyclic offset (crop) is one FFT,
+batched over hypotheses. The score is Hoeffding-normalised (see watermark.py), and the threshold accounts for
+every hypothesis and offset searched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+
+import cv2
+import numpy as np
+
+from doppel.provenance import watermark as wm
+
+_OUT_TILES = 3
+"""The warped canonical picture is 3 x 3 tiles: enough for the smallest scale and largest rotation searched."""
+_BATCH = 256
+
+
+@dataclass
+class Detection:
+    found: bool
+    score: float
+    """Hoeffding-normalised sync correlation at the best hypothesis and offset (at most 16)."""
+    threshold: float
+    mirrored: bool
+    rotation: float
+    """Degrees."""
+    scale: tuple[float, float]
+    """Frame-relative tile size found, x and y (1.0: not cropped)."""
+    shift: tuple[int, int]
+    tag: int | None
+    """The workspace tag when the payload's checksum holds, else None."""
+    frames: int
+
+
+@lru_cache(maxsize=1)
+def _filters() -> tuple[np.ndarray, np.ndarray]:
+    """rfft2 of phi and of phi correlated with the sync impulses: (TILE, TILE // 2 + 1) complex64 each."""
+    phi = np.fft.rfft2(wm._kernel())
+    impulses = np.zeros((wm.TILE, wm.TILE))
+    impulses[::wm.CELL, ::wm.CELL] = wm.signs()[0]
+    return phi.astype(np.complex64), (phi * np.conj(np.fft.rfft2(impulses))).astype(np.complex64)
+
+
+def hypotheses() -> list[tuple[bool, float, float, float]]:
+    """Every (mirrored, rotation in degrees, x scale, y scale) searched: watermark.HYPOTHESES of them."""
+    return list(product(wm.MIRRORS, wm.ROTATIONS, wm.AXIS_SCALES, wm.AXIS_SCALES))
+
+
+def _matrix(rotation: float, sx: float, sy: float, aspect: float) -> np.ndarray:
+    """2x3 map from the embedder's canonical coordinates (output, 3 x 3 tiles) to the suspect's (input):
+    a rotation by `rotation` degrees in pixel space (`aspect` = suspect width / height) after the scales."""
+    c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
+    m = np.array([[c, -s / aspect], [s * aspect, c]]) @ np.diag([sx, sy])
+    centre_out = np.full(2, _OUT_TILES * wm.TILE / 2)
+    t = np.full(2, wm.CANON / 2) - m @ centre_out
+    return np.hstack([m, t[:, None]])
+
+
+def _fold(picture: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    size = _OUT_TILES * wm.TILE
+    warped = cv2.warpAffine(picture, matrix, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return warped.reshape(_OUT_TILES, wm.TILE, _OUT_TILES, wm.TILE).sum((0, 2))
+
+
+def _scores(folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(B, TILE, TILE) float32 folded tiles -> best z per tile (B,), its offset (B, 2), and the responses G
+    (B, TILE, TILE)."""
+    phi, sync = _filters()
+    spectrum = np.fft.rfft2(folds)
+    both = np.fft.irfft2(np.stack([spectrum * sync, spectrum * phi]), s=folds.shape[1:])
+    s, g = both[0], both[1]
+    c = wm.CELL
+    v = (g * g).reshape(len(folds), wm.CELLS, c, wm.CELLS, c).sum((1, 3))  # (B, c, c): by offset mod c
+    z = s / np.sqrt(np.tile(v, (1, wm.CELLS, wm.CELLS)) + 1e-30)
+    flat = z.reshape(len(folds), -1).argmax(1)
+    best = z.reshape(len(folds), -1)[np.arange(len(folds)), flat]
+    return best, np.stack(np.unravel_index(flat, z.shape[1:]), 1), g
+
+
+def _read_tag(g: np.ndarray, shift: tuple[int, int]) -> int | None:
+    a = np.roll(g, (-shift[0], -shift[1]), axis=(0, 1))[::wm.CELL, ::wm.CELL]
+    sync = wm.signs()[0]
+    a = a - (a * sync).sum() / sync.size * sync
+    word = 0
+    for pattern in wm.signs()[1:]:
+        word = word << 1 | int((a * pattern).sum() > 0)
+    tag, check = word >> wm.CHECK_BITS, word & ((1 << wm.CHECK_BITS) - 1)
+    return tag if wm._checksum(tag) == check else None
+
+
+def _ordered(prior: tuple[bool, float, float, float] | None) -> list[tuple[bool, float, float, float]]:
+    """The hypotheses, nearest to `prior` (default: unmirrored, upright, uncropped) first."""
+    m0, r0, x0, y0 = prior or (False, 0.0, 1.0, 1.0)
+    step = math.log(wm.AXIS_SCALES[1] / wm.AXIS_SCALES[0])
+
+    def distance(h: tuple[bool, float, float, float]) -> float:
+        m, r, sx, sy = h
+        return (10.0 * (m != m0) + abs(r - r0) / 1.25 + abs(math.log(sx / x0)) / step
+                + abs(math.log(sy / y0)) / step)
+
+    return sorted(hypotheses(), key=distance)
+
+
+def search(average: np.ndarray, aspect: float, frames: int = 1, threshold: float | None = None, *,
+           exhaustive: bool = True, prior: tuple[bool, float, float, float] | None = None) -> Detection:
+    """Search the hypotheses on a (CANON, CANON) float32 average of canonical residuals of frames whose
+    width / height is `aspect`. With `exhaustive` False the search stops at the first batch that scores above
+    the threshold (nearest `prior` first); the false-positive bound is unchanged (it counts every hypothesis)."""
+    threshold = wm.threshold() if threshold is None else threshold
+    flat = wm.whiten(average)
+    pictures = {False: np.ascontiguousarray(flat), True: np.ascontiguousarray(flat[:, ::-1])}
+    queue = _ordered(prior)
+    best_z, best_h, best_shift, best_g = -np.inf, queue[0], (0, 0), None
+    refined = False
+    while queue:
+        chunk, queue = queue[:_BATCH], queue[_BATCH:]
+        folds = np.stack([_fold(pictures[m], _matrix(r, sx, sy, aspect)) for m, r, sx, sy in chunk])
+        z, shifts, g = _scores(folds)
+        k = int(z.argmax())
+        if z[k] > best_z:
+            best_z, best_h, best_shift, best_g = float(z[k]), chunk[k], (int(shifts[k][0]), int(shifts[k][1])), g[k]
+        if not exhaustive and best_z > threshold:
+            if refined:
+                break
+            # Found: one more batch, the untested hypotheses nearest the best, to report its geometry well.
+            near = set(_ordered(best_h)[:_BATCH])
+            queue = [h for h in queue if h in near]
+            refined = True
+    m, r, sx, sy = best_h
+    found = best_z > threshold
+    tag = _read_tag(best_g, best_shift) if found and best_g is not None else None
+    return Detection(bool(found), best_z, threshold, m, r, (sx, sy), best_shift, tag, frames)
+
+
+class Detector:
+    """Accumulates frames (HxWx3 uint8 RGB, any size, all the same) and searches their average."""
+
+    def __init__(self) -> None:
+        self.total = np.zeros((wm.CANON, wm.CANON), np.float64)
+        self.frames = 0
+        self.aspect = 1.0
+
+    def add(self, image: np.ndarray) -> None:
+        self.total += wm.canonical_residual(image)
+        self.aspect = image.shape[1] / image.shape[0]
+        self.frames += 1
+
+    def average(self) -> np.ndarray:
+        """(CANON, CANON) float32 mean canonical residual of the frames added."""
+        return (self.total / max(1, self.frames)).astype(np.float32)
+
+    def result(self, threshold: float | None = None, *, exhaustive: bool = True,
+               prior: tuple[bool, float, float, float] | None = None) -> Detection:
+        return search(self.average(), self.aspect, self.frames, threshold, exhaustive=exhaustive, prior=prior)

@@ -161,6 +161,8 @@ def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
 
 def _merge(ws: Workspace, *, device: str | None, force: bool, progress: Progress | None,
            model: SwapModel | None, frames: Collection[int] | None) -> MergeReport:
+    from doppel.merge.model import SwapModel
+
     start = time.perf_counter()
     target = ws.target()
     if target is None:

@@ -422,12 +422,12 @@ def export(workspace: Path, output: Path, codec: Codec | None, crf: int | None, 
     from doppel.workspace.review import unapproved_warning
 
     with doppel.open(workspace) as p, rich_progress() as progress:
-        warning = unapproved_warning(p.workspace)  # a warning, not an error: exporting a work in progress is fine
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
         report = p.export(output, codec=codec, crf=crf, layers=layers, disclosure=disclosure,
                           disclosure_text=disclosure_text, author=author, purpose=purpose, consent=consent,
                           cert=cert, key=key, progress=progress, new_identity=new_identity)
+        warning = unapproved_warning(p.workspace)  # a warning, not an error: exporting a work in progress is fine
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         _print_json(report)
         return

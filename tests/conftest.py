@@ -54,7 +54,8 @@ def trained_pair(extracted_pair: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def merged_pair(trained_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`trained_pair` merged: every frame rendered, ready to export. Copy it before changing it."""
+    """`trained_pair` merged (every frame rendered), for the studio's tests; copy it before changing it.
+    The mask is the landmark polygon: a model trained for 3 steps has not learned a mask yet."""
     import shutil
 
     from click.testing import CliRunner
@@ -63,6 +64,8 @@ def merged_pair(trained_pair: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
     ws = tmp_path_factory.mktemp("merged") / "ws"
     shutil.copytree(trained_pair, ws)
+    toml = ws / "doppel.toml"
+    toml.write_text(toml.read_text().replace('mask = "intersect"', 'mask = "landmarks"'))
     result = CliRunner().invoke(cli, ["merge", str(ws), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     return ws

@@ -10,7 +10,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "doppel"
 # Each stage's orchestrator: only the public API (and the stage itself) may import it.
 ORCHESTRATORS = {"doppel.extract.run": "extract", "doppel.train.loop": "train", "doppel.merge.render": "merge",
                  "doppel.export.video": "export", "doppel.evaluate.metrics": "evaluate"}
-ENTRY_POINTS = {"api.py"}
+# The studio's backend is a front end like the API: it re-renders single frames through merge's own render loop
+# (render_plans) with a plan and reader it keeps open between edits, which the API has no call for yet.
+ENTRY_POINTS = {"api.py", "studio/backend.py"}
 
 
 def modules() -> list[tuple[Path, str]]:

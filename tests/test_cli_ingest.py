@@ -130,10 +130,10 @@ def test_help_has_an_example(command: str) -> None:
     assert code == 0 and "Example" in out
 
 
-@pytest.mark.parametrize("command", ["studio"])
-def test_unbuilt_commands_say_so(ws: Path, command: str) -> None:
-    code, _, err = run(command, ws)
-    assert code == 1 and "not built yet" in err
+@pytest.mark.parametrize("command", ["studio", "review"])
+def test_studio_and_review_need_a_target(ws: Path, command: str) -> None:
+    code, _, err = run(command, ws, "--no-browser") if command == "studio" else run(command, ws)
+    assert code == 1 and "has no target" in err and err.count("\n") == 1
 
 
 def test_demo_runs_the_whole_job(tmp_path: Path) -> None:

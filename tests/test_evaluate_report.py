@@ -37,7 +37,8 @@ def test_eval_scores_the_plate_as_perfect_and_a_blurred_plate_as_soft(trained_pa
     ws = tmp_path / "ws"
     shutil.copytree(trained_pair, ws)
     runner = CliRunner()
-    assert runner.invoke(cli, ["merge", str(ws)]).exit_code == 0
+    merged = runner.invoke(cli, ["merge", str(ws)])
+    assert merged.exit_code == 0, merged.output
     figures = {}
     for name, blur in (("plate", 0.0), ("blurred", 3.0)):
         _replace_renders(ws, blur)

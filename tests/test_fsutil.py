@@ -37,3 +37,15 @@ def test_temporary_name_keeps_the_suffix(tmp_path: Path) -> None:
         assert tmp.suffix == ".mp4" and tmp.parent == tmp_path
         tmp.write_bytes(b"x")
     assert (tmp_path / "clip.mp4").read_bytes() == b"x"
+
+
+def test_a_cache_write_without_fsync_is_still_all_or_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "render.png"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(target, durable=False) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["render.png"]
+    with atomic_path(target, durable=False) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"

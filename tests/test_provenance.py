@@ -11,17 +11,11 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from click.testing import CliRunner
 
-from doppel.cli import cli
 from doppel.demo import moving_frames
 from doppel.provenance import watermark
 from tests.faces import astro
-
-
-def run(*args: object) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
+from tests.helpers import run
 
 
 @pytest.fixture(scope="module")

@@ -419,10 +419,15 @@ def export(workspace: Path, output: Path, codec: Codec | None, crf: int | None, 
         raise click.BadParameter(exc.message, param_hint="--disclosure-text") from exc
     if (cert is None) != (key is None):
         raise DoppelError("give both --cert and --key, or neither")
+    from doppel.workspace.review import unapproved_warning
+
     with doppel.open(workspace) as p, rich_progress() as progress:
         report = p.export(output, codec=codec, crf=crf, layers=layers, disclosure=disclosure,
                           disclosure_text=disclosure_text, author=author, purpose=purpose, consent=consent,
                           cert=cert, key=key, progress=progress, new_identity=new_identity)
+        warning = unapproved_warning(p.workspace)  # a warning, not an error: exporting a work in progress is fine
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         _print_json(report)
         return
@@ -508,11 +513,54 @@ def evaluate(workspace: Path, as_json: bool) -> None:
               f"{report.folder / 'worst.png'}")
 
 
+# -- studio and review (issue 12) ---------------------------------------------------------------------------------
 @cli.command()
 @WS_ARG
-def studio(workspace: Path) -> None:
-    """The local review web studio (not built yet)."""
-    _not_built("studio", 5)
+@click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (default: any free port).")
+@click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser.")
+def studio(workspace: Path, port: int, no_browser: bool) -> None:
+    """Review and repair the shot frame by frame in the browser (a local web app on 127.0.0.1).
+
+    The printed URL carries a one-run token; keep it private. Ctrl-C stops the studio.
+
+    \b
+    Example:
+      doppel studio shot1
+    """
+    from doppel.studio.backend import check_workspace
+    from doppel.studio.server import StudioServer
+
+    check_workspace(workspace)
+    server = StudioServer(workspace, port=port)
+    click.echo(f"doppel studio: {server.url}", err=False)
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    server.serve()
+
+
+@cli.command()
+@WS_ARG
+@click.option("--json", "as_json", is_flag=True, help="Print the review state as JSON.")
+def review(workspace: Path, as_json: bool) -> None:
+    """The shot's review state from the studio: approved frames, ranges, open notes, problem frames left.
+
+    \b
+    Example:
+      doppel review shot1 --json
+    """
+    from doppel.studio.backend import review_summary
+
+    summary = review_summary(workspace)
+    if as_json:
+        _print_json(summary)
+        return
+    out.print(f"{summary['approved']} of {summary['frames']} frames approved ({summary['approved_pct']} %), "
+              f"{summary['needs_work']} need work, {len(summary['open_notes'])} open note(s), "
+              f"{len(summary['problem_frames_left'])} problem frame(s) not approved")
+    for n in summary["open_notes"]:
+        out.print(f"  note #{n['id']} frames {n['first']}-{n['last']}: {n['text']}")
 
 
 @cli.command()

@@ -46,7 +46,7 @@ def write_overlays(ws: Workspace, progress_for: Callable[[Media], Progress | Non
         with MediaReader(m.info) as reader:
             for frame in reader:
                 img = draw(frame.image, faces_by_frame.get(frame.index, []))
-                write_jpeg(folder / f"{frame.index:06d}.jpg", img)
+                write_jpeg(folder / f"{frame.index:06d}.jpg", img, durable=False)
                 if progress and frame.index % 10 == 0:
                     progress(frame.index + 1, len(reader))
     return root

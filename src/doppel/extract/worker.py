@@ -45,7 +45,7 @@ def exit_with_parent(parent_pid: int, interval_s: float = 0.2) -> threading.Thre
 def write_crop(root: Path, rel: str, crop: np.ndarray) -> str:
     """Write an aligned crop (size x size x 3 uint8 RGB) as JPEG (quality 95), atomically; returns its SHA-256.
     The path must stay inside the workspace (a symlinked faces/ folder is refused)."""
-    return hashlib.sha256(write_jpeg(inside(root, rel, "face crop path"), crop)).hexdigest()
+    return hashlib.sha256(write_jpeg(inside(root, rel, "face crop path"), crop, durable=False)).hexdigest()
 
 
 def to_records(root: Path, media_id: int, frame_idx: int, faces: list[FaceResult],

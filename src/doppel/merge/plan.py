@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from doppel.errors import DoppelError
+from doppel.merge.edits import edited_face
 from doppel.merge.masks import OCCLUSION_MODES
 from doppel.merge.overrides import settings_for
-from doppel.workspace import Workspace
+from doppel.workspace import Workspace, review
 from doppel.workspace.faces import Face
 from doppel.workspace.settings import MergeSettings
 
@@ -34,8 +35,13 @@ class FramePlan:
 
 
 def subject_faces(ws: Workspace, media_id: int) -> dict[int, Face]:
-    """The chosen target person's face in each frame that has one."""
-    return {f.frame_idx: f for f in ws.faces.of_chosen("target", media_id=media_id)}
+    """The chosen target person's face in each frame that has one, with the studio's manual landmark fixes
+    applied (they are keyed by frame, so re-extraction keeps them)."""
+    by_frame = {f.frame_idx: f for f in ws.faces.of_chosen("target", media_id=media_id)}
+    for i, (_, lm68) in review.landmark_edits(ws, media_id).items():
+        if i in by_frame:
+            by_frame[i] = edited_face(by_frame[i], lm68)
+    return by_frame
 
 
 def _key(*parts: Any) -> str:
@@ -46,26 +52,32 @@ def _key(*parts: Any) -> str:
     return h.hexdigest()[:32]
 
 
-def plan(ws: Workspace, model_id: str) -> list[FramePlan]:
-    """What each target frame needs: its cache key and whether the stored render is out of date."""
+def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> list[FramePlan]:
+    """What each target frame needs: its cache key and whether the stored render is out of date. `faces`:
+    `subject_faces` of the target when the caller already has them. Keyframed settings (the studio's) are
+    interpolated into each frame's settings, so they are part of its key."""
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target; add one with `doppel add --target`", ws.root)
-    faces = subject_faces(ws, target.id)
+    faces = subject_faces(ws, target.id) if faces is None else faces
     overrides = ws.overrides.all()
+    keyframes = review.keyframes(ws)
     stored = ws.renders.all()
+    as_dict: dict[MergeSettings, dict[str, Any]] = {}  # most frames share one settings object
     occlusion = ws.occlusion.masks()
     plans = []
     for i in range(target.info.frame_count):
-        s = settings_for(ws.settings.merge, overrides, i)
+        s = review.apply_keyframes(settings_for(ws.settings.merge, overrides, i), keyframes, i)
         face = faces.get(i)
         if face is None or not s.swap:
             key = _key("passthrough", target.info.sha256, i)
         else:
             lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
+            if s not in as_dict:
+                as_dict[s] = asdict(s)
             occ = occlusion.get(face.id)
             extra = [occ.sha256 if occ else "missing"] if s.mask in OCCLUSION_MODES else []
-            key = _key(target.info.sha256, i, model_id, asdict(s), face.id, lm.tobytes(), face.polygon.tobytes(),
+            key = _key(target.info.sha256, i, model_id, as_dict[s], face.id, lm.tobytes(), face.polygon.tobytes(),
                        face.matrix.tobytes(), *extra)
         old = stored.get(i)
         needs = old is None or old.cache_key != key or (

@@ -7,7 +7,9 @@ render file.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -23,7 +25,6 @@ from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge import blend
 from doppel.merge.masks import OCCLUSION_MODES, combine, shape_mask
-from doppel.merge.model import SwapModel
 from doppel.merge.plan import FramePlan, plan
 from doppel.occlusion.apply import apply_masks, mask_in_crop
 from doppel.reports import Report
@@ -33,6 +34,9 @@ from doppel.workspace.lock import stage_lock
 from doppel.workspace.media_check import check_media
 from doppel.workspace.renders import Render
 from doppel.workspace.settings import MergeSettings
+
+if TYPE_CHECKING:  # the model (and torch) load only when a frame is rendered, so importing merge stays light
+    from doppel.merge.model import SwapModel
 
 BATCH = 16
 
@@ -144,18 +148,21 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
 
 
 def merge(ws: Workspace, *, device: str | None = None, force: bool = False,
-          progress: Progress | None = None, model: SwapModel | None = None) -> MergeReport:
-    """Render every out-of-date target frame. Returns what was done.
+          progress: Progress | None = None, model: SwapModel | None = None,
+          frames: Collection[int] | None = None) -> MergeReport:
+    """Render every out-of-date target frame (or only those of `frames` that are). Returns what was done.
 
     One merge per workspace at a time (a second gets a "busy" error); the plate is checked to be unchanged
     and the temporary files of a killed run are removed first."""
     with stage_lock(ws.root, "merge"):
         remove_temporaries(ws.subdir("renders"))
-        return _merge(ws, device=device, force=force, progress=progress, model=model)
+        return _merge(ws, device=device, force=force, progress=progress, model=model, frames=frames)
 
 
 def _merge(ws: Workspace, *, device: str | None, force: bool, progress: Progress | None,
-           model: SwapModel | None) -> MergeReport:
+           model: SwapModel | None, frames: Collection[int] | None) -> MergeReport:
+    from doppel.merge.model import SwapModel
+
     start = time.perf_counter()
     target = ws.target()
     if target is None:
@@ -166,49 +173,62 @@ def _merge(ws: Workspace, *, device: str | None, force: bool, progress: Progress
     if model.config.face_type != ws.settings.extract.face_type:
         raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
                           f"{ws.settings.extract.face_type}")
-    res = model.config.resolution
     if any(p.settings.mask in OCCLUSION_MODES for p in plans if not p.passthrough):
         apply_masks(ws, [p.face for p in plans if p.face is not None and p.settings.mask in OCCLUSION_MODES],
                     device=device)
         plans = plan(ws, model.id)  # the keys include the masks just stored
-    occlusion = ws.occlusion.masks()
-    face_type: FaceType = model.config.face_type
-    todo = [p for p in plans if (p.needs_render or force)]
-    rendered = 0
+    wanted = set(frames) if frames is not None else None
+    todo = [p for p in plans if (p.needs_render or force) and (wanted is None or p.index in wanted)]
     warnings = []
     if not any(not p.passthrough for p in plans):
         warnings.append("no frame has the chosen person's face: the plate passes through unchanged")
     with MediaReader(target.info) as reader:
-        stats = _plate_stats(reader, plans, todo, res, face_type)
-        done = 0
-        for b in range(0, len(todo), BATCH):
-            batch = todo[b:b + BATCH]
-            swaps = [p for p in batch if not p.passthrough]
-            images = {p.index: reader[p.index] for p in swaps}
-            matrices = {p.index: AlignedFace.of(p.face).alignment(res, face_type)
-                        for p in swaps if p.face}
-            rows: list[Render] = []
-            if swaps:
-                crops = np.stack([_crop(images[p.index], matrices[p.index], res) for p in swaps])
-                faces, masks = model.swap(crops)
-                for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
-                    assert p.face is not None
-                    occ = (mask_in_crop(ws, p.face, occlusion[p.face.id].path, matrices[p.index], res)
-                           if p.settings.mask in OCCLUSION_MODES else None)
-                    frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
-                                                     matrices[p.index], res, stats.get(p.index), seed=p.index,
-                                                     occlusion=occ)
-                    rel, layer_rel = ws.renders.files(p.index)
-                    write_png(ws.inside(rel, "render path"), frame)
-                    write_png(ws.inside(layer_rel, "layer path"), layer)
-                    rows.append(Render(p.index, p.key, rel, layer_rel, corner[0], corner[1], p.face.id,
-                                       matrices[p.index]))
-            rows += [Render(p.index, p.key) for p in batch if p.passthrough]
-            with ws.transaction():
-                ws.renders.put(rows)
-            rendered += len(swaps)
-            done += len(batch)
-            if progress:
-                progress(done, len(todo))
+        rendered = render_plans(ws, model, plans, todo, reader, progress)
     return MergeReport(len(plans), rendered, len(plans) - len(todo), sum(p.passthrough for p in plans),
                        time.perf_counter() - start, model.id, tuple(warnings))
+
+
+def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: list[FramePlan],
+                 reader: MediaReader, progress: Progress | None = None) -> int:
+    """Render the frames of `todo` (entries of `plans`, the whole shot's plan, which colour statistics read
+    around each frame) from the open plate `reader`, and record them in the render table. Returns the number of
+    frames swapped. The studio calls this with a plan and reader it keeps open between edits."""
+    if model.config.face_type != ws.settings.extract.face_type:
+        raise DoppelError(f"the model makes {model.config.face_type} faces but the workspace extracts "
+                          f"{ws.settings.extract.face_type}")
+    res = model.config.resolution
+    occlusion = ws.occlusion.masks()
+    face_type: FaceType = model.config.face_type
+    stats = _plate_stats(reader, plans, todo, res, face_type)
+    done = rendered = 0
+    for b in range(0, len(todo), BATCH):
+        batch = todo[b:b + BATCH]
+        swaps = [p for p in batch if not p.passthrough]
+        images = {p.index: reader[p.index] for p in swaps}
+        matrices = {p.index: AlignedFace.of(p.face).alignment(res, face_type)
+                    for p in swaps if p.face}
+        rows: list[Render] = []
+        if swaps:
+            crops = np.stack([_crop(images[p.index], matrices[p.index], res) for p in swaps])
+            faces, masks = model.swap(crops)
+            for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
+                assert p.face is not None
+                stored = occlusion.get(p.face.id)
+                occ = (mask_in_crop(ws, p.face, stored.path, matrices[p.index], res)
+                       if p.settings.mask in OCCLUSION_MODES and stored is not None else None)
+                frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
+                                                 matrices[p.index], res, stats.get(p.index), seed=p.index,
+                                                 occlusion=occ)
+                rel, layer_rel = ws.renders.files(p.index)
+                write_png(ws.inside(rel, "render path"), frame, durable=False)
+                write_png(ws.inside(layer_rel, "layer path"), layer, durable=False)
+                rows.append(Render(p.index, p.key, rel, layer_rel, corner[0], corner[1], p.face.id,
+                                   matrices[p.index]))
+        rows += [Render(p.index, p.key) for p in batch if p.passthrough]
+        with ws.transaction():
+            ws.renders.put(rows)
+        rendered += len(swaps)
+        done += len(batch)
+        if progress:
+            progress(done, len(todo))
+    return rendered

@@ -169,6 +169,51 @@ MIGRATIONS: list[Migration] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 5 -> 6 (the studio, issue 12): review state per frame range, notes, keyframes, manual landmark edits and
+    # the undo log. Appended last: renumbering it after another branch's migration only moves this entry.
+    """
+    CREATE TABLE review_ranges (
+        id INTEGER PRIMARY KEY,
+        first_frame INTEGER NOT NULL,
+        last_frame INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('approved', 'needs_work')),
+        created_at TEXT NOT NULL,
+        CHECK (first_frame <= last_frame)
+    );
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        first_frame INTEGER NOT NULL,
+        last_frame INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        resolved INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        CHECK (first_frame <= last_frame)
+    );
+    CREATE TABLE keyframes (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        frame INTEGER NOT NULL,
+        value_json TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (key, frame)
+    );
+    CREATE TABLE landmark_edits (
+        id INTEGER PRIMARY KEY,
+        media_id INTEGER NOT NULL REFERENCES media(id) ON DELETE CASCADE,
+        frame_idx INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('anchors', 'interpolate')),
+        lm68 BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (media_id, frame_idx)
+    );
+    CREATE TABLE edit_log (
+        id INTEGER PRIMARY KEY,
+        label TEXT NOT NULL,
+        changes_json TEXT NOT NULL,
+        undone INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

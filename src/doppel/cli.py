@@ -35,6 +35,14 @@ def _remember_workspace(ctx: click.Context, param: click.Parameter, value: Path)
 WS_ARG = click.argument("workspace", type=click.Path(path_type=Path), callback=_remember_workspace)
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    """`text` as one short printable line: a damaged database's own message can quote raw bytes (newlines,
+    control characters) from the damaged row."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    line = " ".join(printable.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 class DoppelGroup(click.Group):
     """Turns DoppelError into a one-line `error: ...` and exit code 1; a damaged database into one line too;
     Ctrl-C into exit 130. Anything else unexpected is one line and exit code 2 (DOPPEL_DEBUG=1: traceback)."""
@@ -48,7 +56,8 @@ class DoppelGroup(click.Group):
         except DatabaseError as exc:
             ws = ctx.meta.get("doppel.workspace")
             where = f"{os.path.abspath(Path(ws).expanduser() / 'doppel.db')}: " if ws else ""
-            click.echo(f"error: {where}workspace database is damaged or unreadable ({exc}); restore doppel.db "
+            detail = _one_line(str(exc))
+            click.echo(f"error: {where}workspace database is damaged or unreadable ({detail}); restore doppel.db "
                        "from a backup", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
@@ -59,7 +68,7 @@ class DoppelGroup(click.Group):
         except Exception as exc:
             if os.environ.get("DOPPEL_DEBUG"):
                 raise
-            message = " ".join(str(exc).split())
+            message = _one_line(str(exc))
             click.echo(f"error: internal error ({type(exc).__name__}: {message}); please report it "
                        "(DOPPEL_DEBUG=1 shows the traceback)", err=True)
             ctx.exit(2)

@@ -73,12 +73,17 @@ def remove_temporaries(folder: Path) -> int:
     for path in [*folder.rglob(".*.part*"), *folder.rglob(".*.tmp")]:
         if path.is_symlink() or not path.name.startswith("."):
             continue
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        remove_entry(path)
         removed += 1
     return removed
+
+
+def remove_entry(path: Path) -> None:
+    """Delete one of doppel's own leftovers, a file or a whole folder (the caller has checked the name)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def replace_dir(new: Path, target: Path) -> None:

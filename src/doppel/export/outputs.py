@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from doppel.errors import DoppelError
-from doppel.fsutil import resolve
+from doppel.fsutil import remove_entry, resolve
 
 _FRAME = re.compile(r"\d{6}\.png")
 _PNG_EXPORT_EXTRAS = frozenset({"timestamps.json"})
@@ -53,10 +52,7 @@ def remove_export_temporaries(destination: Path) -> int:
     for entry in destination.parent.iterdir():
         if not pattern.fullmatch(entry.name) or entry.is_symlink():
             continue
-        if entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        remove_entry(entry)
         removed += 1
     return removed
 

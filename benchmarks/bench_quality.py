@@ -47,8 +47,8 @@ KEYS = ("source_wins", "source_match", "eye_corr", "mouth_corr", "detail_ratio",
         "expression_error", "seam")
 
 
-def doppel(*args: str) -> str:
-    proc = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "doppel", *args], capture_output=True,
+def doppel(*args: str, nice: int = 10) -> str:
+    proc = subprocess.run(["nice", "-n", str(nice), sys.executable, "-m", "doppel", *args], capture_output=True,
                           text=True)
     if proc.returncode:
         raise SystemExit(f"doppel {' '.join(args)} failed:\n{proc.stderr}")
@@ -106,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     for mark in args.minutes:
         preset = ["--preset", args.preset] if not (ws / "models" / "main").exists() else []
         out = json.loads(doppel("train", str(ws), *preset, "--minutes", str(mark - done), "--json",
-                                "--preview-minutes", "100"))
+                                "--preview-minutes", "100", nice=args.nice))
         done = mark
         shutil.copytree(ws / "models" / "main", ws / "models" / f"main-m{mark:g}", dirs_exist_ok=True)
         print(f"{args.label}: {mark:g} min, step {out['step']}, {out['samples_per_s']:.1f} samples/s", flush=True)
@@ -239,6 +239,8 @@ def main() -> None:
     sub.choices["train"].add_argument("--minutes", type=float, nargs="+", default=[5, 10])
     sub.choices["train"].add_argument("--preset", default="cpu-64")
     sub.choices["train"].add_argument("--start", type=float, default=0.0, help="minutes already trained (resume)")
+    sub.choices["train"].add_argument("--nice", type=int, default=10,
+                                      help="niceness of the training (0 to take the CPU ahead of niced jobs)")
     sub.choices["score"].add_argument("--set", nargs="*", default=[], help="merge settings KEY=VALUE")
     sub.choices["score"].add_argument("--only", nargs="*", default=[], help="score only these saved models")
     sub.choices["diagnose"].add_argument("--model", default="main")

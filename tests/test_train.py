@@ -32,9 +32,9 @@ def ws(extracted_pair: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def weights(ws: Path, name: str = "main") -> dict[str, torch.Tensor]:
+def weights(ws: Path, name: str = "main", part: str = "model") -> dict[str, torch.Tensor]:
     pointer = json.loads((ws / "models" / name / "latest.json").read_text())
-    return load_file(str(ws / "models" / name / "checkpoints" / pointer["checkpoint"] / "model.safetensors"))
+    return load_file(str(ws / "models" / name / "checkpoints" / pointer["checkpoint"] / f"{part}.safetensors"))
 
 
 @pytest.mark.parametrize("arch", registered())
@@ -203,8 +203,30 @@ def test_init_from_another_workspace(ws: Path, tmp_path: Path) -> None:
     shutil.rmtree(second / "models")
     code, _, err = run("train", second, "--preset", "tiny-64", "--init-from", ws, "--iterations", "0")
     assert code == 0, err
-    a, b = weights(ws), weights(second)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the second model starts from the first's moving average: the weights the first renders with
+    a, b = weights(ws, part="ema"), weights(second)
+    assert all(torch.equal(a[k].to(b[k].dtype), b[k]) for k in a)
+    assert not all(torch.equal(a[k], v) for k, v in weights(ws).items() if v.is_floating_point())
+
+
+def test_moving_average_is_saved_resumed_and_rendered(ws: Path) -> None:
+    """The checkpoint keeps the weights' moving average beside the weights; merge renders with it; a resumed
+    run continues it (it does not restart from the last weights)."""
+    from doppel.merge.model import SwapModel
+    from doppel.workspace import Workspace
+
+    assert run("train", ws, "--preset", "tiny-64", "--iterations", "6")[0] == 0
+    ema, own = weights(ws, part="ema"), weights(ws)
+    moved = [k for k, v in own.items() if v.is_floating_point() and not torch.allclose(v, ema[k])]
+    assert moved, "after 6 steps the average must differ from the last weights"
+    with Workspace.open(ws) as opened:
+        rendered = SwapModel(opened, "main", "cpu").model.state_dict()
+    assert all(torch.equal(rendered[k], ema[k].to(rendered[k].dtype)) for k in ema)
+    assert run("train", ws, "--iterations", "1")[0] == 0
+    after, new = weights(ws, part="ema"), weights(ws)
+    d = 8 / 17  # the ramped decay at step 7
+    for k in moved:
+        assert torch.allclose(after[k], d * ema[k] + (1 - d) * new[k], atol=1e-6)
 
 
 def test_two_process_ddp_matches_one_process(ws: Path, tmp_path: Path) -> None:

@@ -106,6 +106,9 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate, betas=(0.5, 0.999))
         self.net: torch.nn.Module = self.model
         self.data: TrainingData | None = None
+        self.ema: dict[str, torch.Tensor] | None = None
+        if train_cfg.ema_decay > 0:
+            self.ema = {k: v.detach().float().clone() for k, v in self.model.state_dict().items()}
 
     # -- opening ------------------------------------------------------------------------------------------
     @classmethod
@@ -145,6 +148,9 @@ class Trainer:
         checkpoint.load_optimizer(self.opt, ckpt.optimizer, ckpt.state["optimizer"])
         for group in self.opt.param_groups:
             group["lr"] = self.cfg.learning_rate
+        if self.cfg.ema_decay > 0:  # a checkpoint from before the average existed starts it from its weights
+            source = ckpt.ema if ckpt.ema is not None else ckpt.model
+            self.ema = {k: v.float().to(self.device).clone() for k, v in source.items()}
 
     def _init_from(self, other: Path, name: str) -> None:
         """Start from another workspace's trained weights (the optimizer starts fresh)."""
@@ -160,7 +166,9 @@ class Trainer:
             raise DoppelError(f"the model in {other} is {theirs.arch} {theirs.resolution}px {theirs.face_type}; "
                               f"it cannot start a {self.model_cfg.arch} {self.model_cfg.resolution}px "
                               f"{self.model_cfg.face_type} model", path)
-        self.model.load_state_dict(ckpt.model)
+        self.model.load_state_dict(ckpt.render_weights)
+        if self.ema is not None:
+            self.ema = {k: v.detach().float().clone() for k, v in self.model.state_dict().items()}
 
     # -- saving -------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -173,7 +181,7 @@ class Trainer:
         if self.rank != 0:
             return self.folder
         path = checkpoint.save(self.folder, self.step, self.model, self.opt, {**self.state(), **(extra or {})},
-                               backup=backup)
+                               backup=backup, ema=self.ema)
         with self.ws.transaction():
             self.ws.models.record(self.folder.name, path, self.step, self.preset, to_dict(self.model_cfg))
         return path
@@ -202,6 +210,9 @@ class Trainer:
         return self.data
 
     def train_step(self) -> tuple[float, dict[str, float]]:
+        if self.cfg.lr_warmup_steps:
+            for group in self.opt.param_groups:
+                group["lr"] = self.cfg.learning_rate * min(1.0, (self.step + 1) / self.cfg.lr_warmup_steps)
         loss, parts = optimization_step(self.net, self.opt, self.load_data(), self.cfg, self.salt, self.step,
                                         self.rank, self.world)
         value = loss.detach()
@@ -209,13 +220,32 @@ class Trainer:
             dist.all_reduce(value)
             value /= self.world
         self.step += 1
+        if self.ema is not None:
+            update_ema(self.ema, self.model, self.cfg.ema_decay, self.step)
         return float(value), parts
+
+    @contextlib.contextmanager
+    def rendering_weights(self) -> Iterator[None]:
+        """The model holds the moving average (what merge renders with) inside the block, its own weights after."""
+        if self.ema is None:
+            yield
+            return
+        own = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(own)
 
     @torch.no_grad()
     def validate(self, limit: int = 64) -> dict[str, float]:
         """Masked SSIM of source->source and target->target on held-out faces (training faces if none)."""
         data = self.load_data()
         self.model.eval()
+        with self.rendering_weights():
+            return self._validate(data, limit)
+
+    def _validate(self, data: TrainingData, limit: int) -> dict[str, float]:
         result = {}
         for key, held, train in (("src", data.src_val, data.src), ("dst", data.dst_val, data.dst)):
             faces = held if held is not None and len(held) else train
@@ -233,7 +263,8 @@ class Trainer:
         self.model.eval()
         n = min(4, len(data.src), len(data.dst))
         pick = lambda faces: (faces.images[torch.linspace(0, len(faces) - 1, n).long()].float() / 255)  # noqa: E731
-        grid = preview_grid(self.model, pick(data.src).to(self.device), pick(data.dst).to(self.device))
+        with self.rendering_weights():
+            grid = preview_grid(self.model, pick(data.src).to(self.device), pick(data.dst).to(self.device))
         path = self.folder / "previews" / f"step-{self.step:08d}.png"
         save_png(path, grid)
         save_png(self.folder / "preview.png", grid)
@@ -328,6 +359,18 @@ def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: Tr
     loss.backward()
     opt.step()
     return loss, parts
+
+
+@torch.no_grad()
+def update_ema(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * weights, with d ramped up as min(decay, (1 + step) / (10 + step)) so the
+    average is not dominated by the random initial weights; integer buffers are copied."""
+    d = min(decay, (1 + step) / (10 + step))
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            ema[key].mul_(d).add_(value.detach().float(), alpha=1 - d)
+        else:
+            ema[key].copy_(value)
 
 
 def _preset(name: str) -> Preset:

@@ -27,6 +27,7 @@ from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
 from doppel.train.data import TrainingData, load_training_data, make_batch
+from doppel.train.gan import Adversary
 from doppel.train.losses import masked_ssim, total_loss
 from doppel.train.models import build_model
 from doppel.train.preview import preview_grid, save_png
@@ -106,6 +107,7 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate, betas=(0.5, 0.999))
         self.net: torch.nn.Module = self.model
         self.data: TrainingData | None = None
+        self.adversary = Adversary(device, train_cfg.learning_rate) if train_cfg.gan_power > 0 else None
         self.ema: dict[str, torch.Tensor] | None = None
         if train_cfg.ema_decay > 0:
             self.ema = {k: v.detach().float().clone() for k, v in self.model.state_dict().items()}
@@ -148,6 +150,8 @@ class Trainer:
         checkpoint.load_optimizer(self.opt, ckpt.optimizer, ckpt.state["optimizer"])
         for group in self.opt.param_groups:
             group["lr"] = self.cfg.learning_rate
+        if self.adversary is not None and ckpt.gan is not None:  # else a fresh discriminator (GAN just turned on)
+            self.adversary.restore(ckpt.gan, ckpt.state.get("gan_optimizer", {}))
         if self.cfg.ema_decay > 0:  # a checkpoint from before the average existed starts it from its weights
             source = ckpt.ema if ckpt.ema is not None else ckpt.model
             self.ema = {k: v.float().to(self.device).clone() for k, v in source.items()}
@@ -181,7 +185,8 @@ class Trainer:
         if self.rank != 0:
             return self.folder
         path = checkpoint.save(self.folder, self.step, self.model, self.opt, {**self.state(), **(extra or {})},
-                               backup=backup, ema=self.ema)
+                               backup=backup, ema=self.ema,
+                               gan=self.adversary.tensors() if self.adversary is not None else None)
         with self.ws.transaction():
             self.ws.models.record(self.folder.name, path, self.step, self.preset, to_dict(self.model_cfg))
         return path
@@ -214,7 +219,7 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = self.cfg.learning_rate * min(1.0, (self.step + 1) / self.cfg.lr_warmup_steps)
         loss, parts = optimization_step(self.net, self.opt, self.load_data(), self.cfg, self.salt, self.step,
-                                        self.rank, self.world)
+                                        self.rank, self.world, self.adversary)
         value = loss.detach()
         if self.world > 1:
             dist.all_reduce(value)
@@ -345,8 +350,10 @@ class Trainer:
 
 
 def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainingData, cfg: TrainConfig,
-                      salt: int, step: int, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
-    """One step: the batch for `step` (this process's share), forward, weighted losses, backward, update."""
+                      salt: int, step: int, rank: int = 0, world: int = 1, adversary: Adversary | None = None
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+    """One step: the batch for `step` (this process's share), forward, weighted losses, backward, update;
+    with an adversary, its term joins the loss and the discriminator takes a step on the same batch."""
     src, dst = make_batch(data, cfg.batch_size, cfg.seed, salt, step, warp=cfg.random_warp, flip=cfg.random_flip,
                           color_match=cfg.color_match, rank=rank, world=world)
     src = {k: v.contiguous(memory_format=torch.channels_last) for k, v in src.items()}
@@ -355,9 +362,16 @@ def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: Tr
     with torch.autocast(src["input"].device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
         out = net(src["input"], dst["input"])
     loss, parts = total_loss(out, src, dst, cfg)
+    if adversary is not None:
+        fake = out["src"].float()
+        adversarial = adversary.generator_loss(fake, src["mask"])
+        loss = loss + cfg.gan_power * adversarial
+        parts["gan"] = float(adversarial.detach())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    if adversary is not None:
+        parts["discriminator"] = adversary.step(src["target"], fake, src["mask"], world)
     return loss, parts
 
 

@@ -6,6 +6,7 @@ const S = {
   shot: null, frame: 0, info: null, timeline: null, view: "merged", mask: false, wipe: 0.5,
   inPoint: null, outPoint: null, playing: 0, images: new Map(), version: new Map(), anchors: null,
   dragging: -1, firstFrameAt: null, playStats: {shown: 0, dropped: 0, late: []}, lastShown: -1,
+  poly: null, occlusion: false, maskEpoch: 0,
 };
 window.studio = S;
 const $ = (id) => document.getElementById(id);
@@ -22,13 +23,14 @@ async function api(path, body) {
 function status(text) { $("status").textContent = text || ""; }
 
 // -- images: a small cache of decoded proxies keyed by kind, frame and render version -------------------------
-function imageKey(kind, i) { return `${kind}:${i}:${S.version.get(i) || 0}`; }
+function imageVersion(kind, i) { return `${S.version.get(i) || 0}${kind === "occlusion" ? "." + S.maskEpoch : ""}`; }
+function imageKey(kind, i) { return `${kind}:${i}:${imageVersion(kind, i)}`; }
 function loadImage(kind, i) {
   const key = imageKey(kind, i);
   let entry = S.images.get(key);
   if (!entry) {
     const img = new Image();
-    img.src = `/img/${kind}/${i}.jpg?v=${S.version.get(i) || 0}`;
+    img.src = `/img/${kind}/${i}.${kind === "occlusion" ? "png" : "jpg"}?v=${imageVersion(kind, i)}`;
     entry = {img, ready: img.decode().then(() => img)};
     entry.ready.then(() => { entry.done = true; }, () => { S.images.delete(key); });
     S.images.set(key, entry);
@@ -39,6 +41,7 @@ function loadImage(kind, i) {
 function kindsFor() {
   const kinds = S.view === "plate" ? ["plate"] : S.view === "merged" ? ["merged"] : ["merged", "plate"];
   if (S.mask) kinds.push("mask");
+  if (S.occlusion) kinds.push("occlusion");
   return kinds;
 }
 function prefetch(from, count, step) {
@@ -70,15 +73,10 @@ function draw(i) {
       for (let c = 0; c < 3; c++) da.data[p + c] = Math.min(255, 4 * Math.abs(da.data[p + c] - db.data[p + c]));
     ctx.putImageData(da, 0, 0);
   }
-  if (S.mask) {
-    const m = entries[entries.length - 1].img;
-    const off = new OffscreenCanvas(w, h), octx = off.getContext("2d");
-    octx.drawImage(m, 0, 0);
-    const md = octx.getImageData(0, 0, w, h);
-    for (let p = 0; p < md.data.length; p += 4) { md.data[p + 3] = md.data[p] * 0.45; md.data[p] = 255; md.data[p + 1] = 40; md.data[p + 2] = 40; }
-    octx.putImageData(md, 0, 0);
-    ctx.drawImage(off, 0, 0);
-  }
+  const kinds = kindsFor();
+  if (S.mask) tint(entries[kinds.indexOf("mask")].img, [255, 40, 40], false);
+  if (S.occlusion) tint(entries[kinds.indexOf("occlusion")].img, [40, 120, 255], true);
+  drawLabel(i);
   if (S.anchors) {
     ctx.fillStyle = "#3f9"; ctx.strokeStyle = "#000";
     for (const [x, y] of S.anchors) { ctx.beginPath(); ctx.arc(x, y, 4, 0, 7); ctx.fill(); ctx.stroke(); }
@@ -87,6 +85,42 @@ function draw(i) {
   S.lastShown = i;
   if (S.firstFrameAt === null) S.firstFrameAt = performance.now();
   return true;
+}
+// A grey mask image over the frame in a colour: where it is white (or, with `outside`, where it is black).
+function tint(m, [r, g, b], outside) {
+  const w = S.shot.width, h = S.shot.height;
+  const off = new OffscreenCanvas(w, h), octx = off.getContext("2d");
+  octx.drawImage(m, 0, 0);
+  const md = octx.getImageData(0, 0, w, h);
+  for (let p = 0; p < md.data.length; p += 4) {
+    const v = outside ? 255 - md.data[p] : md.data[p];
+    md.data[p + 3] = v * 0.45; md.data[p] = r; md.data[p + 1] = g; md.data[p + 2] = b;
+  }
+  octx.putImageData(md, 0, 0);
+  ctx.drawImage(off, 0, 0);
+}
+// The face's label as outlines (include green, exclude red; a suggestion dashed), and the polygon being drawn.
+function drawLabel(i) {
+  const m = S.info && S.info.frame === i && S.info.mask;
+  const outline = (pts, color, dash, closed) => {
+    if (!pts.length) return;
+    ctx.setLineDash(dash); ctx.strokeStyle = color; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.moveTo(pts[0][0], pts[0][1]);
+    for (const [x, y] of pts.slice(1)) ctx.lineTo(x, y);
+    if (closed) ctx.closePath();
+    ctx.stroke(); ctx.setLineDash([]);
+  };
+  if (m && m.label) {
+    const suggested = m.kind === "suggested";
+    for (const shape of m.label.shapes)
+      outline(shape.points, shape.mode === "include" ? "#3f9" : "#f55", suggested ? [5, 4] : [], true);
+  }
+  if (S.poly && S.poly.frame === i) {
+    const color = S.poly.mode === "include" ? "#3f9" : "#f55";
+    outline(S.poly.points, color, [], false);
+    ctx.fillStyle = color;
+    for (const [x, y] of S.poly.points) { ctx.beginPath(); ctx.arc(x, y, 2.5, 0, 7); ctx.fill(); }
+  }
 }
 function drawZoom() {
   const z = $("zoom"), zc = z.getContext("2d");
@@ -118,6 +152,7 @@ let infoTimer = null;
 function go(i, {fetchInfo = true} = {}) {
   S.frame = Math.max(0, Math.min(S.shot.frames - 1, i));
   S.anchors = null; $("saveAnchors").disabled = true;
+  if (S.poly) cancelPolygon();
   readout(); show(S.frame); drawTimeline();
   prefetch(S.frame, 3, 1); prefetch(S.frame, 3, -1);
   if (fetchInfo) { clearTimeout(infoTimer); infoTimer = setTimeout(loadInfo, 60); }
@@ -187,9 +222,16 @@ function drawTimeline() {
   for (const keys of Object.values(tl.keyframes)) for (const k of keys) {
     t.beginPath(); t.moveTo(x(k.frame), 58); t.lineTo(x(k.frame) + 4, 64); t.lineTo(x(k.frame), 70); t.lineTo(x(k.frame) - 4, 64); t.fill();
   }
+  const LABEL_COLORS = {drawn: "#3af", confirmed: "#3af", suggested: "#fd4"};
+  for (let i = 0; i < n; i++) {
+    const kind = tl.labels && tl.labels[i];
+    if (!kind) continue;
+    t.fillStyle = LABEL_COLORS[kind];
+    if (kind === "suggested") t.fillRect(x(i), 78, wd, 4); else t.fillRect(x(i), 74, wd, 10);
+  }
   t.fillStyle = "#fff"; t.fillRect(x(S.frame), 0, 2, H);
   t.font = "10px sans-serif"; t.fillStyle = "#999";
-  t.fillText("state", 2, 14); t.fillText("review", 2, 31); t.fillText("problems", 2, 45);
+  t.fillText("state", 2, 14); t.fillText("review", 2, 31); t.fillText("problems", 2, 45); t.fillText("masks", 2, 84);
 }
 async function loadTimeline() {
   S.timeline = await api("/api/timeline");
@@ -287,10 +329,57 @@ function renderInspector() {
     li.appendChild(b); ul.appendChild(li);
   }
   for (const b of document.querySelectorAll("#views button")) b.classList.toggle("active", b.dataset.view === S.view);
+  renderMaskState();
 }
-function undo() { edit("/api/undo", {}).catch(() => {}); }
-function redo() { edit("/api/redo", {}).catch(() => {}); }
+function renderMaskState() {
+  const m = S.info && S.info.mask;
+  let text = "no face on this frame";
+  if (m && !m.kind) text = `no label (face #${m.face}; ${m.net_mask ? "the mask network's mask" : "the mask mode alone"})`;
+  else if (m) {
+    const n = m.label.shapes.length;
+    text = `${m.kind} v${m.version} · ${n} shape${n === 1 ? "" : "s"}` +
+      (m.kind === "suggested" ? " · a suggestion: not trained on nor merged until confirmed" : "");
+  }
+  $("maskState").textContent = text;
+  $("maskConfirm").disabled = !(m && m.kind === "suggested") && reviewRange()[0] === reviewRange()[1];
+  $("maskRemove").disabled = !(m && m.kind);
+}
+function undo() { maskEdit("/api/undo", {}); }  // (any edit: labels too, so the mask overlay is reloaded)
+function redo() { maskEdit("/api/redo", {}); }
 function setReview(statusName) { const [first, last] = reviewRange(); edit("/api/review", {first, last, status: statusName}).catch(() => {}); }
+
+// -- mask labels: Q / W start a polygon, clicks add points, Enter or a click on the first point finishes ----------
+function startPolygon(mode) {
+  if (!S.info || S.info.frame !== S.frame || !S.info.mask) { status("no face on this frame to label"); return; }
+  if (S.playing) play(0);
+  S.poly = {mode, frame: S.frame, points: []};
+  status(`${mode} polygon: click points on the face; Enter or a click on the first point finishes; Esc cancels`);
+  show(S.frame);
+}
+function cancelPolygon() { S.poly = null; status(""); show(S.frame); }
+function polygonPoint(ev) {
+  const [x, y] = canvasPoint(ev), pts = S.poly.points;
+  const r = screen.getBoundingClientRect(), near = 8 * S.shot.width / r.width;  // 8 screen pixels
+  if (pts.length >= 3 && Math.hypot(pts[0][0] - x, pts[0][1] - y) < near) { finishPolygon(); return; }
+  pts.push([Math.round(x * 100) / 100, Math.round(y * 100) / 100]);
+  show(S.frame);
+}
+function finishPolygon() {
+  const poly = S.poly;
+  if (poly.points.length < 3) { status("a polygon needs at least 3 points (Esc cancels)"); return; }
+  S.poly = null;
+  const m = S.info.mask, shapes = m && m.label ? m.label.shapes.slice() : [];
+  shapes.push({mode: poly.mode, points: poly.points});
+  maskEdit("/api/mask/label", {shapes, base: m && m.label ? m.label.base : "landmarks"});
+}
+function maskEdit(path, body) {
+  return edit(path, body).then((res) => { S.maskEpoch++; show(S.frame); return res; }).catch(() => {});
+}
+function confirmSuggestion() {
+  const [first, last] = reviewRange();
+  maskEdit("/api/mask/confirm", {first, last});
+}
+function maskFrames() { return parseInt($("maskFrames").value, 10) || 1; }
 
 // -- anchors: drag the five points on the image -----------------------------------------------------------------
 function canvasPoint(ev) {
@@ -299,6 +388,7 @@ function canvasPoint(ev) {
 }
 screen.addEventListener("mousedown", (ev) => {
   const [x, y] = canvasPoint(ev);
+  if (S.poly) { polygonPoint(ev); return; }
   if (S.anchors) {
     S.dragging = S.anchors.findIndex(([ax, ay]) => Math.hypot(ax - x, ay - y) < 8);
   } else if (S.view === "wipe") { S.wipe = x / S.shot.width; S.dragging = -2; show(S.frame); }
@@ -322,6 +412,8 @@ const KEYS = {
   m: () => { S.mask = !S.mask; $("maskToggle").checked = S.mask; show(S.frame); },
   "1": () => setView("merged"), "2": () => setView("plate"), "3": () => setView("wipe"), "4": () => setView("diff"),
   a: () => setReview("approved"), n: () => setReview("needs_work"),
+  q: () => startPolygon("include"), w: () => startPolygon("exclude"), c: () => confirmSuggestion(),
+  o: () => { S.occlusion = !S.occlusion; $("occlusionToggle").checked = S.occlusion; show(S.frame); },
 };
 function setView(v) { S.view = v; renderInspectorViews(); show(S.frame); }
 function renderInspectorViews() { for (const b of document.querySelectorAll("#views button")) b.classList.toggle("active", b.dataset.view === S.view); }
@@ -334,6 +426,14 @@ document.addEventListener("keydown", (e) => {
   }
   if (e.target.tagName === "TEXTAREA" || (e.target.tagName === "INPUT" && e.target.type !== "checkbox" && e.target.type !== "radio")
       || e.target.tagName === "SELECT") return;
+  if (S.poly) {  // drawing a polygon: Enter finishes, Esc cancels, Ctrl+Z takes back the last point
+    if (e.key === "Enter") { finishPolygon(); e.preventDefault(); return; }
+    if (e.key === "Escape") { cancelPolygon(); e.preventDefault(); return; }
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") {
+      if (S.poly.points.length) { S.poly.points.pop(); show(S.frame); } else cancelPolygon();
+      e.preventDefault(); return;
+    }
+  }
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.shiftKey ? redo() : undo(); e.preventDefault(); return; }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const fn = KEYS[e.key] || KEYS[e.key.toLowerCase()];
@@ -358,6 +458,13 @@ $("editAnchors").onclick = () => {
   S.anchors = S.info.face.anchors.map((p) => p.slice()); $("saveAnchors").disabled = false; show(S.frame);
 };
 $("saveAnchors").onclick = () => { const anchors = S.anchors; S.anchors = null; $("saveAnchors").disabled = true; edit("/api/landmarks", {anchors}).catch(() => {}); };
+$("drawInclude").onclick = () => startPolygon("include");
+$("drawExclude").onclick = () => startPolygon("exclude");
+$("occlusionToggle").onchange = () => { S.occlusion = $("occlusionToggle").checked; show(S.frame); };
+$("maskRemove").onclick = () => maskEdit("/api/mask/remove", {});
+$("maskConfirm").onclick = confirmSuggestion;
+$("maskCopy").onclick = () => maskEdit("/api/mask/copy", {frames: maskFrames()});
+$("maskPropagate").onclick = () => maskEdit("/api/mask/propagate", {frames: maskFrames()});
 $("interpolate").onclick = () => edit("/api/landmarks", {interpolate: true}).catch(() => {});
 $("timeline").addEventListener("mousedown", (ev) => {
   const r = $("timeline").getBoundingClientRect();

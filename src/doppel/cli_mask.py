@@ -126,7 +126,8 @@ def label(workspace: Path, face: int | None, frame: int | None, add_file: Path |
             if not isinstance(data, dict) or not set(data) <= {"base", "shapes"}:
                 raise DoppelError('a label is a JSON object {"base": ..., "shapes": [...]}', add_file)
             now = project.add_mask_label(fid, base=data.get("base", "landmarks"), shapes=data.get("shapes"))
-            click.echo(f"face #{fid}: label version {now.version} (drawn, {len((now.label or {}).get('shapes', []))} shape(s))")
+            shapes = len((now.label or {}).get("shapes", []))
+            click.echo(f"face #{fid}: label version {now.version} (drawn, {shapes} shape(s))")
         elif undo:
             now = project.undo_mask_label(fid)
             click.echo(f"face #{fid}: " + (f"back to version {now.version} ({now.kind})" if now.version

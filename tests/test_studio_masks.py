@@ -101,7 +101,7 @@ def go(page: Any, frame: int) -> None:
 
 
 def click_frame_point(page: Any, x: float, y: float) -> None:
-    """Click the viewer where frame pixel (x, y) is shown."""
+    """Click the viewer where frame pixel (x, y) is shown (the box is the canvas as transformed by the zoom)."""
     box = page.locator("#screen").bounding_box()
     shot = page.evaluate("[window.studio.shot.width, window.studio.shot.height]")
     page.mouse.click(box["x"] + x / shot[0] * box["width"], box["y"] + y / shot[1] * box["height"])
@@ -121,12 +121,17 @@ def test_an_exclude_polygon_drawn_over_the_card_keeps_the_plates_pixels_in_the_e
     plate = plates(root)
     bx0, by0, bx1, by1 = card_box(plate[LABELLED])
     go(page, LABELLED)
+    # Zoomed to the face (Z), as one would on a small face: clicks still land on the right frame pixels.
+    width = page.locator("#screen").bounding_box()["width"]
+    page.keyboard.press("z")
+    page.wait_for_function("document.getElementById('screen').style.transform.includes('scale')")
+    assert page.locator("#screen").bounding_box()["width"] > 1.5 * width
     # W, then the card's corners with a 3-pixel margin, a point taken back with Ctrl+Z, and Enter.
     page.keyboard.press("w")
     corners = [(bx0 - 3, by0 - 3), (bx1 + 3, by0 - 3), (bx1 + 3, by1 + 3), (bx0 - 3, by1 + 3)]
     for x, y in corners[:3]:
         click_frame_point(page, x, y)
-    click_frame_point(page, 5, 5)              # a slip of the hand...
+    click_frame_point(page, bx1 + 9, by1 + 7)  # a slip of the hand...
     page.keyboard.press("Control+z")           # ...taken back: only the last point goes
     assert page.evaluate("window.studio.poly.points.length") == 3
     click_frame_point(page, *corners[3])

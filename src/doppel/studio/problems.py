@@ -93,16 +93,19 @@ DETECTORS: dict[str, Detector] = {
 
 
 def uncovered(ws: Workspace) -> dict[int, list[str]]:
-    """Per target frame, what its face asks for that the source never shows (e.g. "mouth wide open")."""
+    """Per target frame, what its face asks for that the source never shows (e.g. "mouth wide open"): the
+    frames of the coverage's gaps (runs of at least three such frames, as `doppel extract` reports them)."""
     cover = workspace_coverage(ws)
     out: dict[int, list[str]] = {}
     if cover is None:
         return out
-    for name, sides in cover.uncovered.items():
-        a = ATTRIBUTES[name]
-        for frame, side in zip(cover.target.frames, sides, strict=True):
-            if side:
-                out.setdefault(int(frame), []).append(a.high if side > 0 else a.low)
+    frames = cover.target.frames
+    for gap in cover.gaps:
+        a = ATTRIBUTES[gap.attribute]
+        inside = (cover.uncovered[gap.attribute] == (1 if gap.side == "high" else -1)) & (
+            frames >= gap.first) & (frames <= gap.last)
+        for frame in frames[inside]:
+            out.setdefault(int(frame), []).append(a.high if gap.side == "high" else a.low)
     return out
 
 

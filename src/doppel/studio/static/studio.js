@@ -6,7 +6,7 @@ const S = {
   shot: null, frame: 0, info: null, timeline: null, view: "merged", mask: false, wipe: 0.5,
   inPoint: null, outPoint: null, playing: 0, images: new Map(), version: new Map(), anchors: null,
   dragging: -1, firstFrameAt: null, playStats: {shown: 0, dropped: 0, late: []}, lastShown: -1,
-  poly: null, occlusion: false, maskEpoch: 0,
+  poly: null, occlusion: false, maskEpoch: 0, zoomFace: false,
 };
 window.studio = S;
 const $ = (id) => document.getElementById(id);
@@ -75,7 +75,7 @@ function draw(i) {
   }
   const kinds = kindsFor();
   if (S.mask) tint(entries[kinds.indexOf("mask")].img, [255, 40, 40], false);
-  if (S.occlusion) tint(entries[kinds.indexOf("occlusion")].img, [40, 120, 255], true);
+  if (S.occlusion) tint(entries[kinds.indexOf("occlusion")].img, [255, 0, 255], true);
   drawLabel(i);
   if (S.anchors) {
     ctx.fillStyle = "#3f9"; ctx.strokeStyle = "#000";
@@ -161,7 +161,7 @@ async function loadInfo() {
   const i = S.frame;
   const info = await api(`/api/frame/${i}`);
   if (S.frame !== i) return;
-  S.info = info; renderInspector(); drawZoom();
+  S.info = info; renderInspector(); drawZoom(); applyZoom();
   api("/api/playhead", {frame: i}).catch(() => {});
 }
 
@@ -413,6 +413,7 @@ const KEYS = {
   "1": () => setView("merged"), "2": () => setView("plate"), "3": () => setView("wipe"), "4": () => setView("diff"),
   a: () => setReview("approved"), n: () => setReview("needs_work"),
   q: () => startPolygon("include"), w: () => startPolygon("exclude"), c: () => confirmSuggestion(),
+  z: () => toggleZoom(),
   o: () => { S.occlusion = !S.occlusion; $("occlusionToggle").checked = S.occlusion; show(S.frame); },
 };
 function setView(v) { S.view = v; renderInspectorViews(); show(S.frame); }
@@ -458,6 +459,7 @@ $("editAnchors").onclick = () => {
   S.anchors = S.info.face.anchors.map((p) => p.slice()); $("saveAnchors").disabled = false; show(S.frame);
 };
 $("saveAnchors").onclick = () => { const anchors = S.anchors; S.anchors = null; $("saveAnchors").disabled = true; edit("/api/landmarks", {anchors}).catch(() => {}); };
+$("zoomToggle").onchange = toggleZoom;
 $("drawInclude").onclick = () => startPolygon("include");
 $("drawExclude").onclick = () => startPolygon("exclude");
 $("occlusionToggle").onchange = () => { S.occlusion = $("occlusionToggle").checked; show(S.frame); };
@@ -475,8 +477,23 @@ function fit() {
   if (!S.shot) return;
   const box = $("viewer").getBoundingClientRect(), scale = Math.min(box.width / S.shot.width, (box.height - 24) / S.shot.height);
   screen.style.width = `${Math.floor(S.shot.width * scale)}px`; screen.style.height = `${Math.floor(S.shot.height * scale)}px`;
+  applyZoom();
 }
 window.addEventListener("resize", () => { fit(); drawTimeline(); });
+// Zoom to the face (Z), for drawing labels on a small face: a CSS transform of the canvas, which keeps its pixels
+// (and canvasPoint, which reads the transformed box, keeps mapping clicks to frame pixels).
+function applyZoom() {
+  const face = S.zoomFace && S.info && S.info.frame === S.frame && S.info.face;
+  $("zoomToggle").checked = S.zoomFace;
+  if (!face) { screen.style.transform = ""; return; }
+  const css = parseFloat(screen.style.width) / S.shot.width, [x0, y0, x1, y1] = face.box;
+  const k = Math.max(1, Math.min(8, Math.min(S.shot.width, S.shot.height) / (1.6 * Math.max(x1 - x0, y1 - y0))));
+  const cx = (x0 + x1) / 2 * css, cy = (y0 + y1) / 2 * css;
+  const tx = parseFloat(screen.style.width) / 2 - cx, ty = parseFloat(screen.style.height) / 2 - cy;
+  screen.style.transformOrigin = `${cx}px ${cy}px`;
+  screen.style.transform = `translate(${tx}px, ${ty}px) scale(${k})`;
+}
+function toggleZoom() { S.zoomFace = !S.zoomFace; applyZoom(); }
 
 function listen() {
   const es = new EventSource("/api/events");

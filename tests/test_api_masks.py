@@ -152,3 +152,22 @@ def test_train_and_apply_report_progress_and_use_the_labels(project: doppel.Proj
     assert applied.computed == applied.faces == 32 and applied.from_labels == 1
     with pytest.raises(doppel.DoppelError, match="minutes=M or iterations=N"):
         project.train_mask()
+
+
+def test_cli_label_copy_and_its_errors_go_through_the_api(project: doppel.Project, tmp_path: Path) -> None:
+    from tests.helpers import run
+
+    root = project.root
+    far = tmp_path / "far.json"
+    far.write_text(json.dumps({"shapes": [{"mode": "exclude", "points": [[-900, -900], [-880, -900], [-880, -880]]}]}))
+    code, _, err = run("mask", "label", root, "--frame", 3, "--add", far)
+    assert code == 1 and "outside the face's crop" in err and err.startswith("error: ") and err.count("\n") == 1
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"shapes": [{"mode": "exclude", "points": square(*centre(project, 3), 6)}]}))
+    code, out, err = run("mask", "label", root, "--frame", 3, "--add", good)
+    assert code == 0 and "version 1 (drawn, 1 shape(s))" in out, err
+    code, out, err = run("mask", "label", root, "--frame", 3, "--copy", 2)
+    assert code == 0 and "copied to 2 face(s)" in out, err
+    assert project.mask_label(project.target_face(5).id).kind == "drawn"
+    code, _, err = run("mask", "label", root, "--frame", 3, "--copy", 2, "--undo")
+    assert code == 1 and "give one of" in err

@@ -102,9 +102,10 @@ function tint(m, [r, g, b], outside) {
 // The face's label as outlines (include green, exclude red; a suggestion dashed), and the polygon being drawn.
 function drawLabel(i) {
   const m = S.info && S.info.frame === i && S.info.mask;
+  const px = S.shot.width / (screen.getBoundingClientRect().width || S.shot.width);  // frame pixels per screen pixel
   const outline = (pts, color, dash, closed) => {
     if (!pts.length) return;
-    ctx.setLineDash(dash); ctx.strokeStyle = color; ctx.lineWidth = 1.5;
+    ctx.setLineDash(dash.map((d) => d * px)); ctx.strokeStyle = color; ctx.lineWidth = 1.5 * px;
     ctx.beginPath(); ctx.moveTo(pts[0][0], pts[0][1]);
     for (const [x, y] of pts.slice(1)) ctx.lineTo(x, y);
     if (closed) ctx.closePath();
@@ -119,7 +120,7 @@ function drawLabel(i) {
     const color = S.poly.mode === "include" ? "#3f9" : "#f55";
     outline(S.poly.points, color, [], false);
     ctx.fillStyle = color;
-    for (const [x, y] of S.poly.points) { ctx.beginPath(); ctx.arc(x, y, 2.5, 0, 7); ctx.fill(); }
+    for (const [x, y] of S.poly.points) { ctx.beginPath(); ctx.arc(x, y, 3 * px, 0, 7); ctx.fill(); }
   }
 }
 function drawZoom() {

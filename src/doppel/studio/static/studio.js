@@ -105,11 +105,12 @@ function drawLabel(i) {
   const px = S.shot.width / (screen.getBoundingClientRect().width || S.shot.width);  // frame pixels per screen pixel
   const outline = (pts, color, dash, closed) => {
     if (!pts.length) return;
-    ctx.setLineDash(dash.map((d) => d * px)); ctx.strokeStyle = color; ctx.lineWidth = 1.5 * px;
     ctx.beginPath(); ctx.moveTo(pts[0][0], pts[0][1]);
     for (const [x, y] of pts.slice(1)) ctx.lineTo(x, y);
     if (closed) ctx.closePath();
-    ctx.stroke(); ctx.setLineDash([]);
+    ctx.setLineDash([]); ctx.strokeStyle = "#000"; ctx.lineWidth = 3.5 * px; ctx.stroke();  // contrast on any picture
+    ctx.setLineDash(dash.map((d) => d * px)); ctx.strokeStyle = color; ctx.lineWidth = 1.5 * px; ctx.stroke();
+    ctx.setLineDash([]);
   };
   if (m && m.label) {
     const suggested = m.kind === "suggested";

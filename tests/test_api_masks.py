@@ -94,6 +94,10 @@ def test_suggestions_are_stored_apart_and_only_confirmed_ones_reach_merge(projec
     assert report.stopped_at == ()
     assert {project.mask_label(ids[i]).kind for i in (3, 4, 5, 7, 8, 9)} == {"suggested"}
     assert keys(project) == before                               # suggestions are not merged
+    assert [r.frame for r in project.mask_labels("suggested")] == [3, 4, 5, 7, 8, 9]
+    assert [r.frame for r in project.mask_labels("drawn")] == [6, 11] and len(project.mask_labels()) == 8
+    with pytest.raises(doppel.DoppelError, match="kind must be one of"):
+        project.mask_labels("maybe")
     far = project.propagate_mask(ids[6], frames=15)
     assert far.stopped_at == (ids[11],) and ids[10] in far.faces and ids[12] not in far.faces
     assert project.mask_label(ids[7]).versions == 1              # the older suggestion gave way

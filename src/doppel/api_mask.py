@@ -101,6 +101,19 @@ class MaskMethods:
         history = lab.history(self.workspace.occlusion, found.id)
         return _label_report(found, history[-1] if history else None, len(history))
 
+    def mask_labels(self, kind: str | None = None) -> tuple[MaskLabelReport, ...]:
+        """The current label of every labelled face (only those whose newest version is `kind`: "drawn",
+        "suggested" or "confirmed"), by face id."""
+        from doppel.occlusion import labels as lab
+
+        kinds = lab.KINDS if kind is None else (choice_kind(kind),)
+        out = []
+        for face_id, stored in sorted(lab.current_labels(self.workspace.occlusion, kinds).items()):
+            face = self.workspace.faces.by_id(face_id)
+            if face is not None:
+                out.append(_label_report(face, stored, len(lab.history(self.workspace.occlusion, face_id))))
+        return tuple(out)
+
     def mask_label_history(self, face: int) -> tuple[MaskLabelReport, ...]:
         """Every version of the face's label, oldest first."""
         from doppel.occlusion import edits
@@ -186,6 +199,14 @@ class MaskMethods:
 
         r = apply_masks(self.workspace, force=force, device=device, progress=bind(progress, "mask", "apply"))
         return MaskApplyReport(r.faces, r.computed, r.from_labels, r.seconds, r.model)
+
+
+def choice_kind(kind: str) -> str:
+    from doppel.occlusion.labels import KINDS
+
+    if kind not in KINDS:
+        raise DoppelError(f"label kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind
 
 
 def _label_report(face: Face, stored: StoredLabel | None, versions: int) -> MaskLabelReport:

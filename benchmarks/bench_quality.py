@@ -86,15 +86,21 @@ def _set_merge(ws: Path, **values: object) -> None:
     path = ws / "doppel.toml"
     lines = path.read_text().splitlines()
     section = ""
+    missing = dict(values)
     for i, line in enumerate(lines):
         if line.startswith("["):
             section = line.strip("[] ")
         key = line.split("=")[0].strip()
         if section == "merge" and key in values:
-            v = values[key]
-            lines[i] = f"{key} = " + (f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool)
-                                      else str(v))
+            lines[i] = f"{key} = {_toml(values[key])}"
+            missing.pop(key)
+    at = lines.index("[merge]") + 1  # keys this workspace's doppel.toml predates
+    lines[at:at] = [f"{key} = {_toml(v)}" for key, v in missing.items()]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _toml(v: object) -> str:
+    return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _value(text: str) -> object:
@@ -107,6 +113,11 @@ def _value(text: str) -> object:
         return text
 
 
+def _model_step(ws: Path) -> int:
+    pointer = ws / "models" / "main" / "latest.json"
+    return int(json.loads(pointer.read_text())["step"]) if pointer.exists() else 0
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     root = Path(args.dir) / args.pair
     ws = root / args.label
@@ -115,8 +126,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     done = args.start
     for mark in args.minutes:
         preset = ["--preset", args.preset] if not (ws / "models" / "main").exists() else []
-        out = json.loads(doppel("train", str(ws), *preset, "--minutes", str(mark - done), "--json",
-                                "--preview-minutes", "100", nice=args.nice))
+        if args.steps_per_minute:  # a step budget: what `mark` minutes give on an idle machine, however busy
+            step = _model_step(ws)
+            budget = ["--iterations", str(max(0, round(mark * args.steps_per_minute) - step))]
+        else:
+            budget = ["--minutes", str(mark - done)]
+        out = json.loads(doppel("train", str(ws), *preset, *budget, "--json", "--preview-minutes", "100",
+                                nice=args.nice))
         done = mark
         shutil.copytree(ws / "models" / "main", ws / "models" / f"main-m{mark:g}", dirs_exist_ok=True)
         print(f"{args.label}: {mark:g} min, step {out['step']}, {out['samples_per_s']:.1f} samples/s", flush=True)
@@ -250,6 +266,9 @@ def main() -> None:
     sub.choices["train"].add_argument("--minutes", type=float, nargs="+", default=[5, 10])
     sub.choices["train"].add_argument("--preset", default="cpu-64")
     sub.choices["train"].add_argument("--start", type=float, default=0.0, help="minutes already trained (resume)")
+    sub.choices["train"].add_argument("--steps-per-minute", type=float, default=0.0,
+                                      help="train to minutes x this many steps (the idle machine's rate) instead "
+                                           "of by the clock, so a busy machine changes the time, not the figure")
     sub.choices["train"].add_argument("--nice", type=int, default=10,
                                       help="niceness of the training (0 to take the CPU ahead of niced jobs)")
     sub.choices["score"].add_argument("--set", nargs="*", default=[], help="merge settings KEY=VALUE")

@@ -26,7 +26,8 @@ from doppel.studio.backend import PROXY_KINDS, Backend
 from doppel.studio.engine import INTERACTIVE, PROXY, Engine
 from doppel.studio.security import Guard, Secrets
 
-STATIC = {"studio.js": "text/javascript", "studio.css": "text/css", "index.html": "text/html"}
+STATIC = {"studio.js": "text/javascript", "masks.js": "text/javascript", "studio.css": "text/css",
+          "index.html": "text/html"}
 """The only files the server reads from its package, by name."""
 
 

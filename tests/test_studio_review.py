@@ -158,15 +158,17 @@ def test_interpolating_from_neighbours_sits_between_them(backend: Backend) -> No
 
 def test_problem_markers_find_a_landmark_jump_and_eval_flags() -> None:
     faces = {i: _face(i, shift=30.0 if i == 5 else 0.0, score=0.2 if i == 8 else 0.9) for i in range(10) if i != 2}
-    rows = {3: {"frame": 3, "swapped": True}, 4: {"frame": 4, "swapped": True, "identity_source": 0.2,
-                                                  "identity_target": 0.5}}
+    rows = {3: {"frame": 3, "swapped": True, "eye_plate": 0.3},
+            4: {"frame": 4, "swapped": True, "identity_source": 0.2, "identity_target": 0.5},
+            6: {"frame": 6, "uncovered": ["mouth wide open"]}, 7: {"frame": 7, "swapped": True, "seam": 0.4}}
     found: dict[int, list[str]] = {}
     for detect in problems.DETECTORS.values():
         for i, reason in detect(faces, 10, rows).items():
             found.setdefault(i, []).append(reason)
-    assert sorted(found) == [2, 3, 4, 5, 8]
+    assert sorted(found) == [2, 3, 4, 5, 6, 8]
     assert "landmark jump" in found[5][0] and "low detection" in found[8][0] and "no face" in found[2][0]
-    assert "not found again" in found[3][0] and "closer to the target" in found[4][0]
+    assert "not found again" in found[3][0] and "more like the target" in found[4][0]
+    assert found[6] == ["the source never shows: mouth wide open"]
 
 
 def _face(i: int, shift: float, score: float) -> Face:
@@ -206,7 +208,7 @@ def test_added_flicker_counts_only_what_the_swap_adds() -> None:
     popped[10:30, 10:30] += 40
     assert problems.added_flicker((plate[0], popped), still, (10, 10, 30, 30)) == pytest.approx(40)
     assert problems.added_flicker((plate[0], popped), still, (0, 0, 50, 40)) == pytest.approx(40 * 400 / 2000)
-    rows = {i: {"frame": i, "flicker": 0.3} for i in range(20)}
-    rows[7]["flicker"] = 9.0
-    rows[8]["flicker"] = 3.0  # above 3x typical but under the 4-level floor
+    rows = {i: {"frame": i, "added_flicker": 0.3} for i in range(20)}
+    rows[7]["added_flicker"] = 9.0
+    rows[8]["added_flicker"] = 3.0  # above 3x typical but under the 4-level floor
     assert list(problems.flicker_spike({}, 20, rows)) == [7]

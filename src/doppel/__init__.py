@@ -34,11 +34,13 @@ from doppel.api import (  # noqa: E402
     verify,
 )
 from doppel.api import open_project as open  # noqa: E402
+from doppel.api_mask import MaskApplyReport, MaskEditReport, MaskLabelReport, MaskTrainReport  # noqa: E402
 from doppel.errors import DoppelError  # noqa: E402
 from doppel.progress import ProgressCallback  # noqa: E402
 from doppel.reports import Report  # noqa: E402
 
 __all__ = [
-    "AddReport", "CurateReport", "DoppelError", "FaceSetReport", "InfoReport", "PresetInfo", "ProgressCallback",
-    "Project", "Report", "__version__", "create", "demo_clips", "open", "presets", "run_demo", "verify",
+    "AddReport", "CurateReport", "DoppelError", "FaceSetReport", "InfoReport", "MaskApplyReport", "MaskEditReport",
+    "MaskLabelReport", "MaskTrainReport", "PresetInfo", "ProgressCallback", "Project", "Report", "__version__",
+    "create", "demo_clips", "open", "presets", "run_demo", "verify",
 ]

@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from doppel.api_mask import MaskMethods
 from doppel.errors import DoppelError
 from doppel.progress import ProgressCallback, bind
 from doppel.reports import Report
@@ -121,11 +122,12 @@ def _fps(value: str | float | Fraction | None) -> Fraction | None:
     return rate
 
 
-class Project:
+class Project(MaskMethods):
     """A doppel workspace opened for scripting. Close it when done (or use `with`).
 
     The steps, in order: `add`, `extract` (then optionally `faces` / `exclude` / `include` / `keep_best`),
     `train`, `merge` (with `set_override` for frame ranges), `export`, `evaluate`; `info` at any time.
+    Occlusion masks (doppel.api_mask): `add_mask_label`, `propagate_mask`, `confirm_mask_labels`, `train_mask`...
     `workspace` is the underlying storage object, for the library's own stages.
     """
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from doppel.errors import DoppelError
-from doppel.progress import bind, rich_progress
+from doppel.progress import rich_progress
 
 WS_ARG = click.argument("workspace", type=click.Path(path_type=Path))
 
@@ -46,16 +46,15 @@ def mask() -> None:
 def train(workspace: Path, minutes: float | None, iterations: int | None, resolution: int | None,
           device: str | None, as_json: bool) -> None:
     """Train (or continue) the occlusion mask network on the workspace's faces and drawn labels."""
-    from doppel.occlusion.train import MaskTrainer
-    from doppel.workspace import Workspace
+    import doppel
 
     if minutes is None and iterations is None:
         minutes = 5.0
-    with Workspace.open(workspace) as ws:
-        trainer = MaskTrainer.open(ws, resolution=resolution, device=device)
-        result = trainer.train(iterations=iterations, minutes=minutes)
+    with doppel.open(workspace) as project, rich_progress() as progress:
+        result = project.train_mask(minutes=minutes, iterations=iterations, resolution=resolution, device=device,
+                                    progress=progress)
     if as_json:
-        _echo_json(result)
+        click.echo(result.dumps())
         return
     v = result.validation
     click.echo(f"mask network saved at step {result.step} ({result.steps_run} steps, {result.samples_per_s:.1f} "
@@ -72,28 +71,21 @@ def train(workspace: Path, minutes: float | None, iterations: int | None, resolu
 def apply(workspace: Path, force: bool, device: str | None, as_json: bool) -> None:
     """Store a temporally smoothed occlusion mask for every face (merge does this by itself when a mask mode
     needs it)."""
-    from doppel.occlusion.apply import apply_masks
-    from doppel.workspace import Workspace
+    import doppel
 
-    with Workspace.open(workspace) as ws, rich_progress() as progress:
-        report = apply_masks(ws, force=force, device=device, progress=bind(progress, "mask", "apply"))
+    with doppel.open(workspace) as project, rich_progress() as progress:
+        report = project.apply_mask(force=force, device=device, progress=progress)
     if as_json:
-        _echo_json(report)
+        click.echo(report.dumps())
         return
     click.echo(f"{report.computed} of {report.faces} masks computed ({report.from_labels} from labels) with "
                f"{report.model} in {report.seconds:.1f} s")
 
 
-def _face_id(ws: Any, face: int | None, frame: int | None) -> int:
+def _face_id(project: Any, face: int | None, frame: int | None) -> int:
     if (face is None) == (frame is None):
         raise DoppelError("give --face ID or --frame N (the chosen target person's face in frame N)")
-    if face is not None:
-        return face
-    target = ws.target()
-    found = {f.frame_idx: f for f in ws.faces.of_chosen("target", media_id=target.id)} if target else {}
-    if frame not in found:
-        raise DoppelError(f"frame {frame} has no face of the chosen target person")
-    return found[frame].id
+    return face if face is not None else int(project.target_face(frame).id)
 
 
 FACE_OPTS = [click.option("--face", type=int, default=None, help="Face id (see `doppel faces`)."),
@@ -114,37 +106,42 @@ def _face_options(fn: Any) -> Any:
                    '[{"mode": "include"|"exclude", "points": [[x, y], ...]}]} in frame pixels.')
 @click.option("--undo", is_flag=True, help="Remove the newest version of the face's label.")
 @click.option("--confirm", is_flag=True, help="Accept the face's suggested label.")
+@click.option("--copy", "copy_frames", type=int, default=None, metavar="N",
+              help="Copy the face's label to the next N frames of its track (as drawn labels).")
 def label(workspace: Path, face: int | None, frame: int | None, add_file: Path | None, undo: bool,
-          confirm: bool) -> None:
-    """Add, undo or confirm a face's mask label, or (with none of those) print its versions as JSON."""
-    from doppel.occlusion import labels as lab
-    from doppel.workspace import Workspace
+          confirm: bool, copy_frames: int | None) -> None:
+    """Add, undo, confirm or copy a face's mask label, or (with none of those) print its versions as JSON."""
+    import doppel
 
-    if sum((add_file is not None, undo, confirm)) > 1:
-        raise DoppelError("give one of --add, --undo, --confirm")
-    with Workspace.open(workspace) as ws:
-        fid = _face_id(ws, face, frame)
+    if sum((add_file is not None, undo, confirm, copy_frames is not None)) > 1:
+        raise DoppelError("give one of --add, --undo, --confirm, --copy")
+    with doppel.open(workspace) as project:
+        fid = _face_id(project, face, frame)
         if add_file is not None:
             try:
                 text = sys.stdin.read() if str(add_file) == "-" else add_file.read_text()
-                parsed = lab.parse_label(json.loads(text))
+                data = json.loads(text)
             except (OSError, ValueError) as exc:
                 raise DoppelError(f"cannot read the label ({exc})", add_file) from exc
-            with ws.transaction():
-                stored = lab.add_label(ws.occlusion, fid, parsed, "drawn")
-            click.echo(f"face #{fid}: label version {stored.version} (drawn, {len(parsed.shapes)} shape(s))")
+            if not isinstance(data, dict) or not set(data) <= {"base", "shapes"}:
+                raise DoppelError('a label is a JSON object {"base": ..., "shapes": [...]}', add_file)
+            now = project.add_mask_label(fid, base=data.get("base", "landmarks"), shapes=data.get("shapes"))
+            shapes = len((now.label or {}).get("shapes", []))
+            click.echo(f"face #{fid}: label version {now.version} (drawn, {shapes} shape(s))")
         elif undo:
-            with ws.transaction():
-                now_current = lab.undo(ws.occlusion, fid)
-            click.echo(f"face #{fid}: " + (f"back to version {now_current.version} ({now_current.kind})"
-                                           if now_current else "no label left"))
+            now = project.undo_mask_label(fid)
+            click.echo(f"face #{fid}: " + (f"back to version {now.version} ({now.kind})" if now.version
+                                           else "no label left"))
         elif confirm:
-            with ws.transaction():
-                stored = lab.confirm(ws.occlusion, fid)
-            click.echo(f"face #{fid}: suggestion confirmed as version {stored.version}")
+            project.confirm_mask_labels(fid)
+            click.echo(f"face #{fid}: suggestion confirmed as version {project.mask_label(fid).version}")
+        elif copy_frames is not None:
+            edit = project.copy_mask_label(fid, copy_frames)
+            click.echo(f"copied to {len(edit.faces)} face(s)"
+                       + (f"; stopped at {len(edit.stopped_at)} drawn label(s)" if edit.stopped_at else ""))
         else:
-            _echo_json([{"version": s.version, "kind": s.kind, "origin": s.origin_id, "created_at": s.created_at,
-                         **s.label.to_json()} for s in lab.history(ws.occlusion, fid)])
+            _echo_json([{"version": r.version, "kind": r.kind, "origin": r.origin, **(r.label or {})}
+                        for r in project.mask_label_history(fid)])
 
 
 @mask.command()
@@ -153,10 +150,9 @@ def label(workspace: Path, face: int | None, frame: int | None, add_file: Path |
 @click.option("--frames", type=int, default=15, show_default=True, help="How far to carry it, each way.")
 def propagate(workspace: Path, face: int | None, frame: int | None, frames: int) -> None:
     """Carry a face's drawn label to its neighbouring frames as suggested labels (by the face's motion)."""
-    from doppel.occlusion.propagate import propagate as run_propagate
-    from doppel.workspace import Workspace
+    import doppel
 
-    with Workspace.open(workspace) as ws:
-        report = run_propagate(ws, _face_id(ws, face, frame), frames)
-    click.echo(f"suggested labels for {len(report.suggested)} face(s)"
-               + (f"; stopped at {len(report.stopped_at_labels)} drawn label(s)" if report.stopped_at_labels else ""))
+    with doppel.open(workspace) as project:
+        report = project.propagate_mask(_face_id(project, face, frame), frames)
+    click.echo(f"suggested labels for {len(report.faces)} face(s)"
+               + (f"; stopped at {len(report.stopped_at)} drawn label(s)" if report.stopped_at else ""))

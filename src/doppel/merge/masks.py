@@ -27,7 +27,8 @@ OCCLUSION_MODES = frozenset(k for k in MASK_MODES if "occlusion" in k)
 
 def combine(landmarks: np.ndarray, learned: np.ndarray, mode: str, occlusion: np.ndarray | None = None
             ) -> np.ndarray:
-    """HxW float32 in [0, 1] from HxW float masks in [0, 1]; `occlusion` is needed by the *occlusion modes."""
+    """HxW float32 in [0, 1] from HxW float masks in [0, 1]. `occlusion` is needed by the *occlusion modes;
+    given to any other mode it still cuts the mask (an artist's label does so on its face, whatever the mode)."""
     if mode not in MASK_MODES:
         raise ValueError(f"unknown mask mode {mode!r}")
     masks = {"landmarks": landmarks, "learned": learned}
@@ -35,7 +36,8 @@ def combine(landmarks: np.ndarray, learned: np.ndarray, mode: str, occlusion: np
         masks["occlusion"] = occlusion
     elif mode in OCCLUSION_MODES:
         raise ValueError(f"mask mode {mode!r} needs the occlusion mask")
-    return MASK_MODES[mode](masks)
+    out = MASK_MODES[mode](masks)
+    return out if occlusion is None or mode in OCCLUSION_MODES else np.minimum(out, occlusion)
 
 
 def shape_mask(mask: np.ndarray, erode: float, feather: float) -> np.ndarray:

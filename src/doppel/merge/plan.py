@@ -16,6 +16,7 @@ from doppel.errors import DoppelError
 from doppel.merge.edits import edited_face
 from doppel.merge.masks import OCCLUSION_MODES
 from doppel.merge.overrides import settings_for
+from doppel.occlusion.labels import TRAINABLE, current_labels
 from doppel.workspace import Workspace, review
 from doppel.workspace.faces import Face
 from doppel.workspace.settings import MergeSettings
@@ -65,6 +66,7 @@ def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> 
     stored = ws.renders.all()
     as_dict: dict[MergeSettings, dict[str, Any]] = {}  # most frames share one settings object
     occlusion = ws.occlusion.masks()
+    labels = current_labels(ws.occlusion, TRAINABLE)
     plans = []
     for i in range(target.info.frame_count):
         s = review.apply_keyframes(settings_for(ws.settings.merge, overrides, i), keyframes, i)
@@ -75,8 +77,10 @@ def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> 
             lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
             if s not in as_dict:
                 as_dict[s] = asdict(s)
-            occ = occlusion.get(face.id)
-            extra = [occ.sha256 if occ else "missing"] if s.mask in OCCLUSION_MODES else []
+            occ, label = occlusion.get(face.id), labels.get(face.id)
+            # An artist's label is the face's occlusion mask in every mode (render_plans); else the stored one.
+            extra = (["label", label.id] if label is not None else
+                     [occ.sha256 if occ else "missing"] if s.mask in OCCLUSION_MODES else [])
             key = _key(target.info.sha256, i, model_id, as_dict[s], face.id, lm.tobytes(), face.polygon.tobytes(),
                        face.matrix.tobytes(), *extra)
         old = stored.get(i)

@@ -26,6 +26,7 @@ from doppel.media.video import MediaReader
 from doppel.merge import blend
 from doppel.merge.masks import OCCLUSION_MODES, combine, shape_mask
 from doppel.merge.plan import FramePlan, plan
+from doppel.occlusion import labels as lab
 from doppel.occlusion.apply import apply_masks, mask_in_crop
 from doppel.reports import Report
 from doppel.workspace import Workspace
@@ -199,6 +200,7 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
                           f"{ws.settings.extract.face_type}")
     res = model.config.resolution
     occlusion = ws.occlusion.masks()
+    labels = lab.current_labels(ws.occlusion, lab.TRAINABLE)
     face_type: FaceType = model.config.face_type
     stats = _plate_stats(reader, plans, todo, res, face_type)
     done = rendered = 0
@@ -214,9 +216,13 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
             faces, masks = model.swap(crops)
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
-                stored = occlusion.get(p.face.id)
-                occ = (mask_in_crop(ws, p.face, stored.path, matrices[p.index], res)
-                       if p.settings.mask in OCCLUSION_MODES and stored is not None else None)
+                stored, label = occlusion.get(p.face.id), labels.get(p.face.id)
+                occ: np.ndarray | None
+                if label is not None:  # the artist's label is this face's occlusion mask, whatever the mode
+                    occ = lab.label_mask(label.label, p.face, res, matrices[p.index]).astype(np.float32) / 255
+                else:
+                    occ = (mask_in_crop(ws, p.face, stored.path, matrices[p.index], res)
+                           if p.settings.mask in OCCLUSION_MODES and stored is not None else None)
                 frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
                                                  matrices[p.index], res, stats.get(p.index), seed=p.index,
                                                  occlusion=occ)

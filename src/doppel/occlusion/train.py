@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,7 +211,9 @@ class MaskTrainer:
         return result
 
     def train(self, *, iterations: int | None = None, minutes: float | None = None,
-              checkpoint_minutes: float = 2.0) -> MaskTrainResult:
+              checkpoint_minutes: float = 2.0, progress: Callable[[int, int], None] | None = None
+              ) -> MaskTrainResult:
+        """`progress(steps done, steps asked)` after each step (steps asked: 0 when only `minutes` bound it)."""
         if iterations is None and minutes is None:
             raise DoppelError("give --iterations N or --minutes M")
         data = self.load_data()
@@ -229,6 +232,8 @@ class MaskTrainer:
                 self.elapsed += now - t0
                 if not math.isfinite(loss):
                     raise DoppelError("mask training diverged (non-finite loss); lower the learning rate")
+                if progress is not None:
+                    progress(steps, iterations or 0)
                 if now - mark >= checkpoint_minutes * 60:
                     self.save()
                     mark = now

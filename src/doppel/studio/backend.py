@@ -20,7 +20,7 @@ from doppel.media.video import MediaReader
 from doppel.merge import edits
 from doppel.merge.plan import FramePlan, plan, subject_faces
 from doppel.merge.render import render_plans
-from doppel.studio import problems
+from doppel.studio import masks, problems
 from doppel.workspace import review
 from doppel.workspace.faces import Face
 from doppel.workspace.settings import MergeSettings
@@ -135,7 +135,7 @@ class Backend:
                 "problems": {str(i): v for i, v in sorted(self.problems.items())},
                 "notes": [n.to_json() for n in review.notes(self.ws)],
                 "keyframes": review.summary(self.ws, self.frame_count)["keyframes"],
-                "history": review.history(self.ws), "planned": self.planned}
+                "history": review.history(self.ws), "planned": self.planned, "labels": masks.kinds(self)}
 
     def settings_at(self, frame: int) -> dict[str, dict[str, Any]]:
         """Each merge setting in force at `frame` with where it comes from."""
@@ -161,7 +161,7 @@ class Backend:
             "settings": self.settings_at(frame), "problems": self.problems.get(frame, []),
             "review": review.review_states(self.ws, self.frame_count)[frame],
             "notes": [n.to_json() for n in review.notes(self.ws) if n.first <= frame <= n.last],
-            "face": None, "landmark_edit": edit[0] if edit else None,
+            "face": None, "landmark_edit": edit[0] if edit else None, "mask": masks.state(self, frame),
         }
         if face is not None:
             lm = edits.face_landmarks(face)

@@ -1,8 +1,10 @@
 """Problem markers for the timeline, from per-frame figures that are cheap to have.
 
-Each detector is a function (faces, frame_count, eval rows) -> {frame: reason}; `find` runs every one in the
-registry. Extraction's figures are always there; the eval report's (identity, face found again) are used when
-`doppel eval` has been run.
+Each detector is a function (faces, frame_count, rows) -> {frame: reason}; `find` runs every one in the
+registry. Extraction's figures are always there. The rows hold, per frame, the eval report's figures when
+`doppel eval` has been run (judged by doppel.evaluate.flags, the same flags the report lists), the studio's
+own measure of added flicker (`added_flicker`), and what the source never shows there (`uncovered`, from
+doppel.evaluate.coverage: the model cannot make a pose or expression it has never seen).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from doppel.evaluate.coverage import ATTRIBUTES, workspace_coverage
+from doppel.evaluate.flags import FLAGS
 from doppel.extract.layout import inter_ocular
 from doppel.merge.edits import face_landmarks
 from doppel.workspace import Workspace
@@ -54,20 +58,27 @@ def face_lost(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -
             any(j in faces for j in range(i + 1, i + 4))}
 
 
-def not_found_again(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
-    return {i: "swapped face not found again in the render (eval)" for i, r in rows.items()
-            if r.get("swapped") and i in faces and "identity_source" not in r}
+def eval_flags(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
+    """Every flag `doppel eval` raises on a frame (doppel.evaluate.flags.FLAGS: face lost, identity, eyes,
+    mouth, soft, flicker, seam), as one reason."""
+    out = {}
+    for i, r in rows.items():
+        hits = [meaning for meaning, test in FLAGS.values() if test(r)]
+        if hits:
+            out[i] = "; ".join(hits) + " (eval)"
+    return out
 
 
-def identity_flip(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
-    return {i: "identity closer to the target than the source (eval)" for i, r in rows.items()
-            if "identity_source" in r and r["identity_source"] <= r["identity_target"]}
+def not_covered(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
+    """Frames whose pose or expression the source never shows (see `find`)."""
+    return {i: "the source never shows: " + ", ".join(r["uncovered"]) for i, r in rows.items()
+            if r.get("uncovered")}
 
 
 def flicker_spike(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
     """Frames where the swap adds more frame-to-frame change in the face than FLICKER grey levels and than
     3x the shot's typical added change (measured by the studio from its proxies, see `added_flicker`)."""
-    values = {i: r["flicker"] for i, r in rows.items() if isinstance(r.get("flicker"), float)}
+    values = {i: r["added_flicker"] for i, r in rows.items() if isinstance(r.get("added_flicker"), float)}
     if len(values) < 5:
         return {}
     typical = float(np.median(np.abs(list(values.values()))))
@@ -77,8 +88,25 @@ def flicker_spike(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]
 
 DETECTORS: dict[str, Detector] = {
     "low_confidence": low_confidence, "landmark_jump": landmark_jump, "face_lost": face_lost,
-    "not_found_again": not_found_again, "identity_flip": identity_flip, "flicker_spike": flicker_spike,
+    "eval_flags": eval_flags, "not_covered": not_covered, "flicker_spike": flicker_spike,
 }
+
+
+def uncovered(ws: Workspace) -> dict[int, list[str]]:
+    """Per target frame, what its face asks for that the source never shows (e.g. "mouth wide open"): the
+    frames of the coverage's gaps (runs of at least three such frames, as `doppel extract` reports them)."""
+    cover = workspace_coverage(ws)
+    out: dict[int, list[str]] = {}
+    if cover is None:
+        return out
+    frames = cover.target.frames
+    for gap in cover.gaps:
+        a = ATTRIBUTES[gap.attribute]
+        inside = (cover.uncovered[gap.attribute] == (1 if gap.side == "high" else -1)) & (
+            frames >= gap.first) & (frames <= gap.last)
+        for frame in frames[inside]:
+            out.setdefault(int(frame), []).append(a.high if gap.side == "high" else a.low)
+    return out
 
 
 def eval_rows(ws: Workspace) -> dict[int, dict[str, Any]]:
@@ -111,7 +139,9 @@ def find(ws: Workspace, faces: dict[int, Face], frame_count: int,
     """Every problem per frame, from all detectors. `flicker`: `added_flicker` per frame where measured."""
     rows = eval_rows(ws)
     for i, value in (flicker or {}).items():
-        rows.setdefault(i, {"frame": i})["flicker"] = value
+        rows.setdefault(i, {"frame": i})["added_flicker"] = value
+    for i, what in uncovered(ws).items():
+        rows.setdefault(i, {"frame": i})["uncovered"] = what
     out: dict[int, list[str]] = {}
     for detect in DETECTORS.values():
         for i, reason in detect(faces, frame_count, rows).items():

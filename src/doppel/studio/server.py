@@ -21,11 +21,13 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from doppel.errors import DoppelError
+from doppel.studio import masks
 from doppel.studio.backend import PROXY_KINDS, Backend
 from doppel.studio.engine import INTERACTIVE, PROXY, Engine
 from doppel.studio.security import Guard, Secrets
 
-STATIC = {"studio.js": "text/javascript", "studio.css": "text/css", "index.html": "text/html"}
+STATIC = {"studio.js": "text/javascript", "masks.js": "text/javascript", "studio.css": "text/css",
+          "index.html": "text/html"}
 """The only files the server reads from its package, by name."""
 
 
@@ -102,6 +104,14 @@ def build_app(root: Path, keys: Secrets, device: str | None = "cpu") -> Starlett
             path = await run(lambda: backend.proxy(kind, frame), PROXY)
         engine().first_image.set()
         return FileResponse(path, media_type="image/jpeg", headers={"cache-control": "no-store"})
+
+    async def occlusion(request: Request) -> Response:
+        frame = request.path_params["frame"]
+        try:
+            data = await run(lambda: masks.overlay(engine().backend, frame), PROXY)
+        except DoppelError:
+            return Response("not found", 404)
+        return Response(data, media_type="image/png", headers={"cache-control": "no-store"})
 
     def edit(fn: Callable[[Backend, dict[str, Any]], Any]) -> Callable[[Request], Any]:
         """A state-changing route: parse JSON, apply the edit on the engine thread, re-render the playhead's frame
@@ -195,6 +205,16 @@ def build_app(root: Path, keys: Secrets, device: str | None = "cpu") -> Starlett
             _int(d, "id"), bool(d.get("resolved", True)))), methods=["POST"]),
         Route("/api/landmarks", edit(lambda b, d: b.interpolate_landmarks(_int(d, "frame")) if d.get("interpolate")
                                      else b.move_anchors(_int(d, "frame"), d.get("anchors"))),  # type: ignore[arg-type]
+              methods=["POST"]),
+        Route("/img/occlusion/{frame:int}.png", occlusion),
+        Route("/api/mask/label", edit(lambda b, d: masks.draw(b, _int(d, "frame"), d.get("shapes"),
+                                                               d.get("base", "landmarks"))), methods=["POST"]),
+        Route("/api/mask/remove", edit(lambda b, d: masks.remove_newest(b, _int(d, "frame"))), methods=["POST"]),
+        Route("/api/mask/copy", edit(lambda b, d: masks.copy(b, _int(d, "frame"), d.get("frames"))),
+              methods=["POST"]),
+        Route("/api/mask/propagate", edit(lambda b, d: masks.propagate(b, _int(d, "frame"), d.get("frames"))),
+              methods=["POST"]),
+        Route("/api/mask/confirm", edit(lambda b, d: masks.confirm(b, _int(d, "first"), _int(d, "last"))),
               methods=["POST"]),
         Route("/api/undo", edit(lambda b, d: b.undo()), methods=["POST"]),
         Route("/api/redo", edit(lambda b, d: b.redo()), methods=["POST"]),

@@ -31,6 +31,7 @@ _TABLES: dict[str, tuple[str, ...]] = {
     "review_ranges": ("id", "first_frame", "last_frame", "status", "created_at"),
     "notes": ("id", "first_frame", "last_frame", "text", "resolved", "created_at"),
     "landmark_edits": ("id", "media_id", "frame_idx", "kind", "lm68", "created_at"),
+    "mask_labels": ("id", "face_id", "version", "kind", "label_json", "origin_id", "created_at"),
 }
 Change = tuple[str, int | None, dict[str, Any] | None]
 """(table, row id or None for a new row, the row's new columns or None to delete it)."""
@@ -110,6 +111,30 @@ def record(ws: Workspace, label: str, changes: list[Change]) -> list[int]:
         db.execute("INSERT INTO edit_log (label, changes_json, created_at) VALUES (?,?,?)",
                    (label, json.dumps(log), now()))
     return ids
+
+
+def snapshot(ws: Workspace, table: str) -> dict[int, dict[str, Any]]:
+    """Every row of an editable table by id (for `record_since`, around a library call that writes itself)."""
+    cols = _TABLES[table]
+    return {int(r[0]): dict(zip(cols, tuple(r), strict=True))
+            for r in ws.db.execute(f"SELECT {', '.join(cols)} FROM {table}")}
+
+
+def record_since(ws: Workspace, label: str, table: str, before: dict[int, dict[str, Any]]) -> int:
+    """Log, for undo, what changed in `table` since `snapshot` gave `before` (the changes are already made, by
+    a library function with its own transaction). Deleted rows come first in the log, so that undoing puts
+    them back after the new rows that took their place are gone. Returns how many rows changed (0: nothing
+    is logged)."""
+    after = snapshot(ws, table)
+    gone = [(i, before[i], None) for i in sorted(set(before) - set(after))]
+    changed = [(i, before.get(i), after[i]) for i in sorted(after) if before.get(i) != after[i]]
+    log = [[table, i, _encode(old), _encode(new)] for i, old, new in gone + changed]
+    if log:
+        with ws.transaction() as db:
+            db.execute("DELETE FROM edit_log WHERE undone = 1")
+            db.execute("INSERT INTO edit_log (label, changes_json, created_at) VALUES (?,?,?)",
+                       (label, json.dumps(log), now()))
+    return len(log)
 
 
 def _step(ws: Workspace, undo: bool) -> str | None:

@@ -6,6 +6,7 @@ const S = {
   shot: null, frame: 0, info: null, timeline: null, view: "merged", mask: false, wipe: 0.5,
   inPoint: null, outPoint: null, playing: 0, images: new Map(), version: new Map(), anchors: null,
   dragging: -1, firstFrameAt: null, playStats: {shown: 0, dropped: 0, late: []}, lastShown: -1,
+  poly: null, occlusion: false, maskEpoch: 0, zoomFace: false,
 };
 window.studio = S;
 const $ = (id) => document.getElementById(id);
@@ -22,13 +23,14 @@ async function api(path, body) {
 function status(text) { $("status").textContent = text || ""; }
 
 // -- images: a small cache of decoded proxies keyed by kind, frame and render version -------------------------
-function imageKey(kind, i) { return `${kind}:${i}:${S.version.get(i) || 0}`; }
+function imageVersion(kind, i) { return `${S.version.get(i) || 0}${kind === "occlusion" ? "." + S.maskEpoch : ""}`; }
+function imageKey(kind, i) { return `${kind}:${i}:${imageVersion(kind, i)}`; }
 function loadImage(kind, i) {
   const key = imageKey(kind, i);
   let entry = S.images.get(key);
   if (!entry) {
     const img = new Image();
-    img.src = `/img/${kind}/${i}.jpg?v=${S.version.get(i) || 0}`;
+    img.src = `/img/${kind}/${i}.${kind === "occlusion" ? "png" : "jpg"}?v=${imageVersion(kind, i)}`;
     entry = {img, ready: img.decode().then(() => img)};
     entry.ready.then(() => { entry.done = true; }, () => { S.images.delete(key); });
     S.images.set(key, entry);
@@ -39,6 +41,7 @@ function loadImage(kind, i) {
 function kindsFor() {
   const kinds = S.view === "plate" ? ["plate"] : S.view === "merged" ? ["merged"] : ["merged", "plate"];
   if (S.mask) kinds.push("mask");
+  if (S.occlusion) kinds.push("occlusion");
   return kinds;
 }
 function prefetch(from, count, step) {
@@ -70,15 +73,10 @@ function draw(i) {
       for (let c = 0; c < 3; c++) da.data[p + c] = Math.min(255, 4 * Math.abs(da.data[p + c] - db.data[p + c]));
     ctx.putImageData(da, 0, 0);
   }
-  if (S.mask) {
-    const m = entries[entries.length - 1].img;
-    const off = new OffscreenCanvas(w, h), octx = off.getContext("2d");
-    octx.drawImage(m, 0, 0);
-    const md = octx.getImageData(0, 0, w, h);
-    for (let p = 0; p < md.data.length; p += 4) { md.data[p + 3] = md.data[p] * 0.45; md.data[p] = 255; md.data[p + 1] = 40; md.data[p + 2] = 40; }
-    octx.putImageData(md, 0, 0);
-    ctx.drawImage(off, 0, 0);
-  }
+  const kinds = kindsFor();
+  if (S.mask) tint(entries[kinds.indexOf("mask")].img, [255, 40, 40], false);
+  if (S.occlusion) tint(entries[kinds.indexOf("occlusion")].img, [255, 0, 255], true);
+  drawLabel(i);
   if (S.anchors) {
     ctx.fillStyle = "#3f9"; ctx.strokeStyle = "#000";
     for (const [x, y] of S.anchors) { ctx.beginPath(); ctx.arc(x, y, 4, 0, 7); ctx.fill(); ctx.stroke(); }
@@ -118,6 +116,7 @@ let infoTimer = null;
 function go(i, {fetchInfo = true} = {}) {
   S.frame = Math.max(0, Math.min(S.shot.frames - 1, i));
   S.anchors = null; $("saveAnchors").disabled = true;
+  if (S.poly) cancelPolygon();
   readout(); show(S.frame); drawTimeline();
   prefetch(S.frame, 3, 1); prefetch(S.frame, 3, -1);
   if (fetchInfo) { clearTimeout(infoTimer); infoTimer = setTimeout(loadInfo, 60); }
@@ -126,7 +125,7 @@ async function loadInfo() {
   const i = S.frame;
   const info = await api(`/api/frame/${i}`);
   if (S.frame !== i) return;
-  S.info = info; renderInspector(); drawZoom();
+  S.info = info; renderInspector(); drawZoom(); applyZoom();
   api("/api/playhead", {frame: i}).catch(() => {});
 }
 
@@ -187,9 +186,16 @@ function drawTimeline() {
   for (const keys of Object.values(tl.keyframes)) for (const k of keys) {
     t.beginPath(); t.moveTo(x(k.frame), 58); t.lineTo(x(k.frame) + 4, 64); t.lineTo(x(k.frame), 70); t.lineTo(x(k.frame) - 4, 64); t.fill();
   }
+  const LABEL_COLORS = {drawn: "#3af", confirmed: "#3af", suggested: "#fd4"};
+  for (let i = 0; i < n; i++) {
+    const kind = tl.labels && tl.labels[i];
+    if (!kind) continue;
+    t.fillStyle = LABEL_COLORS[kind];
+    if (kind === "suggested") t.fillRect(x(i), 78, wd, 4); else t.fillRect(x(i), 74, wd, 10);
+  }
   t.fillStyle = "#fff"; t.fillRect(x(S.frame), 0, 2, H);
   t.font = "10px sans-serif"; t.fillStyle = "#999";
-  t.fillText("state", 2, 14); t.fillText("review", 2, 31); t.fillText("problems", 2, 45);
+  t.fillText("state", 2, 14); t.fillText("review", 2, 31); t.fillText("problems", 2, 45); t.fillText("masks", 2, 84);
 }
 async function loadTimeline() {
   S.timeline = await api("/api/timeline");
@@ -287,9 +293,10 @@ function renderInspector() {
     li.appendChild(b); ul.appendChild(li);
   }
   for (const b of document.querySelectorAll("#views button")) b.classList.toggle("active", b.dataset.view === S.view);
+  renderMaskState();
 }
-function undo() { edit("/api/undo", {}).catch(() => {}); }
-function redo() { edit("/api/redo", {}).catch(() => {}); }
+function undo() { maskEdit("/api/undo", {}); }  // (any edit: labels too, so the mask overlay is reloaded)
+function redo() { maskEdit("/api/redo", {}); }
 function setReview(statusName) { const [first, last] = reviewRange(); edit("/api/review", {first, last, status: statusName}).catch(() => {}); }
 
 // -- anchors: drag the five points on the image -----------------------------------------------------------------
@@ -299,6 +306,7 @@ function canvasPoint(ev) {
 }
 screen.addEventListener("mousedown", (ev) => {
   const [x, y] = canvasPoint(ev);
+  if (S.poly) { polygonPoint(ev); return; }
   if (S.anchors) {
     S.dragging = S.anchors.findIndex(([ax, ay]) => Math.hypot(ax - x, ay - y) < 8);
   } else if (S.view === "wipe") { S.wipe = x / S.shot.width; S.dragging = -2; show(S.frame); }
@@ -322,6 +330,9 @@ const KEYS = {
   m: () => { S.mask = !S.mask; $("maskToggle").checked = S.mask; show(S.frame); },
   "1": () => setView("merged"), "2": () => setView("plate"), "3": () => setView("wipe"), "4": () => setView("diff"),
   a: () => setReview("approved"), n: () => setReview("needs_work"),
+  q: () => startPolygon("include"), w: () => startPolygon("exclude"), c: () => confirmSuggestion(),
+  z: () => toggleZoom(),
+  o: () => { S.occlusion = !S.occlusion; $("occlusionToggle").checked = S.occlusion; show(S.frame); },
 };
 function setView(v) { S.view = v; renderInspectorViews(); show(S.frame); }
 function renderInspectorViews() { for (const b of document.querySelectorAll("#views button")) b.classList.toggle("active", b.dataset.view === S.view); }
@@ -334,6 +345,14 @@ document.addEventListener("keydown", (e) => {
   }
   if (e.target.tagName === "TEXTAREA" || (e.target.tagName === "INPUT" && e.target.type !== "checkbox" && e.target.type !== "radio")
       || e.target.tagName === "SELECT") return;
+  if (S.poly) {  // drawing a polygon: Enter finishes, Esc cancels, Ctrl+Z takes back the last point
+    if (e.key === "Enter") { finishPolygon(); e.preventDefault(); return; }
+    if (e.key === "Escape") { cancelPolygon(); e.preventDefault(); return; }
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") {
+      if (S.poly.points.length) { S.poly.points.pop(); show(S.frame); } else cancelPolygon();
+      e.preventDefault(); return;
+    }
+  }
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.shiftKey ? redo() : undo(); e.preventDefault(); return; }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const fn = KEYS[e.key] || KEYS[e.key.toLowerCase()];
@@ -358,6 +377,7 @@ $("editAnchors").onclick = () => {
   S.anchors = S.info.face.anchors.map((p) => p.slice()); $("saveAnchors").disabled = false; show(S.frame);
 };
 $("saveAnchors").onclick = () => { const anchors = S.anchors; S.anchors = null; $("saveAnchors").disabled = true; edit("/api/landmarks", {anchors}).catch(() => {}); };
+wireMasks();
 $("interpolate").onclick = () => edit("/api/landmarks", {interpolate: true}).catch(() => {});
 $("timeline").addEventListener("mousedown", (ev) => {
   const r = $("timeline").getBoundingClientRect();
@@ -368,9 +388,9 @@ function fit() {
   if (!S.shot) return;
   const box = $("viewer").getBoundingClientRect(), scale = Math.min(box.width / S.shot.width, (box.height - 24) / S.shot.height);
   screen.style.width = `${Math.floor(S.shot.width * scale)}px`; screen.style.height = `${Math.floor(S.shot.height * scale)}px`;
+  applyZoom();
 }
 window.addEventListener("resize", () => { fit(); drawTimeline(); });
-
 function listen() {
   const es = new EventSource("/api/events");
   es.onmessage = (m) => {

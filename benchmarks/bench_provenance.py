@@ -144,6 +144,7 @@ ROWS: dict[str, Edit] = {
     "mirror + 0.5x + CRF 35": chain(mirror, scale(0.5), crf(35)),
     "export CRF 32 (remuxed)": crf(32),
     "export CRF 35 (remuxed)": crf(35),
+    "export CRF 38 (remuxed)": crf(38),
     # the new transformations
     "rotate +5°": chain(rotate(5), CRF18),
     "rotate -5°": chain(rotate(-5), CRF18),
@@ -161,11 +162,15 @@ ROWS: dict[str, Edit] = {
     "duplicated frames": chain(duplicate, CRF18),
     "crop 25 % + 0.7x + CRF 32": chain(crop(0.25, False), scale(0.7), crf(32)),
 }
-EXPORTS: dict[str, Edit] = {
-    # a smaller plate exported by doppel: marked at its own size, then encoded at the highest CRF export allows
-    "export at 176x144 CRF 26 (remuxed)": lambda fr: crf(watermark.max_export_crf(144))(
-        [watermark.embed(cv2.resize(f, (176, 144), interpolation=cv2.INTER_AREA), 0xD0B) for f in fr]),
-}
+
+
+def small_export(q: int) -> Edit:
+    """A smaller plate exported by doppel: marked at its own size (176x144), then encoded at CRF q."""
+    return lambda fr: crf(q)([watermark.embed(cv2.resize(f, (176, 144), interpolation=cv2.INTER_AREA), 0xD0B)
+                              for f in fr])
+
+
+EXPORTS: dict[str, Edit] = {f"export at 176x144 CRF {q} (remuxed)": small_export(q) for q in (26, 30, 32, 35)}
 CLEAN_ROWS = ("none", "mirror", "blur sigma 2", "rescale 0.5x, aspect +10 %", "re-encode CRF 35",
               "crop 25 % + resize back")
 

@@ -128,6 +128,24 @@ def test_thresholds_keep_the_stated_false_positive_bound() -> None:
     assert t["plain"] < 6 < t["zoom"] < t["any"] < 8.1
 
 
+def test_the_plain_family_finds_a_faint_mark_the_full_search_would_miss(clip: Frames, marked: Frames) -> None:
+    """A mark weakened to 13 % under noise (what strong compression leaves, with the geometry untouched) scores
+    below the full search's threshold; its two plain tests, with their own share of the bound, find it."""
+    rng = np.random.default_rng(1)
+
+    def faint(frames: Frames) -> Frames:
+        return [np.clip(c + 0.13 * (m.astype(np.float32) - c) + rng.normal(0, 4, c.shape), 0, 255).round()
+                .astype(np.uint8) for c, m in zip(clip, frames, strict=True)]
+
+    limits = watermark.thresholds()
+    for frames, mirrored in ((faint(marked), False), ([f[:, ::-1] for f in faint(marked)], True)):
+        found = detect(frames)
+        assert found.found and found.family == "plain" and found.mirrored == mirrored, found
+        assert limits["plain"] < found.scores["plain"] and found.scores["any"] < limits["any"]
+    unmarked = detect(faint(clip), exhaustive=True)
+    assert not unmarked.found and unmarked.scores["plain"] < limits["plain"] - 2, unmarked.scores
+
+
 @pytest.mark.parametrize("attack", list(ATTACKS))
 def test_mark_survives_what_people_do_to_video(marked: Frames, attack: str) -> None:
     found = detect(ATTACKS[attack](marked))

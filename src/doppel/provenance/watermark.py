@@ -9,8 +9,11 @@ Gaussians, half to one cell wide). So:
 - rescaling (0.3x .. 2x, non-uniform too) changes nothing in frame-relative coordinates;
 - cropping shifts the tiles cyclically and changes their frame-relative size (up to 1/0.75 for a 25 % crop),
   mirroring flips them, rotating turns them: the detector searches mirror x rotation x (x scale, y scale);
-- the kernel puts the energy at periods of about 3 cells (about 35 px on a CIF frame, 1/10 of its width),
-  low enough to survive blur (sigma 2), H.264 at CRF 40, VP9 at 500 kbit/s and a 0.3x downscale;
+- the kernel puts the energy at periods of about 3 to 4 cells (16-22 px on a CIF frame), low enough to survive
+  blur (sigma 2), H.264 at CRF 35, VP9 at 500 kbit/s and a 0.3x downscale. Stronger compression of a small
+  picture (CRF 40; half size then CRF 35) leaves a faint trace (about 0.4 of the mark on static shots, less
+  under camera motion); the `plain` family of tests below is there to find it. Coarser carriers were tried
+  and lose more to the picture itself than they gain against the encoder (benchmarks/RESULTS.md);
 - the mark is identical on every frame, so dropping, duplicating or retiming frames does not matter.
 
 Detection (detect.py): each frame is reduced to a 128 x 128 canonical picture (the frame's width and

@@ -174,3 +174,34 @@ def test_a_killed_init_leaves_nothing_behind_for_long(tmp_path: Path) -> None:
     assert not killed[0].exists()
     assert running.is_dir() and foreign.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".ws.doppel-creating.live", ".ws.mine", "ws"])
+
+
+def test_api_reports_a_damaged_database_as_a_doppel_error(merged_pair: Path, tmp_path: Path) -> None:
+    """Damage that SQLite finds only when a page is read mid-call (long after the workspace opened) reaches a
+    Python caller as a one-line DoppelError naming doppel.db, as the CLI prints it, never as a raw sqlite3
+    error: every page of the database scribbled over in turn, three calls on each."""
+    import shutil
+    import sqlite3
+
+    import doppel
+    from doppel.errors import DoppelError
+
+    source = copy_workspace(merged_pair, tmp_path / "source")
+    sql(source, "PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = (source / "doppel.db").stat().st_size // 4096
+    raised = []
+    for page in range(1, pages):
+        ws = tmp_path / f"ws{page}"
+        shutil.copytree(source, ws)
+        data = bytearray((ws / "doppel.db").read_bytes())
+        data[4096 * page:4096 * page + 200] = b"\xff" * 200
+        (ws / "doppel.db").write_bytes(bytes(data))
+        for call in ("info", "faces", "overrides"):
+            try:
+                with doppel.open(ws) as p:
+                    getattr(p, call)()
+            except DoppelError as exc:
+                raised.append(str(exc))
+            except sqlite3.DatabaseError as exc:
+                pytest.fail(f"page {page}, {call}(): raw sqlite3 error {exc!r}")
+    assert len(raised) >= 3 and all("doppel.db" in m and "\n" not in m for m in raised), raised

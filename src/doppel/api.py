@@ -394,3 +394,34 @@ def run_demo(folder: PathLike, *, source: PathLike | None = None, target: PathLi
 
     return demo.run_demo(Path(folder), source=Path(source) if source else None,
                     target=Path(target) if target else None, minutes=minutes, preset=preset, progress=progress)
+
+
+def _database_errors_as_doppel_errors(cls: type) -> type:
+    """Wrap every public method of `cls` so that damage SQLite finds only when a page is read (mid-call, long
+    after the workspace opened) reaches the caller as a one-line DoppelError naming the database, as the CLI
+    reports it, never as a raw sqlite3 error with the damaged row's bytes in it."""
+    import functools
+    import sqlite3
+
+    from doppel.workspace.db import RESTORE
+
+    def wrap(method: Any) -> Any:
+        @functools.wraps(method)
+        def call(self: Project, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                detail = " ".join(str(exc).split()).encode("ascii", "replace").decode()[:200]
+                raise DoppelError(f"workspace database is damaged or unreadable ({detail}); {RESTORE}",
+                                  self.root / "doppel.db") from exc
+
+        return call
+
+    for name in dir(cls):
+        value = getattr(cls, name)
+        if not name.startswith("_") and callable(value) and not isinstance(value, type):
+            setattr(cls, name, wrap(value))
+    return cls
+
+
+_database_errors_as_doppel_errors(Project)

@@ -4,6 +4,7 @@ and damaged files; the visible disclosure cannot be emptied and scales with the 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Callable
 from fractions import Fraction
@@ -107,14 +108,42 @@ def test_mark_is_invisible_enough_and_carries_its_payload(clip: Frames, marked: 
     assert found.score > found.threshold + 5
 
 
-def test_threshold_keeps_the_stated_false_positive_bound() -> None:
+def test_thresholds_keep_the_stated_false_positive_bound() -> None:
     for excerpts in (1, 9, 200):
-        t = watermark.threshold(excerpts)
+        t = watermark.thresholds(excerpts)
         assert watermark.false_positive_rate(t, excerpts) <= 1e-6
-        assert watermark.false_positive_rate(t - 0.1, excerpts) > 1e-6
-    assert watermark.threshold(9) > watermark.threshold(1)
-    # every hypothesis searched counts: mirror x rotation x scale x scale, each at every cyclic offset
+        for family in t:  # each family's threshold is the lowest (to 0.01) that keeps its share of the bound
+            lower = {**t, family: t[family] - 0.01}
+            tests, share = watermark.FAMILIES[family]
+            assert excerpts * tests * math.exp(-lower[family] ** 2 / 2) > share * 1e-6
+    assert watermark.thresholds(9)["any"] > watermark.thresholds(1)["any"]
+    # every hypothesis searched counts: mirror x rotation x scale x scale, each at every cyclic offset; the plain
+    # family is the two upright whole-frame geometries at their one offset, the zoom family the upright
+    # aspect-preserving crops at every offset
     assert watermark.TESTS_PER_EXCERPT == 2 * 9 * 16 * 16 * 64 * 64
+    assert {k: n for k, (n, _) in watermark.FAMILIES.items()} == {"plain": 2, "zoom": 2 * 16 * 64 * 64,
+                                                                 "any": watermark.TESTS_PER_EXCERPT}
+    assert sum(share for _, share in watermark.FAMILIES.values()) <= 1.0
+    t = watermark.thresholds()
+    assert t["plain"] < 6 < t["zoom"] < t["any"] < 8.1
+
+
+def test_the_plain_family_finds_a_faint_mark_the_full_search_would_miss(clip: Frames, marked: Frames) -> None:
+    """A mark weakened to 13 % under noise (what strong compression leaves, with the geometry untouched) scores
+    below the full search's threshold; its two plain tests, with their own share of the bound, find it."""
+    rng = np.random.default_rng(1)
+
+    def faint(frames: Frames) -> Frames:
+        return [np.clip(c + 0.13 * (m.astype(np.float32) - c) + rng.normal(0, 4, c.shape), 0, 255).round()
+                .astype(np.uint8) for c, m in zip(clip, frames, strict=True)]
+
+    limits = watermark.thresholds()
+    for frames, mirrored in ((faint(marked), False), ([f[:, ::-1] for f in faint(marked)], True)):
+        found = detect(frames)
+        assert found.found and found.family == "plain" and found.mirrored == mirrored, found
+        assert limits["plain"] < found.scores["plain"] and found.scores["any"] < limits["any"]
+    unmarked = detect(faint(clip), exhaustive=True)
+    assert not unmarked.found and unmarked.scores["plain"] < limits["plain"] - 2, unmarked.scores
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))

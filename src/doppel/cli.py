@@ -485,7 +485,8 @@ def verify(file: Path, thorough: bool, as_json: bool) -> None:
                 out.print(f"  ingredient: {ing['title']} ({ing['relationship']})")
             for problem in m.problems:
                 out.print(f"  problem: {problem}")
-        wm = (f"FOUND (score {report.watermark_score} > {report.watermark_threshold}, chance of a false alarm "
+        wm = (f"FOUND (score {report.watermark_score} > {report.watermark_threshold} in the "
+              f"{report.watermark_family} search, chance of a false alarm "
               f"<= {report.watermark_false_positive_rate:.1e}; workspace tag {report.watermark_tag or 'unreadable'})"
               if report.watermark_found else f"not found (score {report.watermark_score}, threshold "
                                              f"{report.watermark_threshold})")

@@ -3,14 +3,15 @@
 The frames of an excerpt are averaged in the canonical view (`watermark.canonical_residual`). For every
 hypothesis (mirror, rotation, frame-relative x and y scale) the average is warped back into the embedder's
 canonical coordinates and folded into one tile; the sync correlation at every cyclic offset (crop) is one FFT,
-batched over hypotheses. The score is Hoeffding-normalised (see watermark.py), and the threshold accounts for
-every hypothesis and offset searched.
+batched over hypotheses. The score is Hoeffding-normalised (see watermark.py); each family of tests
+(watermark.FAMILIES: the plain geometries at their one offset, upright zooms, everything) has its own threshold,
+and together they account for every hypothesis and offset searched.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import product
 
@@ -28,8 +29,10 @@ _BATCH = 256
 class Detection:
     found: bool
     score: float
-    """Hoeffding-normalised sync correlation at the best hypothesis and offset (at most 16)."""
+    """Hoeffding-normalised sync correlation (at most 32) in `family`, the family of tests that came nearest to
+    (or furthest above) its threshold."""
     threshold: float
+    """That family's threshold."""
     mirrored: bool
     rotation: float
     """Degrees."""
@@ -39,6 +42,10 @@ class Detection:
     tag: int | None
     """The workspace tag when the payload's checksum holds, else None."""
     frames: int
+    family: str = "any"
+    """watermark.FAMILIES: `plain` (upright whole frame, mirrored or not), `zoom` or `any`."""
+    scores: dict[str, float] = field(default_factory=dict)
+    """The best score in each family."""
 
 
 @lru_cache(maxsize=1)
@@ -72,9 +79,9 @@ def _fold(picture: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return warped.reshape(_OUT_TILES, wm.TILE, _OUT_TILES, wm.TILE).sum((0, 2))
 
 
-def _scores(folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(B, TILE, TILE) float32 folded tiles -> best z per tile (B,), its offset (B, 2), and the responses G
-    (B, TILE, TILE)."""
+def _scores(folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(B, TILE, TILE) float32 folded tiles -> best z per tile (B,), its offset (B, 2), the responses G
+    (B, TILE, TILE) and z at every offset (B, TILE, TILE)."""
     phi, sync = _filters()
     spectrum = np.fft.rfft2(folds)
     both = np.fft.irfft2(np.stack([spectrum * sync, spectrum * phi]), s=folds.shape[1:])
@@ -84,7 +91,18 @@ def _scores(folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     z = s / np.sqrt(np.tile(v, (1, wm.CELLS, wm.CELLS)) + 1e-30)
     flat = z.reshape(len(folds), -1).argmax(1)
     best = z.reshape(len(folds), -1)[np.arange(len(folds)), flat]
-    return best, np.stack(np.unravel_index(flat, z.shape[1:]), 1), g
+    return best, np.stack(np.unravel_index(flat, z.shape[1:]), 1), g, z
+
+
+PLAIN_SHIFT = int(_OUT_TILES * wm.TILE / 2 - wm.CANON / 2) % wm.TILE
+"""The offset at which an upright, uncropped frame's tile lands (the fold's centre is the frame's)."""
+
+
+def _families(h: tuple[bool, float, float, float]) -> list[str]:
+    """The families of watermark.FAMILIES whose best-over-offsets score includes hypothesis `h` (`plain` is
+    scored at PLAIN_SHIFT only, see search)."""
+    _, r, sx, sy = h
+    return ["zoom", "any"] if r == 0.0 and sx == sy else ["any"]
 
 
 def _read_tag(g: np.ndarray, shift: tuple[int, int]) -> int | None:
@@ -111,35 +129,45 @@ def _ordered(prior: tuple[bool, float, float, float] | None) -> list[tuple[bool,
     return sorted(hypotheses(), key=distance)
 
 
-def search(average: np.ndarray, aspect: float, frames: int = 1, threshold: float | None = None, *,
+def search(average: np.ndarray, aspect: float, frames: int = 1, thresholds: dict[str, float] | None = None, *,
            exhaustive: bool = True, prior: tuple[bool, float, float, float] | None = None) -> Detection:
     """Search the hypotheses on a (CANON, CANON) float32 average of canonical residuals of frames whose
-    width / height is `aspect`. With `exhaustive` False the search stops at the first batch that scores above
-    the threshold (nearest `prior` first); the false-positive bound is unchanged (it counts every hypothesis)."""
-    threshold = wm.threshold() if threshold is None else threshold
+    width / height is `aspect`. With `exhaustive` False the search stops at the first batch in which a family
+    scores above its threshold (the plain geometries first, then nearest `prior`); the false-positive bound is
+    unchanged (it counts every test of every family)."""
+    limits = wm.thresholds() if thresholds is None else thresholds
     flat = wm.whiten(average)
     pictures = {False: np.ascontiguousarray(flat), True: np.ascontiguousarray(flat[:, ::-1])}
-    queue = _ordered(prior)
-    best_z, best_h, best_shift, best_g = -np.inf, queue[0], (0, 0), None
+    plain = [(m, 0.0, 1.0, 1.0) for m in wm.MIRRORS]
+    queue = plain + [h for h in _ordered(prior) if h not in plain]
+    # family -> (score, hypothesis, offset, responses)
+    best: dict[str, tuple[float, tuple[bool, float, float, float], tuple[int, int], np.ndarray | None]] = {
+        name: (-np.inf, queue[0], (PLAIN_SHIFT, PLAIN_SHIFT), None) for name in wm.FAMILIES}
     refined = False
     while queue:
         chunk, queue = queue[:_BATCH], queue[_BATCH:]
         folds = np.stack([_fold(pictures[m], _matrix(r, sx, sy, aspect)) for m, r, sx, sy in chunk])
-        z, shifts, g = _scores(folds)
-        k = int(z.argmax())
-        if z[k] > best_z:
-            best_z, best_h, best_shift, best_g = float(z[k]), chunk[k], (int(shifts[k][0]), int(shifts[k][1])), g[k]
-        if not exhaustive and best_z > threshold:
+        z, shifts, g, zmap = _scores(folds)
+        for k, h in enumerate(chunk):
+            if h in plain and zmap[k, PLAIN_SHIFT, PLAIN_SHIFT] > best["plain"][0]:
+                best["plain"] = (float(zmap[k, PLAIN_SHIFT, PLAIN_SHIFT]), h, (PLAIN_SHIFT, PLAIN_SHIFT), g[k])
+            for name in _families(h):
+                if z[k] > best[name][0]:
+                    best[name] = (float(z[k]), h, (int(shifts[k][0]), int(shifts[k][1])), g[k])
+        if not exhaustive and any(best[name][0] > limits[name] for name in wm.FAMILIES):
             if refined:
                 break
             # Found: one more batch, the untested hypotheses nearest the best, to report its geometry well.
-            near = set(_ordered(best_h)[:_BATCH])
+            top = max(wm.FAMILIES, key=lambda name: best[name][0] - limits[name])
+            near = set(_ordered(best[top][1])[:_BATCH])
             queue = [h for h in queue if h in near]
             refined = True
-    m, r, sx, sy = best_h
-    found = best_z > threshold
-    tag = _read_tag(best_g, best_shift) if found and best_g is not None else None
-    return Detection(bool(found), best_z, threshold, m, r, (sx, sy), best_shift, tag, frames)
+    family = max(wm.FAMILIES, key=lambda name: best[name][0] - limits[name])
+    score, (m, r, sx, sy), shift, responses = best[family]
+    found = score > limits[family]
+    tag = _read_tag(responses, shift) if found and responses is not None else None
+    return Detection(bool(found), score, limits[family], m, r, (sx, sy), shift, tag, frames, family,
+                     {name: round(best[name][0], 3) for name in wm.FAMILIES})
 
 
 class Detector:
@@ -159,6 +187,6 @@ class Detector:
         """(CANON, CANON) float32 mean canonical residual of the frames added."""
         return (self.total / max(1, self.frames)).astype(np.float32)
 
-    def result(self, threshold: float | None = None, *, exhaustive: bool = True,
+    def result(self, thresholds: dict[str, float] | None = None, *, exhaustive: bool = True,
                prior: tuple[bool, float, float, float] | None = None) -> Detection:
-        return search(self.average(), self.aspect, self.frames, threshold, exhaustive=exhaustive, prior=prior)
+        return search(self.average(), self.aspect, self.frames, thresholds, exhaustive=exhaustive, prior=prior)

@@ -2,7 +2,8 @@
 
 The watermark is looked for in 3-second excerpts spread over the whole file (every excerpt with `thorough`),
 each searched on its own, plus all the excerpts read pooled together. The threshold counts every excerpt
-checked, so the chance that an unmarked file is reported as marked stays below watermark.FALSE_POSITIVE_BOUND.
+checked (and every family of tests, watermark.FAMILIES), so the chance that an unmarked file is reported as
+marked stays below watermark.FALSE_POSITIVE_BOUND.
 A damaged file is checked on the frames that still decode (see frames.py), and the report says how many.
 """
 
@@ -41,6 +42,8 @@ class Excerpt:
     frames: int
     score: float
     found: bool
+    threshold: float = 0.0
+    """The threshold of the family of tests `score` belongs to (watermark.FAMILIES)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class VerifyReport(Report):
     watermark_found: bool
     watermark_score: float
     watermark_threshold: float
+    """The threshold of the family of tests that `watermark_score` belongs to."""
     watermark_false_positive_rate: float
     """The bound on the chance of this verdict for an unmarked file, over every excerpt and hypothesis searched."""
     watermark_tag: str | None
@@ -67,6 +71,8 @@ class VerifyReport(Report):
     decode_method: str = "container"
     decode_notes: list[str] = field(default_factory=list)
     thorough: bool = False
+    watermark_family: str = "any"
+    """watermark.FAMILIES: `plain` (upright whole frame, mirrored or not), `zoom` (upright crop) or `any`."""
 
     @property
     def marked(self) -> bool:
@@ -166,23 +172,23 @@ def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERP
     if not windows:
         raise DoppelError("no video frame could be decoded: " + "; ".join(log.notes or ["unknown format"]), path)
     checks = len(windows) + (1 if len(windows) > 1 else 0)
-    threshold = watermark.threshold(checks)
+    thresholds = watermark.thresholds(checks)
     results: list[tuple[int, Detection]] = []
     prior = None
     for w in sorted(windows):
-        found = windows[w].result(threshold, exhaustive=False, prior=prior)
+        found = windows[w].result(thresholds, exhaustive=False, prior=prior)
         if found.found:
             prior = (found.mirrored, found.rotation, *found.scale)
         results.append((w, found))
-    best = max((r for _, r in results), key=lambda r: r.score)
+    best = max((r for _, r in results), key=lambda r: r.score - r.threshold)
     if len(windows) > 1:
         pooled = Detector()
         for d in windows.values():
             pooled.total += d.total
             pooled.frames += d.frames
             pooled.aspect = d.aspect
-        whole = pooled.result(threshold, exhaustive=False, prior=prior)
-        if whole.score > best.score:
+        whole = pooled.result(thresholds, exhaustive=False, prior=prior)
+        if whole.score - whole.threshold > best.score - best.threshold:
             best = whole
     found_ranges: list[tuple[float, float]] = []
     for w, r in results:
@@ -197,14 +203,14 @@ def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERP
     tag = next((r.tag for _, r in results if r.found and r.tag is not None), best.tag if best.found else None)
     return VerifyReport(
         path=str(path), manifest=manifest, watermark_found=found_any, watermark_score=round(best.score, 2),
-        watermark_threshold=round(threshold, 2),
-        watermark_false_positive_rate=watermark.false_positive_rate(threshold, checks),
+        watermark_threshold=round(best.threshold, 2),
+        watermark_false_positive_rate=watermark.false_positive_rate(thresholds, checks),
         watermark_tag=f"{tag:03x}" if tag is not None else None,
         watermark_frames=sum(d.frames for d in windows.values()), metadata_says_synthetic=_metadata(path),
         watermark_ranges=[(round(a, 2), round(b, 2)) for a, b in found_ranges],
         excerpts=[Excerpt(round(spans[w][0], 2), round(spans[w][1] + frame_s, 2), r.frames, round(r.score, 2),
-                          r.found) for w, r in results],
+                          r.found, round(r.threshold, 2)) for w, r in results],
         frames_decoded=log.frames, frames_stated=log.frames_stated, decode_errors=log.errors,
         decode_method=log.method, decode_notes=log.notes,
-        thorough=thorough,
+        thorough=thorough, watermark_family=best.family,
     )

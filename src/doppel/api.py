@@ -401,18 +401,17 @@ def run_demo(folder: PathLike, *, source: PathLike | None = None, target: PathLi
 def _database_errors_as_doppel_errors(cls: type) -> type:
     """Wrap every public method of `cls` so that damage SQLite finds only when a page is read (mid-call, long
     after the workspace opened) reaches the caller as a one-line DoppelError naming the database, as the CLI
-    reports it, never as a raw sqlite3 error with the damaged row's bytes in it."""
+    reports it, never as a raw SQLite error with the damaged row's bytes in it."""
     import functools
-    import sqlite3
 
-    from doppel.workspace.db import RESTORE
+    from doppel.workspace.db import RESTORE, DatabaseError
 
     def wrap(method: Any) -> Any:
         @functools.wraps(method)
         def call(self: Project, *args: Any, **kwargs: Any) -> Any:
             try:
                 return method(self, *args, **kwargs)
-            except sqlite3.DatabaseError as exc:
+            except DatabaseError as exc:
                 detail = " ".join(str(exc).split()).encode("ascii", "replace").decode()[:200]
                 raise DoppelError(f"workspace database is damaged or unreadable ({detail}); {RESTORE}",
                                   self.root / "doppel.db") from exc

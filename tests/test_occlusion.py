@@ -310,10 +310,12 @@ def test_face_training_masks_leave_out_the_occluder(ws: Path) -> None:
     rel = "masks/occlusion/test.png"
     (ws / rel).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(ws / rel), occ)
-    plain = load_faces(ws, [face], 64).masks[0, 0].numpy()
-    covered = load_faces(ws, [face], 64, occlusion={face.id: rel}).masks[0, 0].numpy()
-    assert plain[:, :30].max() == 255 and covered[:, :30].max() == 0
-    assert np.array_equal(plain[:, 34:], covered[:, 34:])
+    plain, covered = load_faces(ws, [face], 64), load_faces(ws, [face], 64, occlusion={face.id: rel})
+    assert plain.masks[0, 0, :, :30].max() == 255 and covered.masks[0, 0, :, :30].max() == 0
+    assert torch.equal(plain.masks[0, 0, :, 34:], covered.masks[0, 0, :, 34:])
+    # The eye-and-mouth loss region (weighted separately) leaves the occluder out too.
+    assert plain.eyes_mouth[0, 0, :, :30].max() == 255 and covered.eyes_mouth[0, 0, :, :30].max() == 0
+    assert torch.equal(plain.eyes_mouth[0, 0, :, 34:], covered.eyes_mouth[0, 0, :, 34:])
 
 
 def test_cli_trains_applies_and_resumes(ws: Path) -> None:

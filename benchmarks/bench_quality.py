@@ -47,8 +47,8 @@ KEYS = ("source_wins", "source_match", "eye_corr", "mouth_corr", "detail_ratio",
         "expression_error", "seam")
 
 
-def doppel(*args: str) -> str:
-    proc = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "doppel", *args], capture_output=True,
+def doppel(*args: str, nice: int = 10) -> str:
+    proc = subprocess.run(["nice", "-n", str(nice), sys.executable, "-m", "doppel", *args], capture_output=True,
                           text=True)
     if proc.returncode:
         raise SystemExit(f"doppel {' '.join(args)} failed:\n{proc.stderr}")
@@ -97,6 +97,21 @@ def _set_merge(ws: Path, **values: object) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _value(text: str) -> object:
+    """A --set value as TOML wants it: a number or a boolean where it reads as one, else a string."""
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _model_step(ws: Path) -> int:
+    pointer = ws / "models" / "main" / "latest.json"
+    return int(json.loads(pointer.read_text())["step"]) if pointer.exists() else 0
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     root = Path(args.dir) / args.pair
     ws = root / args.label
@@ -105,8 +120,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     done = args.start
     for mark in args.minutes:
         preset = ["--preset", args.preset] if not (ws / "models" / "main").exists() else []
-        out = json.loads(doppel("train", str(ws), *preset, "--minutes", str(mark - done), "--json",
-                                "--preview-minutes", "100"))
+        if args.steps_per_minute:  # a step budget: what `mark` minutes give on an idle machine, however busy
+            step = _model_step(ws)
+            budget = ["--iterations", str(max(0, round(mark * args.steps_per_minute) - step))]
+        else:
+            budget = ["--minutes", str(mark - done)]
+        out = json.loads(doppel("train", str(ws), *preset, *budget, "--json", "--preview-minutes", "100",
+                                nice=args.nice))
         done = mark
         shutil.copytree(ws / "models" / "main", ws / "models" / f"main-m{mark:g}", dirs_exist_ok=True)
         print(f"{args.label}: {mark:g} min, step {out['step']}, {out['samples_per_s']:.1f} samples/s", flush=True)
@@ -120,12 +140,13 @@ def cmd_score(args: argparse.Namespace) -> None:
     for name in snaps:
         if args.only and name not in args.only:
             continue
-        _set_merge(ws, model=name, grain=0.0, **dict(kv.split("=") for kv in args.set))
+        _set_merge(ws, model=name, grain=0.0, **{k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)})
         doppel("merge", str(ws))
-        scores[name] = json.loads(doppel("eval", str(ws), "--json"))
-        shutil.copy(ws / "eval" / "report.png", ws / f"report-{name}.png")
-        s = scores[name]
-        print(f"{args.pair} {args.label} {name}: " + ", ".join(f"{k} {s.get(k, float('nan')):.3f}" for k in KEYS),
+        key = name + args.tag
+        scores[key] = json.loads(doppel("eval", str(ws), "--json"))
+        shutil.copy(ws / "eval" / "report.png", ws / f"report-{key}.png")
+        s = scores[key]
+        print(f"{args.pair} {args.label} {key}: " + ", ".join(f"{k} {s.get(k, float('nan')):.3f}" for k in KEYS),
               flush=True)
     (ws / "scores.json").write_text(json.dumps(scores, indent=1))
 
@@ -239,8 +260,14 @@ def main() -> None:
     sub.choices["train"].add_argument("--minutes", type=float, nargs="+", default=[5, 10])
     sub.choices["train"].add_argument("--preset", default="cpu-64")
     sub.choices["train"].add_argument("--start", type=float, default=0.0, help="minutes already trained (resume)")
+    sub.choices["train"].add_argument("--steps-per-minute", type=float, default=0.0,
+                                      help="train to minutes x this many steps (the idle machine's rate) instead "
+                                           "of by the clock, so a busy machine changes the time, not the figure")
+    sub.choices["train"].add_argument("--nice", type=int, default=10,
+                                      help="niceness of the training (0 to take the CPU ahead of niced jobs)")
     sub.choices["score"].add_argument("--set", nargs="*", default=[], help="merge settings KEY=VALUE")
     sub.choices["score"].add_argument("--only", nargs="*", default=[], help="score only these saved models")
+    sub.choices["score"].add_argument("--tag", default="", help="suffix of the scores' key (settings variants)")
     sub.choices["diagnose"].add_argument("--model", default="main")
     sub.choices["strip"].add_argument("--out", default="strip.png")
     sub.choices["strip"].add_argument("--count", type=int, default=5)

@@ -11,7 +11,7 @@ import pytest
 from doppel.extract.align import FACE_TYPES, align_matrix, canonical_points, invert, transform_points, warp_face
 from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer, FaceResult
 from doppel.extract.layout import MIRROR_68, inter_ocular
-from doppel.extract.masks import face_polygon, rasterize
+from doppel.extract.masks import face_polygon, lower_forehead, rasterize
 from doppel.extract.smoothing import one_euro, smooth_offline
 from tests.faces import astro, hopper, mirrored, rotated, scaled, two_people
 
@@ -120,6 +120,19 @@ def test_masks_cover_the_face_and_grow_with_the_face_type() -> None:
         crop_mask = rasterize(polygon, (128, 128), align_matrix(face.lm68, "whole_face", 128))
         assert crop_mask.shape == (128, 128) and crop_mask[64, 64] == 255
     assert areas["full"] < areas["whole_face"] < areas["head"]
+
+
+def test_lowering_the_forehead_undoes_the_crop_types_lift() -> None:
+    """keep=1 leaves a whole_face polygon as it is; keep=0 brings it back to the mesh oval (the `full` polygon);
+    in between the mask's top lies between the two and the chin does not move."""
+    face = only_face(astro())
+    whole = face_polygon(face.mesh, face.lm68, "whole_face")
+    full = face_polygon(face.mesh, face.lm68, "full")
+    assert np.array_equal(lower_forehead(whole, face.lm68, "whole_face", 1.0), whole)
+    assert np.abs(lower_forehead(whole, face.lm68, "whole_face", 0.0) - full).max() < 0.5  # pixels
+    half = lower_forehead(whole, face.lm68, "whole_face", 0.5)
+    assert full[:, 1].min() > half[:, 1].min() > whole[:, 1].min()
+    assert half[:, 1].max() == whole[:, 1].max()
 
 
 def test_one_euro_removes_jitter_and_offline_follows_fast_motion() -> None:

@@ -144,3 +144,33 @@ def test_bad_fps_option_for_image_folders_is_refused(ws: Path, tmp_path: Path, f
     code, _, err = run("add", ws, "--target", folder, "--fps", fps)
     assert code == 1 and one_line_error(err, "fps"), err
     assert tree_hash(ws) == before
+
+
+def test_a_killed_init_leaves_nothing_behind_for_long(tmp_path: Path) -> None:
+    """`doppel init` builds the workspace in a marked temporary folder beside it. A real init killed half-way
+    leaves that folder; the next init of the same name removes it once its creator is gone, and touches
+    neither a creation still running nor folders doppel did not make."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    # a real init, killed (SIGKILL) while it is building the folder: stop it in sqlite's connect
+    code = ("import os, signal, sqlite3; from pathlib import Path; from doppel.workspace import Workspace\n"
+            "real = sqlite3.connect\n"
+            "def stop(*a, **k):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "sqlite3.connect = stop\n"
+            f"Workspace.create(Path({str(tmp_path / 'ws')!r}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    killed = list(tmp_path.glob(".ws.doppel-creating.*"))
+    assert len(killed) == 1 and (killed[0] / ".creator-pid").exists()
+    running = tmp_path / ".ws.doppel-creating.live"
+    running.mkdir()
+    (running / ".creator-pid").write_text(str(os.getpid()))  # this process is alive
+    foreign = tmp_path / ".ws.mine"
+    foreign.mkdir()
+    assert run("init", tmp_path / "ws")[0] == 0
+    assert not killed[0].exists()
+    assert running.is_dir() and foreign.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".ws.doppel-creating.live", ".ws.mine", "ws"])

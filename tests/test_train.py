@@ -32,9 +32,9 @@ def ws(extracted_pair: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def weights(ws: Path, name: str = "main") -> dict[str, torch.Tensor]:
+def weights(ws: Path, name: str = "main", part: str = "model") -> dict[str, torch.Tensor]:
     pointer = json.loads((ws / "models" / name / "latest.json").read_text())
-    return load_file(str(ws / "models" / name / "checkpoints" / pointer["checkpoint"] / "model.safetensors"))
+    return load_file(str(ws / "models" / name / "checkpoints" / pointer["checkpoint"] / f"{part}.safetensors"))
 
 
 @pytest.mark.parametrize("arch", registered())
@@ -203,8 +203,30 @@ def test_init_from_another_workspace(ws: Path, tmp_path: Path) -> None:
     shutil.rmtree(second / "models")
     code, _, err = run("train", second, "--preset", "tiny-64", "--init-from", ws, "--iterations", "0")
     assert code == 0, err
-    a, b = weights(ws), weights(second)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the second model starts from the first's moving average: the weights the first renders with
+    a, b = weights(ws, part="ema"), weights(second)
+    assert all(torch.equal(a[k].to(b[k].dtype), b[k]) for k in a)
+    assert not all(torch.equal(a[k], v) for k, v in weights(ws).items() if v.is_floating_point())
+
+
+def test_moving_average_is_saved_resumed_and_rendered(ws: Path) -> None:
+    """The checkpoint keeps the weights' moving average beside the weights; merge renders with it; a resumed
+    run continues it (it does not restart from the last weights)."""
+    from doppel.merge.model import SwapModel
+    from doppel.workspace import Workspace
+
+    assert run("train", ws, "--preset", "tiny-64", "--iterations", "6")[0] == 0
+    ema, own = weights(ws, part="ema"), weights(ws)
+    moved = [k for k, v in own.items() if v.is_floating_point() and not torch.allclose(v, ema[k])]
+    assert moved, "after 6 steps the average must differ from the last weights"
+    with Workspace.open(ws) as opened:
+        rendered = SwapModel(opened, "main", "cpu").model.state_dict()
+    assert all(torch.equal(rendered[k], ema[k].to(rendered[k].dtype)) for k in ema)
+    assert run("train", ws, "--iterations", "1")[0] == 0
+    after, new = weights(ws, part="ema"), weights(ws)
+    d = 8 / 17  # the ramped decay at step 7
+    for k in moved:
+        assert torch.allclose(after[k], d * ema[k] + (1 - d) * new[k], atol=1e-6)
 
 
 def test_two_process_ddp_matches_one_process(ws: Path, tmp_path: Path) -> None:
@@ -227,3 +249,47 @@ def test_two_process_ddp_matches_one_process(ws: Path, tmp_path: Path) -> None:
     diff = torch.sqrt(sum(((a[k] - b[k]) ** 2).sum() for k in a))
     moved = torch.sqrt(sum(((a[k] - start[k]) ** 2).sum() for k in a))
     assert float(diff / moved) < 0.05, float(diff / moved)
+
+
+def test_patch_discriminator_learns_to_tell_sharp_faces_from_blurred() -> None:
+    """The adversarial term's discriminator, trained on sharp textures (real) against their blurred copies
+    (fake), scores held-out sharp patches higher than blurred ones: it sees the detail a soft face lacks."""
+    import torch.nn.functional as F
+
+    from doppel.train.gan import Adversary
+
+    torch.manual_seed(0)
+    adversary = Adversary(torch.device("cpu"), 2e-4, dims=16)
+
+    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        sharp = (torch.rand(n, 1, 16, 16).repeat_interleave(4, 2).repeat_interleave(4, 3)
+                 + 0.3 * torch.rand(n, 3, 64, 64)).clamp(0, 1) * 0.8
+        return sharp, F.avg_pool2d(sharp, 5, 1, 2, count_include_pad=False)
+
+    mask = torch.ones(8, 1, 64, 64)
+    for _ in range(60):
+        real, fake = batch(8)
+        adversary.step(real, fake, mask)
+    real, fake = batch(32)
+    with torch.no_grad():
+        assert adversary.net(real).mean() > adversary.net(fake).mean() + 0.2
+
+
+def test_gan_power_trains_a_discriminator_kept_in_the_checkpoint(ws: Path) -> None:
+    from doppel.merge.model import SwapModel
+    from doppel.workspace import Workspace
+
+    code, out, err = run("train", ws, "--preset", "tiny-64", "--iterations", "3", "--gan-power", "0.1", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert "gan" in report["losses"] and "discriminator" in report["losses"]
+    first = weights(ws, part="gan")
+    assert any(k.startswith("net.") for k in first) and any(k.startswith("opt.") for k in first)
+    # resumed: the same discriminator continues (not a fresh one), and the setting is kept
+    assert run("train", ws, "--iterations", "0")[0] == 0
+    again = weights(ws, part="gan")
+    assert all(torch.equal(first[k], again[k]) for k in first if k.startswith("net."))
+    with Workspace.open(ws) as opened:  # merge needs only the model's own weights
+        assert SwapModel(opened, "main", "cpu").step == 3
+    code, _, err = run("train", ws, "--iterations", "1", "--gan-power", "11")
+    assert code == 1 and "gan_power must be in [0, 10]" in err

@@ -13,7 +13,7 @@ import numpy as np
 
 from doppel.extract.align import align_matrix, transform_points, warp_face
 from doppel.extract.layout import inter_ocular
-from doppel.extract.masks import rasterize
+from doppel.extract.masks import lower_forehead, rasterize
 from doppel.facetype import FACE_TYPE_NAMES, FaceType
 from doppel.workspace.faces import Face
 
@@ -73,10 +73,12 @@ class AlignedFace:
         """The aligned crop of an HxWx3 uint8 frame: size x size x 3 uint8."""
         return warp_face(image, self.alignment(size, face_type, steady=steady), size)
 
-    def crop_mask(self, size: int) -> np.ndarray:
+    def crop_mask(self, size: int, forehead: float = 1.0) -> np.ndarray:
         """The landmark mask in a `size` crop placed by the extraction's own alignment: (size, size) uint8
-        0/255. It moves with the crop, so it inherits whichever alignment the crop used."""
-        return rasterize(self.polygon, (size, size), self.stored_alignment(size))
+        0/255. It moves with the crop, so it inherits whichever alignment the crop used. `forehead` < 1 keeps
+        only that share of the crop type's reach over the forehead (see masks.lower_forehead)."""
+        polygon = lower_forehead(self.polygon, self.landmarks, self.face_type, forehead)
+        return rasterize(polygon, (size, size), self.stored_alignment(size))
 
     def crop_landmarks(self, size: int) -> np.ndarray:
         """The detected landmarks in that crop: (68, 2) float64 crop pixels."""

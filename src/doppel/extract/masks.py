@@ -32,6 +32,24 @@ def face_polygon(mesh: np.ndarray, lm68: np.ndarray, face_type: FaceType = "whol
     return oval.astype(np.float32)
 
 
+def lower_forehead(polygon: np.ndarray, lm68: np.ndarray, face_type: FaceType, keep: float) -> np.ndarray:
+    """`polygon` (Nx2 frame pixels, made by `face_polygon` for `face_type`) with only the share `keep` (0-1) of
+    its forehead lift: 1 returns it as it is, 0 brings the forehead back to the mesh oval's top (the hairline
+    the mesh sees). The lift is undone along the same axis and with the same ramp that made it."""
+    lift = _FOREHEAD_LIFT[face_type]
+    if not lift or keep >= 1:
+        return polygon
+    pts = np.asarray(polygon, np.float64)
+    eyes = (lm68[RIGHT_EYE].mean(0) + lm68[LEFT_EYE].mean(0)) / 2
+    down = lm68[8] - eyes
+    length = max(float(np.linalg.norm(down)), 1e-6)
+    unit = down / length
+    above = np.clip(-((pts - eyes) @ unit) / length, 0.0, None)
+    # invert above_lifted = above + lift * clip(above / 0.5, 0, 1) for the ramp weight the point received
+    weight = np.where(above <= 0.5 + lift, np.clip(2 * above / (1 + 2 * lift), 0.0, 1.0), 1.0)
+    return (pts + np.outer((1 - keep) * weight * lift * length, unit)).astype(np.float32)
+
+
 def rasterize(polygon: np.ndarray, size: tuple[int, int], matrix: np.ndarray | None = None) -> np.ndarray:
     """HxW uint8 mask (0 or 255) of a polygon; `matrix` (2x3) maps polygon coordinates first, e.g. to a crop.
 

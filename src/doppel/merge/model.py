@@ -20,7 +20,7 @@ class SwapModel:
         ckpt = checkpoint.load(found.path)
         self.device = pick_device(device)
         self.model = build_model(self.config)
-        self.model.load_state_dict(ckpt.model)
+        self.model.load_state_dict(ckpt.render_weights)
         self.model.to(self.device).eval()
         self.bf16 = bool(ckpt.state["train"].get("bf16")) and bf16_supported(self.device)
         self.step = int(ckpt.state["step"])

@@ -90,10 +90,10 @@ def _crop(image: np.ndarray, m: np.ndarray, resolution: int) -> np.ndarray:
     return cv2.warpAffine(image, m, (resolution, resolution), flags=cv2.INTER_AREA)
 
 
-def _landmark_mask(face: AlignedFace, resolution: int) -> np.ndarray:
+def _landmark_mask(face: AlignedFace, resolution: int, forehead: float = 1.0) -> np.ndarray:
     """The landmark polygon in the aligned crop, RxR float32 in [0, 1], placed by the face's own (raw)
     alignment: it moves with the crop, so it inherits the smoothed alignment's steadiness."""
-    return face.crop_mask(resolution).astype(np.float32) / 255
+    return face.crop_mask(resolution, forehead).astype(np.float32) / 255
 
 
 def face_region(m: np.ndarray, resolution: int, width: int, height: int) -> tuple[int, int, int, int]:
@@ -122,7 +122,8 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     h, w = plate.shape[:2]
     x0, y0, x1, y1 = face_region(m, resolution, w, h)
     region = plate[y0:y1, x0:x1].astype(np.float32) / 255
-    mask = shape_mask(combine(_landmark_mask(AlignedFace.of(face), resolution), learned, s.mask, occlusion),
+    polygon = _landmark_mask(AlignedFace.of(face), resolution, s.forehead)
+    mask = shape_mask(combine(polygon, learned, s.mask, occlusion),
                       s.erode, s.feather)
     crop_plate = cv2.warpAffine(plate, m, (resolution, resolution), flags=cv2.INTER_AREA).astype(np.float32) / 255
     out_face = color.transfer_image(face_rgb, crop_plate, mask, s.color, stats if s.color == "rct" else None)

@@ -3,7 +3,9 @@ and a workspace's model identity (which checkpoint is current, and is it this wo
 training and merge.
 
 Layout under WS/models/<name>/:
-  checkpoints/step-00001200/{model.safetensors, optimizer.safetensors, state.json}
+  checkpoints/step-00001200/{model.safetensors, optimizer.safetensors, state.json[, ema.safetensors]}
+                      ema.safetensors: the exponential moving average of the weights, which merge renders with
+                      (absent in checkpoints made before it existed, or with ema_decay 0)
   latest.json         which checkpoint is current (replaced atomically after the checkpoint is complete); the
                       workspace database's `models` table records it too (see `current`)
 A checkpoint folder is built under a temporary name, fsynced, then renamed: a write killed half-way leaves
@@ -42,6 +44,14 @@ class Checkpoint:
     state: dict[str, Any]
     model: dict[str, torch.Tensor]
     optimizer: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None = None
+    gan: dict[str, torch.Tensor] | None = None
+    """The adversarial term's discriminator and its optimizer tensors (see train/gan.py), where trained."""
+
+    @property
+    def render_weights(self) -> dict[str, torch.Tensor]:
+        """The weights to render with: the moving average where the checkpoint has one."""
+        return self.ema if self.ema is not None else self.model
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -70,7 +80,8 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
 
 
 def save(folder: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any],
-         *, backup: bool = False) -> Path:
+         *, backup: bool = False, ema: dict[str, torch.Tensor] | None = None,
+         gan: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None) -> Path:
     """Write checkpoint `step` and make it current; prune old ones (backups are kept). Returns its folder."""
     ckpts = folder / "checkpoints"
     ckpts.mkdir(parents=True, exist_ok=True)
@@ -84,7 +95,13 @@ def save(folder: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optim
         opt_tensors, opt_plain = optimizer_tensors(opt)
         save_file(weights, str(tmp / "model.safetensors"), metadata={"format": str(FORMAT)})
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"), metadata={"format": str(FORMAT)})
+        if ema is not None:
+            save_file({k: v.detach().contiguous().cpu() for k, v in ema.items()}, str(tmp / "ema.safetensors"),
+                      metadata={"format": str(FORMAT)})
         full_state = {**state, "format": FORMAT, "step": step, "backup": backup, "optimizer": opt_plain}
+        if gan is not None:
+            save_file(gan[0], str(tmp / "gan.safetensors"), metadata={"format": str(FORMAT)})
+            full_state["gan_optimizer"] = gan[1]
         (tmp / "state.json").write_text(json.dumps(full_state, indent=1))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
@@ -138,13 +155,21 @@ def load(path: Path) -> Checkpoint:
     if state.get("format") != FORMAT:
         raise DoppelError(f"checkpoint format {state.get('format')} is not {FORMAT} (another doppel version)", path)
     parts = {}
-    for part in ("model", "optimizer"):
+    for part in ("model", "optimizer", "ema", "gan"):
         file = path / f"{part}.safetensors"
+        if part in ("ema", "gan") and not file.exists():
+            continue
         try:
             parts[part] = load_file(str(file))
         except (SafetensorError, OSError, ValueError) as exc:
             raise DoppelError(f"checkpoint file is corrupt or truncated ({exc})", file) from exc
-    return Checkpoint(path, state, parts["model"], parts["optimizer"])
+    return Checkpoint(path, state, parts["model"], parts["optimizer"], parts.get("ema"), parts.get("gan"))
+
+
+def render_file(path: Path) -> Path:
+    """The weights file merge renders with in checkpoint folder `path` (the moving average where present)."""
+    ema = path / "ema.safetensors"
+    return ema if ema.exists() else path / "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -179,7 +204,7 @@ def identity(ws: Workspace, name: str = "main") -> ModelIdentity:
         raise DoppelError(f"no trained model {name!r} in this workspace: run `doppel train` first", ws.root)
     try:
         state = json.loads((path / "state.json").read_text())
-        digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+        digest = hashlib.sha256(render_file(path).read_bytes()).hexdigest()
     except (OSError, ValueError) as exc:
         raise DoppelError("checkpoint is missing or unreadable", path) from exc
     check_owner(state, ws.id, path)

@@ -63,6 +63,15 @@ class TrainConfig:
     balance_expressions: bool = True
     """Sample faces balanced over eye and mouth opening as well as head pose, so the rare blink or wide-open
     mouth is seen as often as the common face."""
+    ema_decay: float = 0.999
+    """Keep an exponential moving average of the weights (decay per step, ramped up over the first steps) and
+    render with it: steadier and sharper than the last step's weights, which jitter with each batch (0: off)."""
+    gan_power: float = 0.0
+    """Weight of the adversarial term (a patch discriminator on the source face, DeepFaceLab's "GAN power";
+    0: off). Sharper detail; turn it on (0.1 is a good start) once the model reconstructs well."""
+    lr_warmup_steps: int = 100
+    """Ramp the learning rate up linearly over the first steps, so the first large gradients of a fresh model
+    (in bfloat16) do not throw it into a poor state."""
     random_warp: bool = True
     """DeepFaceLab-style random warp of the inputs (the model learns to undo it)."""
     random_flip: bool = True
@@ -82,6 +91,12 @@ class TrainConfig:
             raise DoppelError("batch size must be at least 1")
         if not 0 < self.learning_rate < 1:
             raise DoppelError("learning rate must be in (0, 1)")
+        if not 0 <= self.ema_decay < 1:
+            raise DoppelError("ema_decay must be in [0, 1)")
+        if not 0 <= self.gan_power <= 10:
+            raise DoppelError("gan_power must be in [0, 10]")
+        if self.lr_warmup_steps < 0:
+            raise DoppelError("lr_warmup_steps must be at least 0")
         if not 0 <= self.holdout < 0.5:
             raise DoppelError("holdout must be in [0, 0.5)")
 

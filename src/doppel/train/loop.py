@@ -27,6 +27,7 @@ from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
 from doppel.train.data import TrainingData, load_training_data, make_batch
+from doppel.train.gan import Adversary
 from doppel.train.losses import masked_ssim, total_loss
 from doppel.train.models import build_model
 from doppel.train.preview import preview_grid, save_png
@@ -106,6 +107,10 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate, betas=(0.5, 0.999))
         self.net: torch.nn.Module = self.model
         self.data: TrainingData | None = None
+        self.adversary = Adversary(device, train_cfg.learning_rate) if train_cfg.gan_power > 0 else None
+        self.ema: dict[str, torch.Tensor] | None = None
+        if train_cfg.ema_decay > 0:
+            self.ema = {k: v.detach().float().clone() for k, v in self.model.state_dict().items()}
 
     # -- opening ------------------------------------------------------------------------------------------
     @classmethod
@@ -145,6 +150,11 @@ class Trainer:
         checkpoint.load_optimizer(self.opt, ckpt.optimizer, ckpt.state["optimizer"])
         for group in self.opt.param_groups:
             group["lr"] = self.cfg.learning_rate
+        if self.adversary is not None and ckpt.gan is not None:  # else a fresh discriminator (GAN just turned on)
+            self.adversary.restore(ckpt.gan, ckpt.state.get("gan_optimizer", {}))
+        if self.cfg.ema_decay > 0:  # a checkpoint from before the average existed starts it from its weights
+            source = ckpt.ema if ckpt.ema is not None else ckpt.model
+            self.ema = {k: v.float().to(self.device).clone() for k, v in source.items()}
 
     def _init_from(self, other: Path, name: str) -> None:
         """Start from another workspace's trained weights (the optimizer starts fresh)."""
@@ -160,7 +170,9 @@ class Trainer:
             raise DoppelError(f"the model in {other} is {theirs.arch} {theirs.resolution}px {theirs.face_type}; "
                               f"it cannot start a {self.model_cfg.arch} {self.model_cfg.resolution}px "
                               f"{self.model_cfg.face_type} model", path)
-        self.model.load_state_dict(ckpt.model)
+        self.model.load_state_dict(ckpt.render_weights)
+        if self.ema is not None:
+            self.ema = {k: v.detach().float().clone() for k, v in self.model.state_dict().items()}
 
     # -- saving -------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -173,7 +185,8 @@ class Trainer:
         if self.rank != 0:
             return self.folder
         path = checkpoint.save(self.folder, self.step, self.model, self.opt, {**self.state(), **(extra or {})},
-                               backup=backup)
+                               backup=backup, ema=self.ema,
+                               gan=self.adversary.tensors() if self.adversary is not None else None)
         with self.ws.transaction():
             self.ws.models.record(self.folder.name, path, self.step, self.preset, to_dict(self.model_cfg))
         return path
@@ -202,20 +215,42 @@ class Trainer:
         return self.data
 
     def train_step(self) -> tuple[float, dict[str, float]]:
+        if self.cfg.lr_warmup_steps:
+            for group in self.opt.param_groups:
+                group["lr"] = self.cfg.learning_rate * min(1.0, (self.step + 1) / self.cfg.lr_warmup_steps)
         loss, parts = optimization_step(self.net, self.opt, self.load_data(), self.cfg, self.salt, self.step,
-                                        self.rank, self.world)
+                                        self.rank, self.world, self.adversary)
         value = loss.detach()
         if self.world > 1:
             dist.all_reduce(value)
             value /= self.world
         self.step += 1
+        if self.ema is not None:
+            update_ema(self.ema, self.model, self.cfg.ema_decay, self.step)
         return float(value), parts
+
+    @contextlib.contextmanager
+    def rendering_weights(self) -> Iterator[None]:
+        """The model holds the moving average (what merge renders with) inside the block, its own weights after."""
+        if self.ema is None:
+            yield
+            return
+        own = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema)
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(own)
 
     @torch.no_grad()
     def validate(self, limit: int = 64) -> dict[str, float]:
         """Masked SSIM of source->source and target->target on held-out faces (training faces if none)."""
         data = self.load_data()
         self.model.eval()
+        with self.rendering_weights():
+            return self._validate(data, limit)
+
+    def _validate(self, data: TrainingData, limit: int) -> dict[str, float]:
         result = {}
         for key, held, train in (("src", data.src_val, data.src), ("dst", data.dst_val, data.dst)):
             faces = held if held is not None and len(held) else train
@@ -233,7 +268,8 @@ class Trainer:
         self.model.eval()
         n = min(4, len(data.src), len(data.dst))
         pick = lambda faces: (faces.images[torch.linspace(0, len(faces) - 1, n).long()].float() / 255)  # noqa: E731
-        grid = preview_grid(self.model, pick(data.src).to(self.device), pick(data.dst).to(self.device))
+        with self.rendering_weights():
+            grid = preview_grid(self.model, pick(data.src).to(self.device), pick(data.dst).to(self.device))
         path = self.folder / "previews" / f"step-{self.step:08d}.png"
         save_png(path, grid)
         save_png(self.folder / "preview.png", grid)
@@ -314,8 +350,10 @@ class Trainer:
 
 
 def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainingData, cfg: TrainConfig,
-                      salt: int, step: int, rank: int = 0, world: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
-    """One step: the batch for `step` (this process's share), forward, weighted losses, backward, update."""
+                      salt: int, step: int, rank: int = 0, world: int = 1, adversary: Adversary | None = None
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+    """One step: the batch for `step` (this process's share), forward, weighted losses, backward, update;
+    with an adversary, its term joins the loss and the discriminator takes a step on the same batch."""
     src, dst = make_batch(data, cfg.batch_size, cfg.seed, salt, step, warp=cfg.random_warp, flip=cfg.random_flip,
                           color_match=cfg.color_match, rank=rank, world=world)
     src = {k: v.contiguous(memory_format=torch.channels_last) for k, v in src.items()}
@@ -324,10 +362,29 @@ def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: Tr
     with torch.autocast(src["input"].device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
         out = net(src["input"], dst["input"])
     loss, parts = total_loss(out, src, dst, cfg)
+    if adversary is not None:
+        fake = out["src"].float()
+        adversarial = adversary.generator_loss(fake, src["mask"])
+        loss = loss + cfg.gan_power * adversarial
+        parts["gan"] = float(adversarial.detach())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    if adversary is not None:
+        parts["discriminator"] = adversary.step(src["target"], fake, src["mask"], world)
     return loss, parts
+
+
+@torch.no_grad()
+def update_ema(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * weights, with d ramped up as min(decay, (1 + step) / (10 + step)) so the
+    average is not dominated by the random initial weights; integer buffers are copied."""
+    d = min(decay, (1 + step) / (10 + step))
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            ema[key].mul_(d).add_(value.detach().float(), alpha=1 - d)
+        else:
+            ema[key].copy_(value)
 
 
 def _preset(name: str) -> Preset:

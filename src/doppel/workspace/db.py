@@ -78,6 +78,35 @@ def migrate(db: sqlite3.Connection, path: Path, upto: int = SCHEMA_VERSION) -> N
             raise
 
 
+CREATING = ".doppel-creating."
+"""Marks the temporary folder a workspace is built in, beside its final place: `.NAME.doppel-creating.XXXX`."""
+CREATOR_NAME = ".creator-pid"
+
+
+def _sweep_killed_creations(root: Path) -> None:
+    """Remove the temporary folders that a killed `create` of this same workspace left beside it: doppel's own
+    (named with CREATING, holding the creator's pid file) and only once that process is gone."""
+    for tmp in root.parent.glob(f".{root.name}{CREATING}*"):
+        if tmp.is_symlink() or not tmp.is_dir():
+            continue
+        try:
+            pid = int((tmp / CREATOR_NAME).read_text())
+        except (OSError, ValueError):
+            continue  # not provably ours, or still being set up: leave it
+        if not _alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Workspace:
     """An open workspace. Use `Workspace.create` or `Workspace.open`; close it (or use `with`)."""
 
@@ -103,10 +132,12 @@ class Workspace:
             raise DoppelError("already exists and is not an empty folder", root)
         try:
             root.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+            _sweep_killed_creations(root)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}{CREATING}", dir=root.parent))
         except OSError as exc:
             raise DoppelError(f"cannot create the workspace here ({exc.strerror})", root) from exc
         try:
+            (tmp / CREATOR_NAME).write_text(str(os.getpid()))
             (tmp / SETTINGS_NAME).write_text(default_toml(), encoding="utf-8")
             db = _connect(tmp / DB_NAME)
             migrate(db, tmp / DB_NAME)
@@ -114,6 +145,7 @@ class Workspace:
             db.execute("INSERT INTO meta VALUES ('workspace_id', ?), ('created_at', ?)", (workspace_id, now()))
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             db.close()
+            (tmp / CREATOR_NAME).unlink()
             if root.exists():
                 root.rmdir()
             os.replace(tmp, root)

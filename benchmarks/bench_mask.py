@@ -209,13 +209,34 @@ def carry_occluder(ws: Workspace, chain: list[Face], frames: list[np.ndarray], t
     return ious[-1], min(ious), lab.iou(truth[0], truth[-1])
 
 
-def timed_merge(ws_path: Path) -> tuple[dict, float]:
-    """`doppel merge --force` of every frame: its JSON report and the CPU seconds the merge process used
-    (start-up and model loading included)."""
+def timed_merge(ws_path: Path, force: bool = True) -> tuple[dict, float]:
+    """`doppel merge [--force]`: its JSON report and the CPU seconds the merge process used (start-up and model
+    loading included)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rep = json.loads(doppel("merge", ws_path, "--force", "--json"))
+    rep = json.loads(doppel("merge", ws_path, *(["--force"] if force else []), "--json"))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return rep, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def merge_speed(ws_path: Path, repeats: int = 2) -> dict[str, float]:
+    """CPU seconds per rendered frame of `doppel merge --force` with the landmark mask alone and with
+    `landmarks+occlusion` (masks already stored), alternating, after subtracting the CPU of a merge that renders
+    nothing (start-up, model loading, planning): the figure a 2-core machine's load does not change much."""
+    toml = ws_path / "doppel.toml"
+    text = toml.read_text()
+    current = next(line for line in text.splitlines() if line.startswith("mask = "))
+    out: dict[str, list[float]] = {"landmarks": [], "landmarks+occlusion": []}
+    idle = []
+    for _ in range(repeats):
+        for mode in out:
+            toml.write_text(text.replace(current, f'mask = "{mode}"'))
+            rep, cpu = timed_merge(ws_path, force=True)
+            _, nothing = timed_merge(ws_path, force=False)   # every frame cached now
+            idle.append(nothing)
+            out[mode].append((cpu - nothing) / max(rep["rendered"], 1))
+    toml.write_text(text)
+    return {**{f"cpu_ms_per_frame_{k}": 1000 * min(v) for k, v in out.items()},
+            "startup_cpu_s": min(idle), "load_average_1min": os.getloadavg()[0]}
 
 
 def budget(steps: int | None, minutes: float) -> list[object]:
@@ -230,7 +251,14 @@ def main() -> None:
     ap.add_argument("--zero-steps", type=int, default=None, help="train this many steps (not minutes) first")
     ap.add_argument("--label-steps", type=int, default=None, help="and this many after adding the labels")
     ap.add_argument("--keep", type=Path, default=None)
+    ap.add_argument("--merge-speed-only", action="store_true",
+                    help="with --keep DIR of an earlier run: only time merges of DIR/ws (CPU seconds per frame)")
     args = ap.parse_args()
+    if args.merge_speed_only:
+        if args.keep is None or not (args.keep / "ws").is_dir():
+            raise SystemExit("--merge-speed-only needs --keep DIR with an earlier run's workspace")
+        print(json.dumps(merge_speed(args.keep / "ws"), indent=1))
+        return
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_mask."))
     work.mkdir(parents=True, exist_ok=True)
     figures: dict[str, object] = {}

@@ -86,15 +86,21 @@ def _set_merge(ws: Path, **values: object) -> None:
     path = ws / "doppel.toml"
     lines = path.read_text().splitlines()
     section = ""
+    missing = dict(values)
     for i, line in enumerate(lines):
         if line.startswith("["):
             section = line.strip("[] ")
         key = line.split("=")[0].strip()
         if section == "merge" and key in values:
-            v = values[key]
-            lines[i] = f"{key} = " + (f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool)
-                                      else str(v))
+            lines[i] = f"{key} = {_toml(values[key])}"
+            missing.pop(key)
+    at = lines.index("[merge]") + 1  # keys this workspace's doppel.toml predates
+    lines[at:at] = [f"{key} = {_toml(v)}" for key, v in missing.items()]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _toml(v: object) -> str:
+    return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _value(text: str) -> object:

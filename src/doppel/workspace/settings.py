@@ -49,9 +49,10 @@ class MergeSettings:
     mask: MaskMode = _f("intersect", "Compositing mask: the landmark polygon, the model's learned mask, or both; "
                         "the *occlusion modes also cut out what the occlusion network (`doppel mask`) finds in "
                         "front of the face.", get_args(MaskMode))
-    forehead: float = _f(1.0, "Share (0-1) of the crop type's reach over the forehead that the landmark polygon "
-                         "keeps: below 1 the target's own forehead and hairline stay, and the source's hair "
-                         "(or hat) in the model's face is not pasted over them.", bounds=(0.0, 1.0))
+    forehead: float = _f(0.0, "Share (0-1) of the crop type's reach over the forehead that the landmark polygon "
+                         "keeps: 0 stops the face at the mesh's hairline, so the target's own forehead and hair "
+                         "stay and the source's hair (or hat) is not pasted over them; 1 swaps the whole "
+                         "forehead the crop type covers.", bounds=(0.0, 1.0))
     erode: float = _f(2.0, "Shrink (>0) or grow (<0) the mask, in percent of the face crop.", bounds=(-20.0, 40.0))
     feather: float = _f(6.0, "Soften the mask's edge over this percent of the face crop.", bounds=(0.0, 40.0))
     color: ColorMode = _f("rct", "Colour transfer from the plate to the generated face.", COLOR_MODES)

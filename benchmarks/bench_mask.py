@@ -1,6 +1,12 @@
 """Occlusion mask figures (issue 13), on a generated ground-truth set (benchmarks/mask_truth.py).
 
-  python benchmarks/bench_mask.py [--frames 90] [--zero-minutes 5] [--label-minutes 5] [--keep DIR]
+  python benchmarks/bench_mask.py [--frames 90] [--zero-minutes 5 | --zero-steps N]
+                                  [--label-minutes 5 | --label-steps N] [--keep DIR]
+
+--zero-steps/--label-steps train a fixed number of steps instead of a wall-clock time, so that a figure does
+not depend on how busy a shared machine is ("N steps = what M idle minutes give", with the step rate measured
+on an idle machine). With --keep DIR the generated set (extracted workspaces, the face model) is kept in DIR and
+reused by the next run with the same --frames; each run trains a fresh copy of it.
 
 Builds: akiyo_cif's first frames with a hand, a microphone and a patch of foreman_cif's background moving over
 the face (the target); deadline_cif and a static akiyo frame (noise only) as sources. Then measures:
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from doppel.demo import write_clip  # noqa: E402
 from doppel.extract.masks import rasterize  # noqa: E402
+from doppel.media import MediaReader  # noqa: E402
 from doppel.merge.plan import subject_faces  # noqa: E402
 from doppel.occlusion import labels as lab  # noqa: E402
 from doppel.occlusion.apply import MaskPredictor, apply_masks, load_mask  # noqa: E402
@@ -55,7 +64,24 @@ def frame_mask(ws: Workspace, face: Face, rel: str, size: tuple[int, int]) -> np
 
 
 def build(work: Path, frames: int) -> tuple[Path, Path, list, list[Face]]:
-    """The clean clip's workspace (for true face outlines) and the benchmark workspace."""
+    """The clean clip's workspace (for true face outlines) and the benchmark workspace (with a face model),
+    built once into work/built and reused; the run works on a fresh copy of the benchmark workspace."""
+    built = work / "built"
+    done = built / f"done-{frames}"
+    if not done.exists():
+        shutil.rmtree(built, ignore_errors=True)
+        built.mkdir(parents=True)
+        _build(built, frames)
+        done.write_text("ok")
+    shutil.rmtree(work / "ws", ignore_errors=True)
+    shutil.copytree(built / "ws", work / "ws", symlinks=True)
+    with Workspace.open(built / "clean") as w:
+        clean_faces = [f for f in w.faces.of_role("target") if f.face_idx == 0]
+    kinds = [str(k) for k in np.load(built / "truth.npz")["kinds"]]
+    return built / "clean", work / "ws", kinds, clean_faces
+
+
+def _build(work: Path, frames: int) -> None:
     clean = read_frames(CLIPS / "akiyo_cif.mp4", frames)
     write_clip(work / "clean.mp4", clean, fps=30, tone_hz=None)
     cws = work / "clean"
@@ -83,8 +109,8 @@ def build(work: Path, frames: int) -> tuple[Path, Path, list, list[Face]]:
     doppel("add", ws, "--source", work / "deadline.mp4", "--source", work / "static.mp4")
     doppel("add", ws, "--target", work / "occluded.mp4")
     doppel("extract", ws, "--workers", "1")
+    doppel("train", ws, "--preset", "tiny-64", "--iterations", "5")
     np.savez_compressed(work / "truth.npz", masks=np.stack(occ.masks), kinds=np.array(occ.kinds))
-    return cws, ws, occ.kinds, clean_faces
 
 
 def visible_truth(clean_faces: list[Face], occ_masks: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
@@ -150,12 +176,14 @@ def propagation(ws_path: Path, media_role: str, frame0: int, span: int = 15) -> 
         size = (media.info.width, media.info.height)
         crops = [load_crop(w.root, f, f.crop_size) for f in chain]
         meshes = [w.faces.mesh(f.id)[:, :2] for f in chain]
+        with MediaReader(media.info) as reader:
+            full = [reader[frame0 + k] for k in range(span + 1)]
     mats = [lab.crop_matrix(f, f.crop_size) for f in chain]
     regions = {"oval": lambda f: f.polygon, "jaw_mouth": lambda f: np.vstack([f.lm68[2:15], f.lm68[[35, 33, 31]]])}
     out = {}
     for name, poly in regions.items():
         label = lab.Label("empty", (lab.Shape("include", poly(chain[0]).astype(np.float64)),))
-        carried = carry(label, mats, crops, meshes)
+        carried = carry(label, mats, crops, meshes, full)   # as `doppel mask propagate` does
         flow_only = carry(label, mats, crops)
         ious = [lab.iou(rasterize(c.shapes[0].points, size), rasterize(poly(f), size))
                 for c, f in zip(carried, chain[1:], strict=True)]
@@ -166,13 +194,71 @@ def propagation(ws_path: Path, media_role: str, frame0: int, span: int = 15) -> 
     return out
 
 
+def carry_occluder(ws: Workspace, chain: list[Face], frames: list[np.ndarray], truth: np.ndarray
+                   ) -> tuple[float, float, float]:
+    """An occluder's true outline on chain[0]'s frame carried along the chain as `doppel mask propagate` does:
+    (IoU after 15 frames, lowest IoU on the way, IoU had the outline not moved)."""
+    size = (truth.shape[2], truth.shape[1])
+    contour = max(cv2.findContours(truth[0], cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0],
+                  key=cv2.contourArea)[:, 0].astype(np.float64)
+    label = lab.Label("empty", (lab.Shape("include", contour),))
+    carried = carry(label, [lab.crop_matrix(f, f.crop_size) for f in chain],
+                    [load_crop(ws.root, f, f.crop_size) for f in chain],
+                    [ws.faces.mesh(f.id)[:, :2] for f in chain], frames)
+    ious = [lab.iou(rasterize(c.shapes[0].points, size), truth[k + 1]) for k, c in enumerate(carried)]
+    return ious[-1], min(ious), lab.iou(truth[0], truth[-1])
+
+
+def timed_merge(ws_path: Path, force: bool = True) -> tuple[dict, float]:
+    """`doppel merge [--force]`: its JSON report and the CPU seconds the merge process used (start-up and model
+    loading included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rep = json.loads(doppel("merge", ws_path, *(["--force"] if force else []), "--json"))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return rep, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def merge_speed(ws_path: Path, repeats: int = 2) -> dict[str, float]:
+    """CPU seconds per rendered frame of `doppel merge --force` with the landmark mask alone and with
+    `landmarks+occlusion` (masks already stored), alternating, after subtracting the CPU of a merge that renders
+    nothing (start-up, model loading, planning): the figure a 2-core machine's load does not change much."""
+    toml = ws_path / "doppel.toml"
+    text = toml.read_text()
+    current = next(line for line in text.splitlines() if line.startswith("mask = "))
+    out: dict[str, list[float]] = {"landmarks": [], "landmarks+occlusion": []}
+    idle = []
+    for _ in range(repeats):
+        for mode in out:
+            toml.write_text(text.replace(current, f'mask = "{mode}"'))
+            rep, cpu = timed_merge(ws_path, force=True)
+            _, nothing = timed_merge(ws_path, force=False)   # every frame cached now
+            idle.append(nothing)
+            out[mode].append((cpu - nothing) / max(rep["rendered"], 1))
+    toml.write_text(text)
+    return {**{f"cpu_ms_per_frame_{k}": 1000 * min(v) for k, v in out.items()},
+            "startup_cpu_s": min(idle), "load_average_1min": os.getloadavg()[0]}
+
+
+def budget(steps: int | None, minutes: float) -> list[object]:
+    return ["--iterations", steps] if steps is not None else ["--minutes", minutes]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=90)
     ap.add_argument("--zero-minutes", type=float, default=5.0)
     ap.add_argument("--label-minutes", type=float, default=5.0)
+    ap.add_argument("--zero-steps", type=int, default=None, help="train this many steps (not minutes) first")
+    ap.add_argument("--label-steps", type=int, default=None, help="and this many after adding the labels")
     ap.add_argument("--keep", type=Path, default=None)
+    ap.add_argument("--merge-speed-only", action="store_true",
+                    help="with --keep DIR of an earlier run: only time merges of DIR/ws (CPU seconds per frame)")
     args = ap.parse_args()
+    if args.merge_speed_only:
+        if args.keep is None or not (args.keep / "ws").is_dir():
+            raise SystemExit("--merge-speed-only needs --keep DIR with an earlier run's workspace")
+        print(json.dumps(merge_speed(args.keep / "ws"), indent=1))
+        return
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_mask."))
     work.mkdir(parents=True, exist_ok=True)
     figures: dict[str, object] = {}
@@ -180,13 +266,12 @@ def main() -> None:
         t0 = time.perf_counter()
         cws, ws_path, kinds, clean_faces = build(work, args.frames)
         print(f"built the set in {time.perf_counter() - t0:.0f} s", flush=True)
-        masks = np.load(work / "truth.npz")["masks"]
+        masks = np.load(work / "built" / "truth.npz")["masks"]
         size = (masks.shape[2], masks.shape[1])
         truth = visible_truth(clean_faces, masks, size)
         inside = [int(((masks[i] > 127) & (rasterize(f.polygon, size) > 127)).sum()) for i, f in enumerate(clean_faces)]
         occluded = [i for i in range(len(kinds)) if inside[i] > 0]
-        doppel("train", ws_path, "--preset", "tiny-64", "--iterations", "5")
-        out = json.loads(doppel("mask", "train", ws_path, "--minutes", args.zero_minutes, "--json"))
+        out = json.loads(doppel("mask", "train", ws_path, *budget(args.zero_steps, args.zero_minutes), "--json"))
         figures["zero_train"] = {k: out[k] for k in ("steps_run", "seconds", "samples_per_s", "validation")}
         with Workspace.open(ws_path) as ws:
             apply_masks(ws)
@@ -194,15 +279,21 @@ def main() -> None:
         print("zero labels:", json.dumps(figures["zero_labels"]), flush=True)
 
         # Merge with the occlusion mask: the occluder's pixels must stay the plate's.
+        # The same merge with the landmark mask alone first, under the same load: what the occlusion mask costs.
         toml = ws_path / "doppel.toml"
-        toml.write_text(toml.read_text().replace('mask = "intersect"', 'mask = "landmarks+occlusion"'))
-        rep = json.loads(doppel("merge", ws_path, "--force", "--json"))
+        toml.write_text(toml.read_text().replace('mask = "intersect"', 'mask = "landmarks"'))
+        plain, plain_cpu = timed_merge(ws_path)
+        toml.write_text(toml.read_text().replace('mask = "landmarks"', 'mask = "landmarks+occlusion"'))
+        rep, rep_cpu = timed_merge(ws_path)
+        print(f"load average during the merges: {os.getloadavg()[0]:.1f}", flush=True)
         with Workspace.open(ws_path) as ws:
             target = ws.target()
             assert target is not None
             rows = {i: r.path for i, r in ws.renders.all().items() if r.path is not None}
-            plate = read_frames(work / "occluded.mp4", args.frames)
-            diffs, diffs_face, swapped = [], [], []
+            plate = read_frames(work / "built" / "occluded.mp4", args.frames)
+            diffs, diffs_face, swapped, missed, from_missed, layer_miss = [], [], [], [], [], []
+            target_faces = subject_faces(ws, target.id)
+            stored = {k: m.path for k, m in ws.occlusion.masks().items()}
             for i in occluded:
                 if i not in rows:
                     continue
@@ -210,13 +301,27 @@ def main() -> None:
                 ref = cv2.cvtColor(plate[i], cv2.COLOR_RGB2GRAY).astype(np.float32)
                 occ_px = masks[i] > 127
                 face_px = occ_px & (rasterize(clean_faces[i].polygon, size) > 127)
-                diffs.append(np.abs(out_img - ref)[occ_px].mean())
-                diffs_face.append(np.abs(out_img - ref)[face_px].mean())
-                swapped.append(np.abs(out_img - ref)[(truth[i] > 127)].mean())
+                err = np.abs(out_img - ref)
+                diffs.append(err[occ_px].mean())
+                diffs_face.append(err[face_px].mean())
+                swapped.append(err[(truth[i] > 127)].mean())
+                # Where the difference comes from: occluder pixels the stored mask calls face (the network
+                # missed them) against those it calls occluded (then only the compositing can leak).
+                f = target_faces[i]
+                miss = (frame_mask(ws, f, stored[f.id], size) >= 0.5) & occ_px
+                missed.append(miss.sum() / max(occ_px.sum(), 1))
+                from_missed.append(err[miss].sum() / max(occ_px.sum(), 1))
+                layer_miss.append(err[occ_px & ~miss].mean() if (occ_px & ~miss).any() else 0.0)
         figures["merge"] = {"fps_352x288": rep["fps"], "rendered": rep["rendered"],
+                            "fps_352x288_landmarks_only": plain["fps"],
+                            "process_cpu_s_occlusion": rep_cpu, "process_cpu_s_landmarks_only": plain_cpu,
+                            "load_average_1min": os.getloadavg()[0],
                             "occluder_abs_grey": float(np.mean(diffs)),
                             "occluder_over_face_abs_grey": float(np.mean(diffs_face)),
-                            "visible_face_abs_grey": float(np.mean(swapped))}
+                            "visible_face_abs_grey": float(np.mean(swapped)),
+                            "occluder_share_mask_missed": float(np.mean(missed)),
+                            "occluder_abs_grey_from_missed_pixels": float(np.mean(from_missed)),
+                            "occluder_abs_grey_where_mask_found_it": float(np.mean(layer_miss))}
         print("merge:", json.dumps(figures["merge"]), flush=True)
 
         with Workspace.open(ws_path) as ws:
@@ -225,9 +330,13 @@ def main() -> None:
             crops = np.stack([load_crop(ws.root, f, 128) for f in faces])
             polys = np.stack([polygon_mask(f, 128) for f in faces])
             pred.predict(crops[:32], polys[:32])
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             pred.predict(crops, polys)
             figures["inference_faces_per_s_128"] = len(faces) / (time.perf_counter() - t)
+            # Faces per second of this process's CPU time (both threads): on a busy machine the wall-clock
+            # figure measures the other jobs; this one is close to an idle machine's per-core rate.
+            figures["inference_faces_per_cpu_s_128"] = len(faces) / (time.process_time() - cpu)
+            figures["inference_load_average_1min"] = os.getloadavg()[0]
             static = ws.media("source")[1]
             sfaces = [f for f in ws.faces.of_media(static.id) if f.face_idx == 0]
             stored = {k: m.path for k, m in ws.occlusion.masks().items()}
@@ -248,7 +357,7 @@ def main() -> None:
             with ws.transaction():
                 for i in picks:
                     lab.add_label(ws.occlusion, faces_by_frame[i].id, label_from_truth(truth[i]))
-        out = json.loads(doppel("mask", "train", ws_path, "--minutes", args.label_minutes, "--json"))
+        out = json.loads(doppel("mask", "train", ws_path, *budget(args.label_steps, args.label_minutes), "--json"))
         figures["label_train"] = {k: out[k] for k in ("steps_run", "seconds", "samples_per_s", "validation")}
         with Workspace.open(ws_path) as ws:
             apply_masks(ws)
@@ -261,24 +370,28 @@ def main() -> None:
         figures["propagation_akiyo"] = propagation(cws, "target", 20)
         figures["propagation_deadline"] = propagation(ws_path, "source", 20)
         print("propagation:", json.dumps({k: figures[k] for k in ("propagation_akiyo", "propagation_deadline")}))
-        # The hand's outline carried over the generated set (the hand moves over the face).
+        # Each occluder's outline carried 15 frames over the generated set (they move over the face).
+        plate = read_frames(work / "built" / "occluded.mp4", args.frames)
         with Workspace.open(ws_path) as ws:
             target = ws.target()
             assert target is not None
             faces_by_frame = subject_faces(ws, target.id)
-            hand = [i for i in range(args.frames) if kinds[i] == "hand"]
-            start = hand[len(hand) // 4]
-            chain = [faces_by_frame[start + k] for k in range(16)]
-            contour = max(cv2.findContours(masks[start], cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0],
-                          key=cv2.contourArea)[:, 0].astype(np.float64)
-            label = lab.Label("empty", (lab.Shape("include", contour),))
-            carried = carry(label, [lab.crop_matrix(f, f.crop_size) for f in chain],
-                            [load_crop(ws.root, f, f.crop_size) for f in chain],
-                            [ws.faces.mesh(f.id)[:, :2] for f in chain])
-            ious = [lab.iou(rasterize(c.shapes[0].points, size), masks[start + k + 1]) for k, c in enumerate(carried)]
-            figures["propagation_hand"] = {"iou_at_15": ious[-1], "iou_min": min(ious),
-                                           "iou_if_not_moved": lab.iou(masks[start], masks[start + 15])}
-        print("hand propagation:", json.dumps(figures["propagation_hand"]), flush=True)
+            for kind in ("hand", "microphone", "patch"):
+                span = [i for i in range(args.frames) if kinds[i] == kind]
+                result = []
+                for start in span[:len(span) - 15]:
+                    result.append(carry_occluder(ws, [faces_by_frame[start + k] for k in range(16)],
+                                                 plate[start:start + 16], masks[start:start + 16]))
+                first = result[len(span) // 4]   # the start used by earlier runs of this benchmark
+                figures[f"propagation_{kind}"] = {
+                    "starts": len(result), "iou_at_15_first_quarter_start": first[0],
+                    "iou_at_15_mean": float(np.mean([r[0] for r in result])),
+                    "iou_at_15_min": float(np.min([r[0] for r in result])),
+                    "iou_min_over_all_steps": float(np.min([r[1] for r in result])),
+                    "iou_if_not_moved_mean": float(np.mean([r[2] for r in result]))}
+        print("occluder propagation:", json.dumps({k: v for k, v in figures.items() if k in
+                                                   ("propagation_hand", "propagation_microphone",
+                                                    "propagation_patch")}), flush=True)
     finally:
         print(json.dumps(figures, indent=1))
         if args.keep is None:

@@ -57,3 +57,24 @@ def shape_mask(mask: np.ndarray, erode: float, feather: float) -> np.ndarray:
         result = cv2.GaussianBlur(inner.astype(np.float32), (0, 0), sigmaX=blur / 2)
         result = np.clip(result * (out > 0), 0, 1)
     return result
+
+
+CUT_LOW = 0.5    # visible-face probability at or below which a pixel is the occluder's: the plate's, exactly
+CUT_HIGH = 0.75  # ... and from which it is the face's; between the two a short ramp (anti-aliasing)
+CUT_GROW = 1     # frame pixels by which the occluder's cut is widened (its edge's mixed pixels stay the plate's)
+
+
+def occlusion_cut(visible: np.ndarray, grow: int = CUT_GROW, low: float = CUT_LOW, high: float = CUT_HIGH
+                  ) -> np.ndarray:
+    """A hard-ish cut from an occlusion mask in frame pixels: HxW float32 in [0, 1] (1 = the face may be
+    swapped there) from HxW float32 visible-face probabilities in [0, 1].
+
+    Applied after the compositing mask is shaped (eroded, feathered, brought back to the frame), so neither
+    the feather, nor the model's lower resolution, nor the bilinear warp back can spread the swapped face over
+    the occluder: where the occlusion mask says "occluder" the merged pixel is the plate's, exactly. The
+    feather still softens the face's outline, inwards, away from the occluder."""
+    cut = np.clip((visible - low) / (high - low), 0, 1).astype(np.float32)
+    if grow > 0:
+        cut = np.asarray(cv2.erode(cut, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)),
+                        borderType=cv2.BORDER_REPLICATE), np.float32)
+    return cut

@@ -24,10 +24,10 @@ from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge import blend
-from doppel.merge.masks import OCCLUSION_MODES, combine, shape_mask
+from doppel.merge.masks import OCCLUSION_MODES, combine, occlusion_cut, shape_mask
 from doppel.merge.plan import FramePlan, plan
 from doppel.occlusion import labels as lab
-from doppel.occlusion.apply import apply_masks, mask_in_crop
+from doppel.occlusion.apply import apply_masks, load_mask, warp_mask
 from doppel.reports import Report
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face
@@ -108,11 +108,14 @@ def face_region(m: np.ndarray, resolution: int, width: int, height: int) -> tupl
 
 def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face: Face, s: MergeSettings,
               m: np.ndarray, resolution: int, stats: tuple[np.ndarray, np.ndarray] | None, seed: int,
-              occlusion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+              occlusion: np.ndarray | None = None, occlusion_source: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Put one generated face into its plate frame.
 
     plate: HxWx3 uint8; face_rgb: RxRx3 float32 in [0, 1]; learned: RxR float32 in [0, 1]; m: 2x3 frame->crop;
-    occlusion: RxR float32 in [0, 1] in the same crop, for the *occlusion mask modes.
+    occlusion: RxR float32 in [0, 1] in the same crop, for the *occlusion mask modes; occlusion_source: the
+    stored occlusion mask at its own resolution (SxS float32 in [0, 1]) and its 2x3 frame->mask matrix: then
+    the occluder is also cut out at frame resolution after feathering (merge.masks.occlusion_cut).
     Returns (the composited frame HxWx3 uint8, the face layer as RGBA uint8 over the face's region of the
     frame, that region's top-left corner (x, y)). Only the face's region is touched, so the cost does not
     grow with the frame size."""
@@ -135,6 +138,10 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     face_frame = np.clip(cv2.warpAffine(out_face, back, size, flags=cv2.INTER_CUBIC,
                                         borderMode=cv2.BORDER_REFLECT), 0, 1)
     alpha = np.clip(cv2.warpAffine(mask, back, size, flags=cv2.INTER_LINEAR, borderValue=0), 0, 1)
+    if occlusion_source is not None:
+        to_region = invert(occlusion_source[1])
+        to_region[:, 2] -= (x0, y0)
+        alpha = alpha * occlusion_cut(warp_mask(occlusion_source[0], to_region, size))
     # One model pixel spans this many frame pixels: plate detail finer than that is what the model cannot make.
     model_px = 1.0 / float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     face_frame = blend.plate_detail(face_frame, region, s.plate_detail, 0.5 * model_px)
@@ -217,15 +224,20 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
                 stored, label = occlusion.get(p.face.id), labels.get(p.face.id)
-                occ: np.ndarray | None
+                occ = source = None
+                full: np.ndarray | None = None
                 if label is not None:  # the artist's label is this face's occlusion mask, whatever the mode
-                    occ = lab.label_mask(label.label, p.face, res, matrices[p.index]).astype(np.float32) / 255
-                else:
-                    occ = (mask_in_crop(ws, p.face, stored.path, matrices[p.index], res)
-                           if p.settings.mask in OCCLUSION_MODES and stored is not None else None)
+                    size = p.face.crop_size
+                    full = lab.label_mask(label.label, p.face, size, lab.crop_matrix(p.face, size)).astype(
+                        np.float32) / 255
+                elif p.settings.mask in OCCLUSION_MODES and stored is not None:
+                    full = load_mask(ws, stored.path)
+                if full is not None:  # in the model's crop, and at full size for the cut at frame resolution
+                    source = (full, lab.crop_matrix(p.face, full.shape[0]))
+                    occ = warp_mask(full, matrices[p.index] @ np.vstack([invert(source[1]), [0, 0, 1]]), (res, res))
                 frame, layer, corner = composite(images[p.index], face_rgb, learned, p.face, p.settings,
                                                  matrices[p.index], res, stats.get(p.index), seed=p.index,
-                                                 occlusion=occ)
+                                                 occlusion=occ, occlusion_source=source)
                 rel, layer_rel = ws.renders.files(p.index)
                 write_png(ws.inside(rel, "render path"), frame, durable=False)
                 write_png(ws.inside(layer_rel, "layer path"), layer, durable=False)

@@ -233,6 +233,13 @@ def apply_masks(ws: Workspace, faces: list[Face] | None = None, *, force: bool =
     return report
 
 
+def warp_mask(mask: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask (HxW float32 in [0, 1]) warped by the 2x3 matrix `m` into a (width, height) = `size` image,
+    bilinear, 0 (not the face) outside it."""
+    return np.clip(cv2.warpAffine(mask, np.asarray(m[:2], np.float64), size, flags=cv2.INTER_LINEAR,
+                                  borderValue=0), 0, 1)
+
+
 def mask_in_crop(ws: Workspace, face: Face, rel: str, m: np.ndarray, resolution: int) -> np.ndarray:
     """A face's stored mask brought into another crop of the same frame (m: 2x3 frame -> that crop):
     (resolution, resolution) float32 in [0, 1]."""
@@ -240,4 +247,4 @@ def mask_in_crop(ws: Workspace, face: Face, rel: str, m: np.ndarray, resolution:
     back = cv2.invertAffineTransform(lab.crop_matrix(face, stored.shape[0]))
     a = m[:, :2] @ back[:, :2]
     composed = np.hstack([a, (m[:, :2] @ back[:, 2] + m[:, 2])[:, None]])
-    return cv2.warpAffine(stored, composed, (resolution, resolution), flags=cv2.INTER_LINEAR, borderValue=0)
+    return warp_mask(stored, composed, (resolution, resolution))

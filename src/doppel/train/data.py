@@ -123,12 +123,15 @@ def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressio
                                  interpolation=interp))
         aligned = AlignedFace.of(f)
         mask = aligned.crop_mask(resolution)
+        region = _region_mask(aligned.crop_landmarks(resolution), resolution)
         if occlusion and f.id in occlusion:
             occ = cv2.imread(str(root / occlusion[f.id]), cv2.IMREAD_GRAYSCALE)
             if occ is not None:
-                mask = np.minimum(mask, cv2.resize(occ, (resolution, resolution), interpolation=cv2.INTER_AREA))
+                occ = cv2.resize(occ, (resolution, resolution), interpolation=cv2.INTER_AREA)
+                mask = np.minimum(mask, occ)
+                region = np.minimum(region, occ)   # a hand over the mouth is not the mouth either
         masks.append(mask)
-        regions.append(_region_mask(aligned.crop_landmarks(resolution), resolution))
+        regions.append(region)
     return FaceTensors(
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
         masks=torch.from_numpy(np.stack(masks))[:, None].contiguous(),

@@ -238,13 +238,3 @@ def warp_mask(mask: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndar
     bilinear, 0 (not the face) outside it."""
     return np.clip(cv2.warpAffine(mask, np.asarray(m[:2], np.float64), size, flags=cv2.INTER_LINEAR,
                                   borderValue=0), 0, 1)
-
-
-def mask_in_crop(ws: Workspace, face: Face, rel: str, m: np.ndarray, resolution: int) -> np.ndarray:
-    """A face's stored mask brought into another crop of the same frame (m: 2x3 frame -> that crop):
-    (resolution, resolution) float32 in [0, 1]."""
-    stored = load_mask(ws, rel)
-    back = cv2.invertAffineTransform(lab.crop_matrix(face, stored.shape[0]))
-    a = m[:, :2] @ back[:, :2]
-    composed = np.hstack([a, (m[:, :2] @ back[:, 2] + m[:, 2])[:, None]])
-    return warp_mask(stored, composed, (resolution, resolution))

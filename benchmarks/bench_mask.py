@@ -253,6 +253,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None)
     ap.add_argument("--merge-speed-only", action="store_true",
                     help="with --keep DIR of an earlier run: only time merges of DIR/ws (CPU seconds per frame)")
+    ap.add_argument("--no-propagation", action="store_true", help="skip the propagation figures (quicker runs)")
     args = ap.parse_args()
     if args.merge_speed_only:
         if args.keep is None or not (args.keep / "ws").is_dir():
@@ -366,7 +367,8 @@ def main() -> None:
             figures["ten_labels_all_other_frames"] = iou_figures(
                 ws, truth, kinds, [i for i in range(args.frames) if i not in picks], size)
         print("ten labels:", json.dumps(figures["ten_labels"]), flush=True)
-
+        if args.no_propagation:
+            return
         figures["propagation_akiyo"] = propagation(cws, "target", 20)
         figures["propagation_deadline"] = propagation(ws_path, "source", 20)
         print("propagation:", json.dumps({k: figures[k] for k in ("propagation_akiyo", "propagation_deadline")}))

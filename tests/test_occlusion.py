@@ -19,7 +19,7 @@ from doppel.extract.masks import rasterize
 from doppel.merge.masks import combine
 from doppel.merge.plan import subject_faces
 from doppel.occlusion import labels as lab
-from doppel.occlusion.apply import motion_cue, smooth_in_time
+from doppel.occlusion.apply import LABEL_WEIGHT, apply_masks, load_mask, motion_cue, smooth_in_time
 from doppel.occlusion.model import MaskNetConfig, build
 from doppel.occlusion.propagate import carry, propagate
 from doppel.occlusion.synth import MaskData, make_batch
@@ -229,6 +229,43 @@ def test_temporal_smoothing_calms_noise_but_does_not_ghost_a_moving_occluder() -
     probs[3, 20:30, 20:30] = 0
     smooth = smooth_in_time(probs, crops, matrices, list(range(n)))
     assert smooth[3, 22:28, 22:28].max() < 0.25
+
+
+def test_a_label_outweighs_the_network_guesses_of_its_neighbours() -> None:
+    """Three frames of a still picture: the middle one carries the artist's label (a hole), the network's
+    guesses beside it see no hole. Trusted as a label, the hole carries into its neighbours; as one more
+    guess it would be outvoted."""
+    n, size = 3, 32
+    crops = np.stack([_textured(size, 5)] * n)
+    matrices = np.stack([np.array([[1.0, 0, 0], [0, 1.0, 0]])] * n)
+    probs = np.ones((n, size, size), np.float32)
+    probs[1, 8:24, 8:24] = 0                               # the label
+    trusted = smooth_in_time(probs, crops, matrices, [0, 1, 2], trust=np.array([1, LABEL_WEIGHT, 1], np.float32))
+    plain = smooth_in_time(probs, crops, matrices, [0, 1, 2])
+    assert trusted[0, 10:22, 10:22].max() < 0.5 < plain[0, 10:22, 10:22].min()
+    assert trusted[0, :4].min() == 1.0                     # outside the hole nothing changes
+
+
+def test_a_new_label_recomputes_and_shapes_its_neighbours_masks(ws: Path) -> None:
+    with Workspace.open(ws) as w:
+        MaskTrainer.open(w, resolution=64, overrides={"batch_size": 4}).train(iterations=2)
+        faces = _target_faces(w)
+        before = apply_masks(w)
+        masks = w.occlusion.masks()
+        old = {i: masks[faces[i].id] for i in (7, 10)}
+        f7 = faces[7]
+        was = load_mask(w, old[7].path)                     # the same file is rewritten in place
+        hole = _square(*faces[6].polygon.mean(0), 14)
+        with w.transaction():
+            lab.add_label(w.occlusion, faces[6].id, lab.Label("landmarks", (lab.Shape("exclude", hole),)))
+        after = apply_masks(w)
+        masks = w.occlusion.masks()
+        assert before.computed == before.faces and after.computed == 5    # the labelled face and 2 either side
+        assert masks[faces[10].id].sha256 == old[10].sha256                # 4 frames away: untouched
+        spot = rasterize(hole, (f7.crop_size,) * 2, lab.crop_matrix(f7, f7.crop_size)) > 200
+        now = load_mask(w, masks[f7.id].path)
+        assert now[spot].mean() < was[spot].mean() - 0.2, (was[spot].mean(), now[spot].mean())
+        assert np.abs(now - was)[~spot].mean() < 0.02                      # the rest of its mask stays
 
 
 def test_motion_cue_finds_what_moves_over_a_still_face() -> None:

@@ -70,7 +70,7 @@ def synthetic_faces(n: int, res: int, seed: int) -> FaceTensors:
         masks.append((((xx - 0.5) ** 2 + (yy - 0.55) ** 2) < 0.12).astype(np.uint8)[None] * 255)
     m = torch.from_numpy(np.stack(masks))
     return FaceTensors(torch.from_numpy(np.stack(images)), m, (m // 3), torch.full((n,), 1.0 / n, dtype=torch.float64),
-                       list(range(n)))
+                       list(range(n)), torch.from_numpy(rng.uniform(-1, 1, (n, 3)).astype(np.float32)))
 
 
 def throughput(preset: str, device: torch.device, steps: int, bf16: bool, peak: float,

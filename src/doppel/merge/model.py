@@ -25,12 +25,19 @@ class SwapModel:
         self.bf16 = bool(ckpt.state["train"].get("bf16")) and bf16_supported(self.device)
         self.step = int(ckpt.state["step"])
 
+    @property
+    def expression_dims(self) -> int:
+        """Numbers in the expression code the model's decoders take (0: none)."""
+        return self.config.expression_dims
+
     @torch.no_grad()
-    def swap(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """crops: N x R x R x 3 uint8 aligned target faces. Returns (faces N x R x R x 3 float32 in [0, 1],
+    def swap(self, crops: np.ndarray, expression: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """crops: N x R x R x 3 uint8 aligned target faces; expression: their codes (N, dims) float32
+        (train/expression.py) for a model that takes them. Returns (faces N x R x R x 3 float32 in [0, 1],
         masks N x R x R float32 in [0, 1])."""
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div(255)
         x = x.contiguous(memory_format=torch.channels_last)
+        code = torch.from_numpy(expression).to(self.device) if expression is not None else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            face, mask = self.model.swap(x)  # type: ignore[operator]
+            face, mask = self.model.swap(x, code)  # type: ignore[operator]
         return (face.float().permute(0, 2, 3, 1).cpu().numpy(), mask.float()[:, 0].cpu().numpy())

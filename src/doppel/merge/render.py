@@ -29,6 +29,7 @@ from doppel.merge.plan import FramePlan, plan
 from doppel.occlusion import labels as lab
 from doppel.occlusion.apply import apply_masks, load_mask, warp_mask
 from doppel.reports import Report
+from doppel.train import expression
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face
 from doppel.workspace.lock import stage_lock
@@ -197,6 +198,15 @@ def _merge(ws: Workspace, *, device: str | None, force: bool, progress: Progress
                        time.perf_counter() - start, model.id, tuple(warnings))
 
 
+def hide_for_expression(crop: np.ndarray, p: FramePlan, res: int) -> np.ndarray:
+    """The model's input crop (res x res x 3 uint8) with the eyes and mouth blurred out where the frame's
+    settings take the expression from the landmarks alone."""
+    if p.settings.expression != "landmarks" or p.face is None:
+        return crop
+    points = AlignedFace.of(p.face).crop_landmarks(res)
+    return expression.hide_eyes_mouth(crop, expression.eyes_mouth_region(points, res))
+
+
 def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: list[FramePlan],
                  reader: MediaReader, progress: Progress | None = None) -> int:
     """Render the frames of `todo` (entries of `plans`, the whole shot's plan, which colour statistics read
@@ -210,6 +220,9 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
     labels = lab.current_labels(ws.occlusion, lab.TRAINABLE)
     face_type: FaceType = model.config.face_type
     stats = _plate_stats(reader, plans, todo, res, face_type)
+    reference = None
+    if model.expression_dims:  # the target's own median eye opening and mouth width, over all its faces
+        reference = expression.person_reference([f.lm68 for f in ws.faces.of_chosen("target", usable_only=True)])
     done = rendered = 0
     for b in range(0, len(todo), BATCH):
         batch = todo[b:b + BATCH]
@@ -220,7 +233,11 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
         rows: list[Render] = []
         if swaps:
             crops = np.stack([_crop(images[p.index], matrices[p.index], res) for p in swaps])
-            faces, masks = model.swap(crops)
+            codes = None
+            if reference is not None:
+                codes = expression.codes([p.face.lm68 for p in swaps if p.face is not None], reference)
+                crops = np.stack([hide_for_expression(c, p, res) for c, p in zip(crops, swaps, strict=True)])
+            faces, masks = model.swap(crops, codes)
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
                 stored, label = occlusion.get(p.face.id), labels.get(p.face.id)

@@ -30,6 +30,10 @@ class ModelConfig:
     """Channels of the last decoder level (doubling towards the bottleneck)."""
     mask_dims: int = 16
     """Channels of the last level of the mask decoder."""
+    expression_dims: int = 0
+    """Condition the decoders on an expression code from the landmarks (eye and mouth opening, mouth width;
+    train/expression.py) of this many numbers: 0 (off) or 3. The swap then follows the target's eyes and mouth
+    even where the source's decoder would not read them from the face."""
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -38,6 +42,8 @@ class ModelConfig:
             raise DoppelError(f"resolution must be a multiple of 16 from 64 to 512, not {self.resolution}")
         if self.face_type not in FACE_TYPE_NAMES:
             raise DoppelError(f"face type must be one of {', '.join(FACE_TYPE_NAMES)}, not {self.face_type!r}")
+        if self.expression_dims not in (0, 3):
+            raise DoppelError(f"expression_dims must be 0 or 3, not {self.expression_dims}")
         for f in ("encoder_dims", "bottleneck_dims", "inter_dims", "decoder_dims", "mask_dims"):
             if getattr(self, f) < 4:
                 raise DoppelError(f"{f} must be at least 4")
@@ -72,6 +78,9 @@ class TrainConfig:
     lr_warmup_steps: int = 100
     """Ramp the learning rate up linearly over the first steps, so the first large gradients of a fresh model
     (in bfloat16) do not throw it into a poor state."""
+    hide_expression: float = 0.5
+    """Share of training inputs whose eyes and mouth are blurred away, so that a model with an expression code
+    must take them from the code (ignored without one)."""
     random_warp: bool = True
     """DeepFaceLab-style random warp of the inputs (the model learns to undo it)."""
     random_flip: bool = True
@@ -97,6 +106,8 @@ class TrainConfig:
             raise DoppelError("gan_power must be in [0, 10]")
         if self.lr_warmup_steps < 0:
             raise DoppelError("lr_warmup_steps must be at least 0")
+        if not 0 <= self.hide_expression <= 1:
+            raise DoppelError("hide_expression must be in [0, 1]")
         if not 0 <= self.holdout < 0.5:
             raise DoppelError("holdout must be in [0, 0.5)")
 
@@ -124,27 +135,32 @@ register_preset(Preset(
 ))
 register_preset(Preset(
     "cpu-64", "64 px DF sized for a 2-core CPU: a recognisable, soft swap in about ten minutes. Start here.",
-    ModelConfig("df", 64, encoder_dims=32, bottleneck_dims=128, inter_dims=128, decoder_dims=16, mask_dims=8),
+    ModelConfig("df", 64, encoder_dims=32, bottleneck_dims=128, inter_dims=128, decoder_dims=16, mask_dims=8,
+                expression_dims=3),
     TrainConfig(batch_size=16, learning_rate=3e-4, bf16=True),
 ))
 register_preset(Preset(
     "cpu-128", "128 px DF for CPUs: four times the pixels of cpu-64, sharper after an hour or more.",
-    ModelConfig("df", 128, encoder_dims=24, bottleneck_dims=256, inter_dims=256, decoder_dims=16, mask_dims=8),
+    ModelConfig("df", 128, encoder_dims=24, bottleneck_dims=256, inter_dims=256, decoder_dims=16, mask_dims=8,
+                expression_dims=3),
     TrainConfig(batch_size=8, learning_rate=2e-4, bf16=True),
 ))
 register_preset(Preset(
     "gpu-256-df", "256 px DF for one GPU (about SAEHD's default size): hours to a good result.",
-    ModelConfig("df", 256, encoder_dims=64, bottleneck_dims=256, inter_dims=256, decoder_dims=64, mask_dims=22),
+    ModelConfig("df", 256, encoder_dims=64, bottleneck_dims=256, inter_dims=256, decoder_dims=64, mask_dims=22,
+                expression_dims=3),
     TrainConfig(batch_size=16, learning_rate=1e-4, bf16=True, compile=True),
 ))
 register_preset(Preset(
     "gpu-256-liae", "256 px LIAE for one GPU: follows the target's lighting and expression more closely than DF.",
-    ModelConfig("liae", 256, encoder_dims=64, bottleneck_dims=256, inter_dims=256, decoder_dims=64, mask_dims=22),
+    ModelConfig("liae", 256, encoder_dims=64, bottleneck_dims=256, inter_dims=256, decoder_dims=64, mask_dims=22,
+                expression_dims=3),
     TrainConfig(batch_size=16, learning_rate=1e-4, bf16=True, compile=True),
 ))
 register_preset(Preset(
     "gpu-512-liae", "512 px LIAE for large GPUs or several: days of training, for close-ups.",
-    ModelConfig("liae", 512, encoder_dims=80, bottleneck_dims=384, inter_dims=384, decoder_dims=80, mask_dims=24),
+    ModelConfig("liae", 512, encoder_dims=80, bottleneck_dims=384, inter_dims=384, decoder_dims=80, mask_dims=24,
+                expression_dims=3),
     TrainConfig(batch_size=8, learning_rate=5e-5, bf16=True, compile=True),
 ))
 

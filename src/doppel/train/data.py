@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from doppel.color import reinhard_transfer
 from doppel.errors import DoppelError
 from doppel.extract.aligned import AlignedFace
-from doppel.extract.layout import LEFT_EYE, MOUTH, RIGHT_EYE
+from doppel.train import expression
 from doppel.workspace.paths import inside
 
 if TYPE_CHECKING:  # the workspace (and with it video I/O) is only needed to load faces, not to train on them
@@ -32,13 +32,15 @@ if TYPE_CHECKING:  # the workspace (and with it video I/O) is only needed to loa
 @dataclass
 class FaceTensors:
     """N faces at the model's resolution R: images (N, 3, R, R) uint8; masks and eye/mouth regions
-    (N, 1, R, R) uint8; `weights` (N,) sampling weights balancing head poses (and eye and mouth opening)."""
+    (N, 1, R, R) uint8; `weights` (N,) sampling weights balancing head poses (and eye and mouth opening);
+    `expression` (N, DIMS) float32 expression codes (train/expression.py)."""
 
     images: torch.Tensor
     masks: torch.Tensor
     eyes_mouth: torch.Tensor
     weights: torch.Tensor
     face_ids: list[int]
+    expression: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.face_ids)
@@ -46,18 +48,7 @@ class FaceTensors:
     def to(self, device: torch.device) -> FaceTensors:
         """The same faces on `device` (augmentation then runs there too: a GPU never waits for the CPU)."""
         return replace(self, images=self.images.to(device), masks=self.masks.to(device),
-                       eyes_mouth=self.eyes_mouth.to(device))
-
-
-def _region_mask(points: np.ndarray, size: int) -> np.ndarray:
-    """Filled convex hulls of both eyes and the mouth (crop pixels), grown a little: (size, size) uint8."""
-    mask = np.zeros((size, size), np.uint8)
-    eye_w = float(np.ptp(points[RIGHT_EYE, 0]))
-    for region in (RIGHT_EYE, LEFT_EYE, MOUTH):
-        hull = cv2.convexHull(np.round(points[region] * 16).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_AA, 4)
-    grow = max(1, int(round(eye_w * 0.3)))
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+                       eyes_mouth=self.eyes_mouth.to(device), expression=self.expression.to(device))
 
 
 def _inverse_frequency(cells: list[tuple[int, ...]]) -> np.ndarray:
@@ -106,12 +97,14 @@ def balanced_weights(faces: Sequence[PosedFace]) -> torch.Tensor:
 
 
 def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressions: bool = False,
-               occlusion: dict[int, str] | None = None) -> FaceTensors:
+               occlusion: dict[int, str] | None = None, reference: tuple[float, float] | None = None
+               ) -> FaceTensors:
     """The faces' crops at `resolution`, with masks, eye/mouth regions and sampling weights (balanced over
     pose, and over eye and mouth opening too when `balance_expressions`). `occlusion`: face id -> stored
     occlusion mask (a PNG in the face's crop, doppel.occlusion); where there is one, the training mask is the
     polygon minus what covers the face, so the model neither learns the occluder as part of the face nor its
-    mask as face."""
+    mask as face. `reference`: the person's median eye opening and mouth width for the expression codes (by
+    default from these faces)."""
     images, masks, regions = [], [], []
     for f in faces:
         crop_path = inside(root, f.crop_path, "face crop path")
@@ -123,7 +116,7 @@ def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressio
                                  interpolation=interp))
         aligned = AlignedFace.of(f)
         mask = aligned.crop_mask(resolution)
-        region = _region_mask(aligned.crop_landmarks(resolution), resolution)
+        region = expression.eyes_mouth_region(aligned.crop_landmarks(resolution), resolution)
         if occlusion and f.id in occlusion:
             occ = cv2.imread(str(root / occlusion[f.id]), cv2.IMREAD_GRAYSCALE)
             if occ is not None:
@@ -138,6 +131,7 @@ def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressio
         eyes_mouth=torch.from_numpy(np.stack(regions))[:, None].contiguous(),
         weights=balanced_weights(faces) if balance_expressions else _pose_weights(faces),
         face_ids=[f.id for f in faces],
+        expression=torch.from_numpy(expression.codes([f.lm68 for f in faces], reference)),
     )
 
 
@@ -179,8 +173,10 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
         train, held = split_holdout(ws, faces, holdout)
         if not train:
             train, held = faces, []
-        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions, occlusion),
-                      load_faces(ws.root, held, resolution, occlusion=occlusion) if held else None)
+        reference = expression.person_reference([f.lm68 for f in faces])
+        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions, occlusion, reference),
+                      load_faces(ws.root, held, resolution, occlusion=occlusion, reference=reference)
+                      if held else None)
     return TrainingData(sets["source"][0], sets["target"][0], sets["source"][1], sets["target"][1])
 
 
@@ -206,9 +202,20 @@ def _affine_grid(n: int, res: int, g: torch.Generator, warp: bool) -> tuple[torc
     return grid, grid + flow
 
 
-def augment(faces: FaceTensors, idx: torch.Tensor, g: torch.Generator, *, warp: bool, flip: bool
-            ) -> dict[str, torch.Tensor]:
-    """Warped input, target, mask and eye/mouth region for the faces `idx`: float NCHW in [0, 1]."""
+def hide_regions(img: torch.Tensor, region: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """Blur the eyes and mouth away: inside `region` (N, 1, R, R) in [0, 1], the images `which` ((N,) bool) of
+    img (N, 3, R, R) become a heavily blurred copy of themselves (an eighth of the resolution), so only the
+    face's colour is left there. Returns the new (N, 3, R, R)."""
+    res = img.shape[-1]
+    coarse = F.interpolate(F.avg_pool2d(img, 8), size=(res, res), mode="bilinear", align_corners=False)
+    hidden = img * (1 - region) + coarse * region
+    return torch.where(which.view(-1, 1, 1, 1), hidden, img)
+
+
+def augment(faces: FaceTensors, idx: torch.Tensor, g: torch.Generator, *, warp: bool, flip: bool,
+            hide: float = 0.0) -> dict[str, torch.Tensor]:
+    """Warped input, target, mask, eye/mouth region and expression code (N, DIMS) for the faces `idx`: float
+    NCHW in [0, 1]. `hide`: share of inputs whose eyes and mouth are blurred away (`hide_regions`)."""
     device = faces.images.device
     idx = idx.to(device)
     img = faces.images[idx].float() / 255
@@ -223,21 +230,25 @@ def augment(faces: FaceTensors, idx: torch.Tensor, g: torch.Generator, *, warp: 
     grid_t, grid_i = (grid.to(device) for grid in _affine_grid(n, res, g, warp))
     stack = torch.cat([img, mask, em], 1)
     target = F.grid_sample(stack, grid_t, mode="bilinear", padding_mode="border", align_corners=False)
-    warped = F.grid_sample(img, grid_i, mode="bilinear", padding_mode="border", align_corners=False)
+    source = img
+    if hide > 0:
+        source = hide_regions(img, em, (torch.rand(n, generator=g) < hide).to(device))
+    warped = F.grid_sample(source, grid_i, mode="bilinear", padding_mode="border", align_corners=False)
     return {"input": warped.clamp(0, 1), "target": target[:, :3].clamp(0, 1), "mask": target[:, 3:4],
-            "eyes_mouth": target[:, 4:5]}
+            "eyes_mouth": target[:, 4:5], "expression": faces.expression[idx]}
 
 
 def make_batch(data: TrainingData, batch_size: int, seed: int, salt: int, step: int, *, warp: bool = True,
-               flip: bool = True, color_match: bool = True, rank: int = 0, world: int = 1
+               flip: bool = True, color_match: bool = True, rank: int = 0, world: int = 1, hide: float = 0.0
                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """(source batch, target batch) for `step`; with `world` > 1 this process's share of the global batch."""
+    """(source batch, target batch) for `step`; with `world` > 1 this process's share of the global batch.
+    `hide`: share of inputs whose eyes and mouth are blurred away (for a model with an expression code)."""
     g = batch_generator(seed, salt, step)
     src_idx = torch.multinomial(data.src.weights, batch_size, replacement=True, generator=g)
     dst_idx = torch.multinomial(data.dst.weights, batch_size, replacement=True, generator=g)
     ref_idx = torch.multinomial(data.dst.weights, batch_size, replacement=True, generator=g)
-    src = augment(data.src, src_idx, g, warp=warp, flip=flip)
-    dst = augment(data.dst, dst_idx, g, warp=warp, flip=flip)
+    src = augment(data.src, src_idx, g, warp=warp, flip=flip, hide=hide)
+    dst = augment(data.dst, dst_idx, g, warp=warp, flip=flip, hide=hide)
     if color_match:
         ref_idx = ref_idx.to(data.dst.images.device)
         ref = data.dst.images[ref_idx].float() / 255

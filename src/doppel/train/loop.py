@@ -219,7 +219,8 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = self.cfg.learning_rate * min(1.0, (self.step + 1) / self.cfg.lr_warmup_steps)
         loss, parts = optimization_step(self.net, self.opt, self.load_data(), self.cfg, self.salt, self.step,
-                                        self.rank, self.world, self.adversary)
+                                        self.rank, self.world, self.adversary,
+                                        self.cfg.hide_expression if self.model_cfg.expression_dims else 0.0)
         value = loss.detach()
         if self.world > 1:
             dist.all_reduce(value)
@@ -258,7 +259,8 @@ class Trainer:
             idx = torch.linspace(0, len(faces) - 1, n).long()
             img = (faces.images[idx].float() / 255).to(self.device)
             mask = (faces.masks[idx].float() / 255).to(self.device)
-            out = self.model(img, img)
+            code = faces.expression[idx].to(self.device)
+            out = self.model(img, img, code, code)
             result[f"ssim_{key}"] = float(masked_ssim(out[key].float(), img, mask).mean())
         result["held_out"] = float(data.src_val is not None and data.dst_val is not None)
         return result
@@ -267,9 +269,12 @@ class Trainer:
         data = self.load_data()
         self.model.eval()
         n = min(4, len(data.src), len(data.dst))
-        pick = lambda faces: (faces.images[torch.linspace(0, len(faces) - 1, n).long()].float() / 255)  # noqa: E731
+        src_idx, dst_idx = (torch.linspace(0, len(f) - 1, n).long() for f in (data.src, data.dst))
         with self.rendering_weights():
-            grid = preview_grid(self.model, pick(data.src).to(self.device), pick(data.dst).to(self.device))
+            grid = preview_grid(self.model, (data.src.images[src_idx].float() / 255).to(self.device),
+                                (data.dst.images[dst_idx].float() / 255).to(self.device),
+                                data.src.expression[src_idx].to(self.device),
+                                data.dst.expression[dst_idx].to(self.device))
         path = self.folder / "previews" / f"step-{self.step:08d}.png"
         save_png(path, grid)
         save_png(self.folder / "preview.png", grid)
@@ -350,17 +355,18 @@ class Trainer:
 
 
 def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainingData, cfg: TrainConfig,
-                      salt: int, step: int, rank: int = 0, world: int = 1, adversary: Adversary | None = None
-                      ) -> tuple[torch.Tensor, dict[str, float]]:
+                      salt: int, step: int, rank: int = 0, world: int = 1, adversary: Adversary | None = None,
+                      hide: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """One step: the batch for `step` (this process's share), forward, weighted losses, backward, update;
-    with an adversary, its term joins the loss and the discriminator takes a step on the same batch."""
+    with an adversary, its term joins the loss and the discriminator takes a step on the same batch. `hide`:
+    share of inputs whose eyes and mouth are blurred away (a model with an expression code)."""
     src, dst = make_batch(data, cfg.batch_size, cfg.seed, salt, step, warp=cfg.random_warp, flip=cfg.random_flip,
-                          color_match=cfg.color_match, rank=rank, world=world)
-    src = {k: v.contiguous(memory_format=torch.channels_last) for k, v in src.items()}
-    dst = {k: v.contiguous(memory_format=torch.channels_last) for k, v in dst.items()}
+                          color_match=cfg.color_match, rank=rank, world=world,
+                          hide=hide)
+    src, dst = _channels_last(src), _channels_last(dst)
     net.train()
     with torch.autocast(src["input"].device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        out = net(src["input"], dst["input"])
+        out = net(src["input"], dst["input"], src["expression"], dst["expression"])
     loss, parts = total_loss(out, src, dst, cfg)
     if adversary is not None:
         fake = out["src"].float()
@@ -373,6 +379,11 @@ def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: Tr
     if adversary is not None:
         parts["discriminator"] = adversary.step(src["target"], fake, src["mask"], world)
     return loss, parts
+
+
+def _channels_last(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch's images in channels-last memory order (faster convolutions); other tensors as they are."""
+    return {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
 
 
 @torch.no_grad()

@@ -14,12 +14,15 @@ COLUMNS = ("source", "source->source", "target", "target->target", "target->sour
 
 
 @torch.no_grad()
-def preview_grid(model: torch.nn.Module, src: torch.Tensor, dst: torch.Tensor) -> np.ndarray:
+def preview_grid(model: torch.nn.Module, src: torch.Tensor, dst: torch.Tensor,
+                 src_expression: torch.Tensor | None = None, dst_expression: torch.Tensor | None = None
+                 ) -> np.ndarray:
     """Rows of [source, its reconstruction, target, its reconstruction, the swap, the swap's mask].
 
-    src, dst: (N, 3, R, R) float in [0, 1]. Returns an HxWx3 uint8 image with a header row of labels."""
-    out = model(src, dst)
-    swap, swap_mask = model.swap(dst)  # type: ignore[operator]
+    src, dst: (N, 3, R, R) float in [0, 1]; their expression codes (N, dims) for a model that has them.
+    Returns an HxWx3 uint8 image with a header row of labels."""
+    out = model(src, dst, src_expression, dst_expression)
+    swap, swap_mask = model.swap(dst, dst_expression)  # type: ignore[operator]
     cols = [src, out["src"], dst, out["dst"], swap, swap_mask.expand(-1, 3, -1, -1)]
     rows = [torch.cat([c[i].float() for c in cols], 2) for i in range(src.shape[0])]
     grid = (torch.cat(rows, 1).clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)

@@ -70,20 +70,39 @@ class Inter(nn.Module):
         return self.up(x)
 
 
+EXPRESSION_CHANNELS = 32
+"""Feature maps the expression code is expanded to before it joins the decoder's input."""
+
+
 class Decoder(nn.Module):
-    """(N, C, R/8, R/8) -> face (N, 3, R, R) and mask (N, 1, R, R), both in [0, 1]."""
+    """(N, C, R/8, R/8) -> face (N, 3, R, R) and mask (N, 1, R, R), both in [0, 1]. With an expression code
+    (cfg.expression_dims > 0), the code (N, dims) is expanded to feature maps that join the face decoder's input."""
 
     def __init__(self, cin: int, cfg: ModelConfig) -> None:
         super().__init__()
         d, m = cfg.decoder_dims, cfg.mask_dims
-        self.face = nn.Sequential(Up(cin, 8 * d), Residual(8 * d), Up(8 * d, 4 * d), Residual(4 * d),
+        self.expression_dims = cfg.expression_dims
+        extra = EXPRESSION_CHANNELS if cfg.expression_dims else 0
+        if cfg.expression_dims:
+            self.expression = nn.Sequential(nn.Linear(cfg.expression_dims, 64), nn.LeakyReLU(0.1),
+                                            nn.Linear(64, EXPRESSION_CHANNELS))
+        self.face = nn.Sequential(Up(cin + extra, 8 * d), Residual(8 * d), Up(8 * d, 4 * d), Residual(4 * d),
                                   Up(4 * d, 2 * d), Residual(2 * d))
         self.face_out = nn.Conv2d(2 * d, 3, 1)
         self.mask = nn.Sequential(Up(cin, 8 * m), Up(8 * m, 4 * m), Up(4 * m, 2 * m))
         self.mask_out = nn.Conv2d(2 * m, 1, 1)
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        face = torch.sigmoid(self.face_out(self.face(z)))
+    def forward(self, z: torch.Tensor, expression: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """z: (N, C, R/8, R/8); expression: (N, dims) codes (train/expression.py), zeros (an ordinary face) if
+        None; ignored by a decoder without one."""
+        x = z
+        if self.expression_dims:
+            if expression is None:
+                expression = z.new_zeros(z.shape[0], self.expression_dims)
+            e = self.expression(expression.to(z.dtype))
+            x = torch.cat([z, e[:, :, None, None].expand(-1, -1, z.shape[2], z.shape[3])], 1)
+        face = torch.sigmoid(self.face_out(self.face(x)))
         mask = torch.sigmoid(self.mask_out(self.mask(z)))
         return face, mask
 

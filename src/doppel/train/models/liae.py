@@ -23,18 +23,19 @@ class LIAE(nn.Module):
         self.inter_b = Inter(encoder_features(cfg), cfg)
         self.decoder = Decoder(2 * cfg.inter_dims, cfg)
 
-    def forward(self, src: torch.Tensor, dst: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, src: torch.Tensor, dst: torch.Tensor, src_expression: torch.Tensor | None = None,
+                dst_expression: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         f_src, f_dst = self.encoder(src), self.encoder(dst)
         ab_src = self.inter_ab(f_src)
         z_src = torch.cat([ab_src, ab_src], 1)
         z_dst = torch.cat([self.inter_b(f_dst), self.inter_ab(f_dst)], 1)
-        src_face, src_mask = self.decoder(z_src)
-        dst_face, dst_mask = self.decoder(z_dst)
+        src_face, src_mask = self.decoder(z_src, src_expression)
+        dst_face, dst_mask = self.decoder(z_dst, dst_expression)
         return {"src": src_face, "src_mask": src_mask, "dst": dst_face, "dst_mask": dst_mask}
 
-    def swap(self, dst: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def swap(self, dst: torch.Tensor, expression: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         ab = self.inter_ab(self.encoder(dst))
-        return self.decoder(torch.cat([ab, ab], 1))
+        return self.decoder(torch.cat([ab, ab], 1), expression)
 
 
 @register_model("liae")

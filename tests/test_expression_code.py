@@ -1,0 +1,186 @@
+"""Expression codes (issue 14): numbers from the landmarks that drive the swapped face's eyes and mouth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from doppel.errors import DoppelError
+from doppel.extract.aligned import AlignedFace
+from doppel.media import MediaReader
+from doppel.merge.model import SwapModel
+from doppel.merge.plan import plan
+from doppel.merge.render import hide_for_expression
+from doppel.train import expression
+from doppel.train.config import PRESETS, ModelConfig, TrainConfig
+from doppel.train.data import FaceTensors, TrainingData, hide_regions
+from doppel.train.loop import Budget, Trainer, optimization_step
+from doppel.train.models import build_model, registered
+from doppel.workspace import Workspace
+from tests.helpers import run
+
+
+def face_points(eye: float = 0.13, mouth: float = 0.0, width: float = 1.0) -> np.ndarray:
+    """68 landmarks of a frontal face (inter-ocular distance 1) with the given eye, mouth opening and width."""
+    p = np.zeros((68, 2))
+    for first, cx in ((36, -0.5), (42, 0.5)):  # eyes: corners, upper lid 1-2, corner, lower lid 4-5
+        p[first:first + 6] = [(cx - 0.15, 0), (cx - 0.05, -eye / 2), (cx + 0.05, -eye / 2), (cx + 0.15, 0),
+                              (cx + 0.05, eye / 2), (cx - 0.05, eye / 2)]
+    p[48], p[54] = (-width / 2, 1.0), (width / 2, 1.0)
+    p[60:68] = [(-0.3, 1.0), (-0.1, 1 - mouth / 2), (0, 1 - mouth / 2), (0.1, 1 - mouth / 2), (0.3, 1.0),
+                (0.1, 1 + mouth / 2), (0, 1 + mouth / 2), (-0.1, 1 + mouth / 2)]
+    return p
+
+
+def test_codes_measure_openings_against_the_persons_own_face() -> None:
+    usual = [face_points(0.14, 0.02, 1.0)] * 9
+    blink, talk, smile = face_points(0.0, 0.02), face_points(0.14, 0.3), face_points(0.14, 0.02, 1.15)
+    c = expression.codes([*usual, blink, talk, smile])
+    assert c.shape == (12, expression.DIMS) and c.dtype == np.float32
+    assert c[0] == pytest.approx([0.0, 0.02 / expression.MOUTH_SCALE, 0.0], abs=1e-5)
+    assert c[9, 0] == pytest.approx(-1.0, abs=1e-5)       # closed eyes: -1 whatever the person's usual opening
+    assert c[10, 1] == pytest.approx(1.0, abs=1e-5)       # wide-open mouth: 1
+    assert c[11, 2] == pytest.approx(1.5, abs=1e-5)       # 0.15 inter-ocular distances wider
+    # a person with narrower eyes: the same relative blink gives the same code
+    narrow = expression.codes([face_points(0.07)] * 5 + [face_points(0.0)])
+    assert narrow[-1, 0] == pytest.approx(-1.0, abs=1e-5) and narrow[0, 0] == pytest.approx(0.0, abs=1e-5)
+    # a reference from the person's other faces is used as given
+    assert expression.codes([face_points(0.07)], (0.14, 1.0))[0, 0] == pytest.approx(-0.5, abs=1e-5)
+
+
+def test_hiding_blurs_only_the_region_of_the_chosen_faces() -> None:
+    img = torch.rand(2, 3, 32, 32)
+    region = torch.zeros(2, 1, 32, 32)
+    region[:, :, 8:16, 8:24] = 1
+    out = hide_regions(img, region, torch.tensor([True, False]))
+    assert torch.equal(out[1], img[1])
+    assert torch.equal(out[0][:, 20:], img[0][:, 20:])
+    assert float(out[0][:, 8:16, 8:24].std()) < 0.5 * float(img[0][:, 8:16, 8:24].std())
+    crop = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    hidden = expression.hide_eyes_mouth(crop, (region[0, 0].numpy() * 255).astype(np.uint8))
+    assert np.array_equal(hidden[20:], crop[20:]) and hidden[8:16, 8:24].std() < 0.5 * crop[8:16, 8:24].std()
+
+
+def test_configs_without_a_code_still_load_and_bad_sizes_are_rejected() -> None:
+    assert ModelConfig().expression_dims == 0  # models saved before the code existed
+    with pytest.raises(DoppelError, match="expression_dims"):
+        ModelConfig(expression_dims=2)
+    with pytest.raises(DoppelError, match="hide_expression"):
+        TrainConfig(hide_expression=1.5)
+
+
+@pytest.mark.parametrize("arch", registered())
+def test_every_model_takes_codes(arch: str) -> None:
+    cfg = ModelConfig(arch, 64, encoder_dims=4, bottleneck_dims=8, inter_dims=8, decoder_dims=4, mask_dims=4,
+                      expression_dims=3)
+    model = build_model(cfg)
+    x, code = torch.rand(2, 3, 64, 64), torch.tensor([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]])
+    out = model(x, x, code, code)
+    assert out["src"].shape == (2, 3, 64, 64)
+    with torch.no_grad():
+        a, _ = model.swap(x[:1].expand(2, -1, -1, -1), code)
+        plain, _ = model.swap(x, None)   # no code: an ordinary face (zeros)
+    assert not torch.equal(a[0], a[1]) and plain.shape == a.shape
+
+
+def test_a_decoder_learns_the_mouth_from_the_code_when_the_face_hides_it() -> None:
+    """Faces whose 'mouth' (a dark bar) has a height given by the code; the bar is always hidden in the input,
+    so only the code can tell the decoder how tall to draw it. After training, the swap draws a taller bar for
+    a larger code."""
+    arch = "df"
+    torch.manual_seed(0)
+    res, n = 64, 32
+    rng = np.random.default_rng(0)
+    heights = rng.uniform(0, 1, n)
+    images = np.full((n, 3, res, res), 180, np.uint8)
+    for i, h in enumerate(heights):
+        images[i, :, 40:40 + 2 + int(round(h * 14)), 20:44] = 40
+    region = np.zeros((n, 1, res, res), np.uint8)
+    region[:, :, 36:60, 16:48] = 255
+    code = np.zeros((n, 3), np.float32)
+    code[:, 1] = heights * 2 - 1
+    faces = FaceTensors(torch.from_numpy(images), torch.full((n, 1, res, res), 255, dtype=torch.uint8),
+                        torch.from_numpy(region), torch.full((n,), 1.0 / n, dtype=torch.float64), list(range(n)),
+                        torch.from_numpy(code))
+    cfg = ModelConfig(arch, res, encoder_dims=8, bottleneck_dims=16, inter_dims=16, decoder_dims=8, mask_dims=4,
+                      expression_dims=3)
+    train = replace(PRESETS["tiny-64"].train, batch_size=4, learning_rate=2e-3, random_warp=False,
+                    color_match=False, lr_warmup_steps=0)
+    model = build_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=train.learning_rate, betas=(0.5, 0.999))
+    data = TrainingData(faces, faces, None, None)
+    for step in range(100):
+        optimization_step(model, opt, data, train, 0, step, hide=1.0)
+    model.eval()
+    x = torch.from_numpy(images[:1]).float() / 255
+    x = hide_regions(x, torch.from_numpy(region[:1]).float() / 255, torch.tensor([True]))
+    dark = []
+    with torch.no_grad():
+        for value in (-1.0, 1.0):
+            face, _ = model.swap(x, torch.tensor([[0.0, value, 0.0]]))
+            dark.append(float((face[0, :, 36:60, 20:44].mean(0) < 0.43).float().sum()))
+    assert dark[1] > dark[0] + 150, dark  # a 16-row bar against a 2-row one: 24 columns x 14 rows more
+
+
+def test_merge_feeds_the_targets_codes_and_can_take_the_expression_from_the_landmarks(
+        trained_pair: Path, tmp_path: Path) -> None:
+    """A model with a code renders with the plate's codes; `expression = "landmarks"` (set on frames 0-5)
+    re-renders only those frames, and their model input has the eyes and mouth blurred out."""
+    ws = tmp_path / "ws"
+    shutil.copytree(trained_pair, ws)
+    preset = PRESETS["tiny-64"]
+    with Workspace.open(ws) as opened:
+        model_cfg = replace(preset.model, face_type=opened.settings.extract.face_type, expression_dims=3)
+        trainer = Trainer(opened, opened.models.folder("coded"), preset.name, model_cfg, preset.train,
+                          torch.device("cpu"))
+        trainer.train(Budget(iterations=3, preview_minutes=1e9))
+    toml = ws / "doppel.toml"
+    toml.write_text(toml.read_text().replace('model = "main"', 'model = "coded"'))
+    code, out, err = run("merge", ws, "--json")
+    assert code == 0, err
+    first = renders(ws)
+    assert len(first) >= 10
+    code, out, err = run("merge", ws, "--set", "0-5", "expression=landmarks", "--json")
+    assert code == 0, err
+    second = renders(ws)
+    again = {i for i in first if first[i] != second[i]}   # (updated_at, key) changed: rendered again
+    assert again and again <= set(range(6)) and json.loads(out)["rendered"] == len(again), again
+    with Workspace.open(ws) as opened:
+        model = SwapModel(opened, "coded", "cpu")
+        assert model.expression_dims == 3
+        plans = {p.index: p for p in plan(opened, model.id) if not p.passthrough}
+        target = opened.target()
+        assert target is not None
+        with MediaReader(target.info) as reader:
+            for i in (min(again), max(plans)):
+                p = plans[i]
+                assert p.face is not None
+                m = AlignedFace.of(p.face).alignment(64, model_cfg.face_type)
+                crop = cv2.warpAffine(reader[i], m, (64, 64), flags=cv2.INTER_AREA)
+                hidden = hide_for_expression(crop, p, 64)
+                assert (hidden is crop) == (p.settings.expression == "face")
+                if hidden is not crop:
+                    changed = np.abs(hidden.astype(int) - crop.astype(int)).max(2) > 0
+                    assert 0.03 < changed.mean() < 0.6   # the eyes and mouth, not the whole crop
+                faces, _ = model.swap(np.stack([crop, crop]), expression.codes(
+                    [p.face.lm68, p.face.lm68 * 0 + face_points(0.0, 0.4)], (0.13, 1.0)))
+                assert faces.shape == (2, 64, 64, 3)
+    code, _, err = run("merge", ws, "--set", "0-5", "expression=mouth")
+    assert code != 0 and "expression" in err
+
+
+def renders(ws: Path) -> dict[int, tuple[str, str]]:
+    db = sqlite3.connect(ws / "doppel.db")
+    try:
+        return {i: (at, key) for i, at, key in db.execute(
+            "SELECT frame_idx, updated_at, cache_key FROM renders WHERE path IS NOT NULL")}
+    finally:
+        db.close()

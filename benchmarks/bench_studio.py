@@ -11,8 +11,6 @@
 
 Usage (the workspace must be merged; see benchmarks/RESULTS.md for how the deadline_cif one was built):
     nice -n 10 .venv/bin/python benchmarks/bench_studio.py /path/to/workspace [--screenshot docs/studio.png]
-    (the README's screenshot alone, on a copy of the deadline_cif workspace: add --screenshot-only; it edits
-    the workspace: a review range, a note, two mask polygons and their propagation)
 """
 
 from __future__ import annotations
@@ -137,51 +135,22 @@ def setting_changes(page: Any, frames: list[int]) -> list[float]:
     return out
 
 
-EXCLUDE = [(0.30, 0.78), (0.62, 0.70), (0.98, 0.76), (1.12, 1.02), (0.62, 1.14), (0.30, 1.02)]
-"""The README's exclude polygon, as fractions of the face's box: the hand on the chin in deadline_cif."""
-INCLUDE = [(0.12, 0.06), (0.40, -0.10), (0.72, -0.10), (0.92, 0.06), (0.80, 0.16), (0.22, 0.16)]
-"""Its include polygon: the forehead up to the hairline, which the landmark polygon leaves out."""
-
-
-def draw_polygon(page: Any, key: str, shape: list[tuple[float, float]]) -> None:
-    """Draw a polygon with `key` (Q include, W exclude): its points, as fractions of the face's box, then Enter."""
-    x0, y0, x1, y1 = page.evaluate("window.studio.info.face.box")
-    edits = page.evaluate("window.studio.edits || 0")
-    page.keyboard.press(key)
-    for fx, fy in shape:
-        studio_client.click_frame_point(page, x0 + fx * (x1 - x0), y0 + fy * (y1 - y0))
-    page.keyboard.press("Enter")
-    page.wait_for_function(f"(window.studio.edits || 0) > {edits} && window.studio.info.mask.kind === 'drawn'")
-
-
-def screenshot(page: Any, frames: int, path: Path, here: int | None = None) -> None:
-    """The README's picture: a range approved with a note, the A/B wipe, and the mask editor: an exclude polygon
-    over a hand and an include polygon on the forehead drawn on frame `here` (default: the middle one), carried
-    60 frames each way as suggestions (the timeline's masks row); saved as a small palette PNG."""
+def screenshot(page: Any, frames: int, path: Path) -> None:
+    """The README's picture: a range approved, a note, the A/B wipe; saved as a small palette PNG."""
     from PIL import Image
 
-    page.set_default_timeout(300_000)  # every edit re-renders its frame: slow on a loaded machine
     page.set_viewport_size({"width": 1180, "height": 700})
-    here = frames // 2 if here is None else here
-    a, b = max(0, here - frames // 10), min(frames - 1, here + frames // 10)
+    a, b, here = frames * 2 // 5, frames * 3 // 5, frames // 2
     studio_client.go(page, a)
     page.keyboard.press("[")
     studio_client.go(page, b)
     page.keyboard.press("]")
     page.keyboard.press("a")
-    page.fill("#noteText", "hand on the chin: exclude it")
+    page.fill("#noteText", "glasses: check the reflection")
     page.click("#addNote")
-    page.wait_for_function("document.getElementById('notes').textContent.includes('chin')")
-    studio_client.go(page, here)
-    draw_polygon(page, "w", EXCLUDE)
-    draw_polygon(page, "q", INCLUDE)
-    page.fill("#maskFrames", "60")
-    edits = page.evaluate("window.studio.edits || 0")
-    page.click("#maskPropagate")
-    page.wait_for_function(f"(window.studio.edits || 0) > {edits}")
+    page.wait_for_function("document.getElementById('notes').textContent.includes('reflection')")
     studio_client.go(page, here)
     page.keyboard.press("3")
-    page.locator("#maskState").scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     page.screenshot(path=str(path))
     Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
@@ -193,8 +162,6 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="Remove the studio's cached proxies first.")
     parser.add_argument("--playback-seconds", type=float, default=12.0)
     parser.add_argument("--screenshot", type=Path, default=None)
-    parser.add_argument("--screenshot-only", action="store_true", help="Only make the screenshot (no figures).")
-    parser.add_argument("--label-frame", type=int, default=None, help="The screenshot's frame (default: the middle).")
     args = parser.parse_args()
     executable = shutil.which("chromium") or parser.error("no Chromium found (apt-get install -y chromium)")
 
@@ -209,10 +176,6 @@ def main() -> None:
             shot = page.evaluate("window.studio.shot")
             results.update(frames=shot["frames"], size=f"{shot['width']}x{shot['height']}", fps=shot["fps"],
                            first_frame_s=round(first, 3), first_frame_cache="cold" if args.cold else "as found")
-            if args.screenshot_only:
-                if args.screenshot:
-                    screenshot(page, shot["frames"], args.screenshot, args.label_frame)
-                return
             t = time.perf_counter()
             wait_idle(page, ws, shot["frames"])
             results["warm_up_s"] = round(time.perf_counter() - t, 1)
@@ -228,7 +191,7 @@ def main() -> None:
             results["setting_change_ms"] = {"each": [round(e) for e in edits],
                                             "median": round(statistics.median(edits))}
             if args.screenshot:
-                screenshot(page, shot["frames"], args.screenshot, args.label_frame)
+                screenshot(page, shot["frames"], args.screenshot)
             page.context.close()
             # Warm start: a second session finds the proxies in the workspace.
             studio.stop()

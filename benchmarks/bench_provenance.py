@@ -22,153 +22,69 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
-from common import CLIPS
+from common import CLIPS, attacks
 from doppel.media import MediaReader, probe
 from doppel.media.encode import VideoWriter
 from doppel.provenance import watermark
 from doppel.provenance.detect import Detection, Detector
 from doppel.provenance.verify import verify
 
-Frames = list[np.ndarray]
-Edit = Callable[[Frames], Frames]
-
-
-def encode(frames: Frames, codec: str = "libx264", options: dict[str, str] | None = None,
-           bit_rate: int | None = None, fps: int = 30) -> Frames:
-    """Encode (x264 preset medium, or VP9) and decode again."""
-    h, w = frames[0].shape[:2]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ("x.mp4" if codec == "libx264" else "x.webm")
-        with av.open(str(path), "w") as out:
-            s = out.add_stream(codec, rate=fps, options=options or {})
-            s.width, s.height, s.pix_fmt = w // 2 * 2, h // 2 * 2, "yuv420p"
-            if bit_rate:
-                s.bit_rate = bit_rate
-            for i, f in enumerate(frames):
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: s.height, : s.width]), format="rgb24")
-                vf.pts = i
-                for p in s.encode(vf):
-                    out.mux(p)
-            for p in s.encode(None):
-                out.mux(p)
-        with av.open(str(path)) as inp:
-            return [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
-
-
-def crf(q: int) -> Edit:
-    return lambda fr: encode(fr, options={"crf": str(q)})
-
-
-def vp9(fr: Frames) -> Frames:
-    return encode(fr, "libvpx-vp9", {"deadline": "realtime", "cpu-used": "8"}, 500_000)
-
-
-def scale(sx: float, sy: float | None = None) -> Edit:
-    def run(fr: Frames) -> Frames:
-        h, w = fr[0].shape[:2]
-        size = (max(2, round(w * sx)), max(2, round(h * (sy or sx))))
-        interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_CUBIC
-        return [cv2.resize(f, size, interpolation=interp) for f in fr]
-    return run
-
-
-def rotate(degrees: float) -> Edit:
-    def run(fr: Frames) -> Frames:
-        h, w = fr[0].shape[:2]
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-        return [cv2.warpAffine(f, m, (w, h), flags=cv2.INTER_CUBIC) for f in fr]
-    return run
+Frames = attacks.Frames
+Edit = attacks.Edit
 
 
 def crop(share: float, back: bool) -> Edit:
     """Keep the (1 - share) x (1 - share) part at the bottom right, optionally resized back to full size."""
-    def run(fr: Frames) -> Frames:
-        h, w = fr[0].shape[:2]
-        out = [f[int(h * share):, int(w * share):] for f in fr]
-        return [cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in out] if back else out
-    return run
+    return attacks.crop(share, share, back=back)
 
 
-def chain(*edits: Edit) -> Edit:
-    def run(fr: Frames) -> Frames:
-        for e in edits:
-            fr = e(fr)
-        return fr
-    return run
-
-
-def mirror(fr: Frames) -> Frames:
-    return [np.ascontiguousarray(f[:, ::-1]) for f in fr]
-
-
-def blur(fr: Frames) -> Frames:
-    return [cv2.GaussianBlur(f, (0, 0), 2.0) for f in fr]
-
-
-def gamma(fr: Frames) -> Frames:
-    lut = np.clip(255 * (np.arange(256) / 255.0) ** 0.7, 0, 255).astype(np.uint8)
-    return [cv2.LUT(f, lut) for f in fr]
-
-
-def bright_contrast(fr: Frames) -> Frames:
-    return [np.clip(f.astype(np.float32) * 1.25 - 20, 0, 255).astype(np.uint8) for f in fr]
-
-
-def to_24fps(fr: Frames) -> Frames:
-    return [fr[int(i * 30 / 24)] for i in range(len(fr) * 24 // 30)]
-
-
-def duplicate(fr: Frames) -> Frames:
-    return [f for i, f in enumerate(fr) for _ in range(2 if i % 4 == 0 else 1)]
-
-
-CRF18 = crf(18)
+CRF18 = attacks.crf(18)
 ROWS: dict[str, Edit] = {
     # the issue's table (each edit then x264 CRF 18)
     "none": CRF18,
-    "mirror": chain(mirror, CRF18),
-    "rotate 3°": chain(rotate(3), CRF18),
-    "crop 25 % + resize back": chain(crop(0.25, True), CRF18),
-    "rescale 0.33x": chain(scale(0.33), CRF18),
-    "rescale 0.9x": chain(scale(0.9), CRF18),
-    "rescale 1.5x": chain(scale(1.5), CRF18),
-    "re-encode CRF 35": crf(35),
-    "re-encode CRF 40": crf(40),
-    "mirror + 0.5x + CRF 35": chain(mirror, scale(0.5), crf(35)),
-    "export CRF 32 (remuxed)": crf(32),
-    "export CRF 35 (remuxed)": crf(35),
-    "export CRF 38 (remuxed)": crf(38),
+    "mirror": attacks.chain(attacks.mirror, CRF18),
+    "rotate 3°": attacks.chain(attacks.rotate(3), CRF18),
+    "crop 25 % + resize back": attacks.chain(crop(0.25, True), CRF18),
+    "rescale 0.33x": attacks.chain(attacks.scale(0.33), CRF18),
+    "rescale 0.9x": attacks.chain(attacks.scale(0.9), CRF18),
+    "rescale 1.5x": attacks.chain(attacks.scale(1.5), CRF18),
+    "re-encode CRF 35": attacks.crf(35),
+    "re-encode CRF 40": attacks.crf(40),
+    "mirror + 0.5x + CRF 35": attacks.chain(attacks.mirror, attacks.scale(0.5), attacks.crf(35)),
+    "export CRF 32 (remuxed)": attacks.crf(32),
+    "export CRF 35 (remuxed)": attacks.crf(35),
+    "export CRF 38 (remuxed)": attacks.crf(38),
     # the new transformations
-    "rotate +5°": chain(rotate(5), CRF18),
-    "rotate -5°": chain(rotate(-5), CRF18),
-    "rescale 0.3x": chain(scale(0.3), CRF18),
-    "rescale 2x": chain(scale(2.0), CRF18),
-    "rescale 0.5x, aspect +10 %": chain(scale(0.55, 0.5), CRF18),
-    "crop 25 %": chain(crop(0.25, False), CRF18),
-    "re-encode CRF 28": crf(28),
-    "re-encode CRF 32": crf(32),
-    "VP9 500 kbit/s": vp9,
-    "blur sigma 2": chain(blur, CRF18),
-    "gamma 0.7": chain(gamma, CRF18),
-    "brightness -20, contrast 1.25": chain(bright_contrast, CRF18),
-    "30 -> 24 fps (drops)": chain(to_24fps, CRF18),
-    "duplicated frames": chain(duplicate, CRF18),
-    "crop 25 % + 0.7x + CRF 32": chain(crop(0.25, False), scale(0.7), crf(32)),
+    "rotate +5°": attacks.chain(attacks.rotate(5), CRF18),
+    "rotate -5°": attacks.chain(attacks.rotate(-5), CRF18),
+    "rescale 0.3x": attacks.chain(attacks.scale(0.3), CRF18),
+    "rescale 2x": attacks.chain(attacks.scale(2.0), CRF18),
+    "rescale 0.5x, aspect +10 %": attacks.chain(attacks.scale(0.55, 0.5), CRF18),
+    "crop 25 %": attacks.chain(crop(0.25, False), CRF18),
+    "re-encode CRF 28": attacks.crf(28),
+    "re-encode CRF 32": attacks.crf(32),
+    "VP9 500 kbit/s": attacks.vp9,
+    "blur sigma 2": attacks.chain(attacks.blur(2.0), CRF18),
+    "gamma 0.7": attacks.chain(attacks.tone(0.7), CRF18),
+    "brightness -20, contrast 1.25": attacks.chain(attacks.tone(1.0, 1.25, -20), CRF18),
+    "30 -> 24 fps (drops)": attacks.chain(attacks.to_24fps, CRF18),
+    "duplicated frames": attacks.chain(attacks.duplicate, CRF18),
+    "crop 25 % + 0.7x + CRF 32": attacks.chain(crop(0.25, False), attacks.scale(0.7), attacks.crf(32)),
 }
 
 
 def small_export(q: int) -> Edit:
     """A smaller plate exported by doppel: marked at its own size (176x144), then encoded at CRF q."""
-    return lambda fr: crf(q)([watermark.embed(cv2.resize(f, (176, 144), interpolation=cv2.INTER_AREA), 0xD0B)
-                              for f in fr])
+    def run(fr: Frames) -> Frames:
+        small = [cv2.resize(f, (176, 144), interpolation=cv2.INTER_AREA) for f in fr]
+        return attacks.crf(q)([watermark.embed(f, 0xD0B) for f in small])
+    return run
 
 
 EXPORTS: dict[str, Edit] = {f"export at 176x144 CRF {q} (remuxed)": small_export(q) for q in (26, 30, 32, 35)}
@@ -250,7 +166,7 @@ def synthetic(seeds: int = 3) -> None:
             for size, qs in (((352, 288), (32, 35)), ((176, 144), (26, 28, 30))):
                 clip = [watermark.embed(f, 0xD0B) for f in moving_frames(face, frames=30, size=size, seed=seed)]
                 for q in qs:
-                    d, _ = detect(crf(q)(clip), exhaustive=False)
+                    d, _ = detect(attacks.crf(q)(clip), exhaustive=False)
                     print(f"| {name} seed {seed} | {size[0]}x{size[1]} | {q} | {d.scores['plain']:.2f} | "
                           f"{'yes' if d.found else 'NO'} |", flush=True)
 

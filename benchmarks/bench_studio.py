@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from common import studio_client
 
 
 class Studio:
@@ -65,7 +64,7 @@ class Studio:
 
 
 def open_page(browser: Any, studio: Studio) -> tuple[Any, float]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    context = studio_client.new_context(browser, 1400, 900)
     page = context.new_page()
     for _ in range(200):  # the server may still be binding its port
         try:
@@ -80,8 +79,7 @@ def open_page(browser: Any, studio: Studio) -> tuple[Any, float]:
 def wait_idle(page: Any, ws: Path, frames: int, timeout: float = 900) -> None:
     """Until no frame is stale and every plate and merged proxy is cached (the studio warms them when idle)."""
     start = time.perf_counter()
-    page.wait_for_function("""async () => { const t = await (await fetch('/api/timeline')).json();
-        return t.planned && !t.states.includes('stale'); }""", polling=1000, timeout=timeout * 1000)
+    page.wait_for_function(studio_client.ALL_RENDERED, polling=1000, timeout=timeout * 1000)
     while time.perf_counter() - start < timeout:
         counts = [len(list((ws / "studio" / "proxies" / k).glob("*.jpg"))) for k in ("plate", "merged")]
         if min(counts) >= frames:
@@ -127,7 +125,7 @@ def playback(page: Any, seconds: float) -> dict[str, Any]:
 def setting_changes(page: Any, frames: list[int]) -> list[float]:
     out = []
     for f in frames:
-        go(page, f)
+        studio_client.go(page, f)
         edits = page.evaluate("window.studio.edits || 0")
         current = float(page.input_value("#set-erode"))
         page.fill("#set-erode", str((current + 3) % 20))  # always a new value
@@ -137,29 +135,21 @@ def setting_changes(page: Any, frames: list[int]) -> list[float]:
     return out
 
 
-def go(page: Any, frame: int) -> None:
-    page.keyboard.press("g")
-    page.fill("#gotoInput", str(frame))
-    page.keyboard.press("Enter")
-    page.wait_for_function(f"window.studio.info && window.studio.info.frame === {frame} && "
-                           f"window.studio.lastShown === {frame}")
-
-
 def screenshot(page: Any, frames: int, path: Path) -> None:
     """The README's picture: a range approved, a note, the A/B wipe; saved as a small palette PNG."""
     from PIL import Image
 
     page.set_viewport_size({"width": 1180, "height": 700})
     a, b, here = frames * 2 // 5, frames * 3 // 5, frames // 2
-    go(page, a)
+    studio_client.go(page, a)
     page.keyboard.press("[")
-    go(page, b)
+    studio_client.go(page, b)
     page.keyboard.press("]")
     page.keyboard.press("a")
     page.fill("#noteText", "glasses: check the reflection")
     page.click("#addNote")
     page.wait_for_function("document.getElementById('notes').textContent.includes('reflection')")
-    go(page, here)
+    studio_client.go(page, here)
     page.keyboard.press("3")
     page.wait_for_timeout(500)
     page.screenshot(path=str(path))
@@ -173,12 +163,11 @@ def main() -> None:
     parser.add_argument("--playback-seconds", type=float, default=12.0)
     parser.add_argument("--screenshot", type=Path, default=None)
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
+    executable = shutil.which("chromium") or parser.error("no Chromium found (apt-get install -y chromium)")
 
     ws = args.workspace.resolve()
     results: dict[str, Any] = {"workspace": str(ws)}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=ARGS)
+    with studio_client.chromium(executable) as browser:
         if args.cold:
             shutil.rmtree(ws / "studio", ignore_errors=True)
         studio = Studio(ws)
@@ -215,7 +204,6 @@ def main() -> None:
         finally:
             studio.stop()
             results["peak_rss_mb"] = round(studio.peak_rss / 2**20)
-        browser.close()
     print(json.dumps(results, indent=1))
 
 

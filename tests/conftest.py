@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.helpers import CLIPS, clip
+
+if TYPE_CHECKING:
+    from doppel.studio.backend import Backend
 
 
 @pytest.fixture
@@ -69,3 +74,18 @@ def merged_pair(trained_pair: Path, tmp_path_factory: pytest.TempPathFactory) ->
     result = CliRunner().invoke(cli, ["merge", str(ws), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     return ws
+
+
+@pytest.fixture
+def backend(merged_pair: Path, tmp_path: Path) -> Iterator[Backend]:
+    """The studio's backend (no server) on a copy of `merged_pair`, its render plan computed."""
+    import shutil
+
+    from doppel.studio.backend import Backend
+
+    ws = tmp_path / "ws"
+    shutil.copytree(merged_pair, ws)
+    b = Backend(ws)
+    b.ensure_plan()
+    yield b
+    b.close()

@@ -60,6 +60,25 @@ def test_help_shows_the_api() -> None:
         assert callable(getattr(doppel.Project, method))
 
 
+def test_import_doppel_leaves_torch_out_until_a_training_report_is_asked_for() -> None:
+    """The training reports are exported lazily: `import doppel` (the CLI's start, `doppel --help`) stays light."""
+    code = """import sys, doppel
+assert 'torch' not in sys.modules, 'import doppel imported torch'
+assert {'TrainReport', 'MaskTrainReport'} <= set(dir(doppel))
+from doppel.occlusion.train import MaskTrainReport
+from doppel.train.loop import TrainReport
+assert doppel.MaskTrainReport is MaskTrainReport and doppel.TrainReport is TrainReport
+assert 'torch' in sys.modules
+try:
+    doppel.NoSuchThing
+except AttributeError as e:
+    print(e)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "module 'doppel' has no attribute 'NoSuchThing'"
+
+
 @pytest.fixture(scope="module")
 def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A merged workspace built through the API, with a CIF-sized 2-second plate: enough picture for the
@@ -77,6 +96,7 @@ def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert extracted.people["target"]["chosen_faces"] == 50
         trained = p.train(iterations=2, preset="tiny-64", progress=progress)
         assert trained.step == 2 and trained.steps_run == 2 and trained.checkpoint.is_dir()
+        assert isinstance(trained, doppel.TrainReport)
         merged = p.merge(progress=progress)
         assert merged.frames == 50 and merged.rendered == 50
     stages = {c[0] for c in calls}

@@ -4,6 +4,7 @@ applying with progress."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -150,6 +151,9 @@ def test_train_and_apply_report_progress_and_use_the_labels(project: doppel.Proj
     trained = project.train_mask(iterations=2, resolution=64,
                                  progress=lambda stage, done, total, msg: calls.append((stage, done, total)))
     assert (trained.step, trained.steps_run, trained.labels) == (2, 2, 1)
+    assert isinstance(trained, doppel.MaskTrainReport) and trained.checkpoint.is_dir()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trained.step = 3  # type: ignore[misc]
     assert calls == [("mask", 1, 2), ("mask", 2, 2)]
     assert set(json.loads(trained.dumps())["validation"]) >= {"iou_synthetic", "iou_polygon_only", "iou_labels"}
     applied = project.apply_mask()

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,72 +17,39 @@ from click.testing import CliRunner
 
 from doppel.cli import cli
 from doppel.studio.server import StudioServer, free_port
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        reason = "no Chromium found (apt-get install -y chromium): browser tests of the studio skipped"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason.replace("skipped", "required with CI=true"))
-        pytest.skip(reason)
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    return found
+from tests.studio_client import (
+    ALL_RENDERED,
+    chromium,
+    chromium_path,
+    db,
+    go,
+    screenshot,
+    serve_copy,
+    studio_page,
+    ws_root,
+)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    path = chromium_path()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, headless=True,
-                              args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP rebound.test 127.0.0.1"])
+    with chromium(chromium_path(), "--host-resolver-rules=MAP rebound.test 127.0.0.1") as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
 def studio(merged_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
-    ws = tmp_path_factory.mktemp("studio-ui") / "ws"
-    shutil.copytree(merged_pair, ws)
-    server = StudioServer(ws)
-    server.start()
-    yield server
-    server.stop()
+    with serve_copy(merged_pair, tmp_path_factory.mktemp("studio-ui") / "ws") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def page(browser: Any, studio: StudioServer) -> Iterator[Any]:
-    # bypass_csp: the studio forbids eval, which Playwright's string predicates use.
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
-    pg = context.new_page()
-    pg.goto(studio.url)
-    pg.wait_for_function("window.studio && window.studio.ready && window.studio.firstFrameAt !== null")
-    yield pg
-    context.close()
-
-
-def db(studio: StudioServer) -> sqlite3.Connection:
-    return sqlite3.connect(studio.app.state.engine["engine"].backend.ws.root / "doppel.db")
+    with studio_page(browser, studio.url, 1280, 800) as pg:
+        yield pg
 
 
 def frame_text(page: Any) -> tuple[str, str]:
     return page.inner_text("#frameno"), page.inner_text("#timecode")
-
-
-def go(page: Any, frame: int) -> None:
-    page.keyboard.press("g")
-    page.fill("#gotoInput", str(frame))
-    page.keyboard.press("Enter")
-    page.wait_for_function(f"window.studio.info && window.studio.info.frame === {frame} && "
-                           f"window.studio.lastShown === {frame}")
 
 
 def pixels(page: Any) -> list[int]:
@@ -96,8 +60,7 @@ def pixels(page: Any) -> list[int]:
 
 def wait_rendered(page: Any) -> None:
     """Until the background worker has re-rendered every stale frame."""
-    page.wait_for_function("""async () => { const t = await (await fetch('/api/timeline')).json();
-        return t.planned && !t.states.includes('stale'); }""", polling=300, timeout=120_000)
+    page.wait_for_function(ALL_RENDERED, polling=300, timeout=120_000)
 
 
 def test_open_step_and_jump_by_keys(page: Any, studio: StudioServer) -> None:
@@ -146,11 +109,9 @@ def test_erode_on_a_range_rerenders_and_merge_then_has_nothing_to_do(page: Any, 
     assert changed > 200, changed  # the face's edge moved in by a quarter of the crop
     rows = db(studio).execute("SELECT first_frame, last_frame, key, value_json FROM overrides").fetchall()
     assert rows == [(2, 6, "erode", "25.0")]
-    shots = Path(os.environ.get("DOPPEL_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / "studio-erode-range.png"))
+    screenshot(page, "studio-erode-range.png", tmp_path)
     wait_rendered(page)
-    result = CliRunner().invoke(cli, ["merge", str(studio.app.state.engine["engine"].backend.ws.root), "--json"])
+    result = CliRunner().invoke(cli, ["merge", str(ws_root(studio)), "--json"])
     assert result.exit_code == 0, result.output
     assert '"rendered": 0' in result.output
     page.check("input[name=scope][value=frame]")
@@ -199,7 +160,7 @@ def test_approve_a_range_survives_a_reload_and_notes_are_kept(page: Any, studio:
     review = page.evaluate("async () => (await (await fetch('/api/timeline')).json()).review")
     assert review[:6] == ["approved"] * 6 and review[6] == ""
     assert "approved 37.5%" in page.inner_text("#summary")
-    result = CliRunner().invoke(cli, ["review", str(studio.app.state.engine["engine"].backend.ws.root), "--json"])
+    result = CliRunner().invoke(cli, ["review", str(ws_root(studio)), "--json"])
     assert result.exit_code == 0 and '"approved": 6' in result.output and "chin edge flickers" in result.output
 
 

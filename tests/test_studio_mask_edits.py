@@ -17,16 +17,6 @@ from doppel.studio import masks
 from doppel.studio.backend import Backend
 
 
-@pytest.fixture
-def backend(merged_pair: Path, tmp_path: Path) -> Backend:
-    ws = tmp_path / "ws"
-    shutil.copytree(merged_pair, ws)
-    b = Backend(ws)
-    b.ensure_plan()
-    yield b
-    b.close()
-
-
 def hole(b: Backend, frame: int, r: float = 8) -> list[dict]:
     cx, cy = b.faces[frame].polygon.mean(0)
     return [{"mode": "exclude", "points": [[cx - r, cy - r], [cx + r, cy - r], [cx + r, cy + r], [cx - r, cy + r]]}]

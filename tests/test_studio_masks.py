@@ -7,8 +7,6 @@ a hand held to it would). Without a label the swap paints over the card; with th
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,16 @@ from doppel.media import MediaReader
 from doppel.studio.server import StudioServer
 from doppel.workspace import Workspace
 from tests.helpers import run
-from tests.test_studio_browser import CHROMIUM_ARGS, chromium_path
+from tests.studio_client import (
+    chromium,
+    chromium_path,
+    click_frame_point,
+    go,
+    screenshot,
+    serve_copy,
+    studio_page,
+    ws_root,
+)
 
 FRAMES = 8
 CARD = (285, 235, 335, 275)
@@ -64,47 +71,14 @@ def occluded_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def studio(occluded_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
-    ws = tmp_path_factory.mktemp("studio-masks") / "ws"
-    shutil.copytree(occluded_ws, ws)
-    server = StudioServer(ws)
-    server.start()
-    yield server
-    server.stop()
+    with serve_copy(occluded_ws, tmp_path_factory.mktemp("studio-masks") / "ws") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def page(studio: StudioServer) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    path = chromium_path()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1180, "height": 800}, bypass_csp=True)
-        pg = context.new_page()
-        pg.goto(studio.url)
-        pg.wait_for_function("window.studio && window.studio.ready && window.studio.firstFrameAt !== null")
+    with chromium(chromium_path()) as browser, studio_page(browser, studio.url, 1180, 800) as pg:
         yield pg
-        context.close()
-        browser.close()
-
-
-def ws_root(studio: StudioServer) -> Path:
-    return Path(studio.app.state.engine["engine"].backend.ws.root)
-
-
-def go(page: Any, frame: int) -> None:
-    page.keyboard.press("g")
-    page.fill("#gotoInput", str(frame))
-    page.keyboard.press("Enter")
-    page.wait_for_function(f"window.studio.info && window.studio.info.frame === {frame} && "
-                           f"window.studio.lastShown === {frame}")
-
-
-def click_frame_point(page: Any, x: float, y: float) -> None:
-    """Click the viewer where frame pixel (x, y) is shown (the box is the canvas as transformed by the zoom)."""
-    box = page.locator("#screen").bounding_box()
-    shot = page.evaluate("[window.studio.shot.width, window.studio.shot.height]")
-    page.mouse.click(box["x"] + x / shot[0] * box["width"], box["y"] + y / shot[1] * box["height"])
 
 
 def plates(ws: Path) -> list[np.ndarray]:
@@ -155,9 +129,7 @@ def test_an_exclude_polygon_drawn_over_the_card_keeps_the_plates_pixels_in_the_e
     grey = cv2.imdecode(np.array(overlay, np.uint8), cv2.IMREAD_GRAYSCALE)
     cx, cy = (bx0 + bx1) // 2, (by0 + by1) // 2
     assert grey[cy, cx] == 0 and grey[cy, bx0 - 12] == 255
-    shots = Path(os.environ.get("DOPPEL_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shots / "studio-mask-label.png"))
+    screenshot(page, "studio-mask-label.png", tmp_path)
 
     code, out, err = run("export", root, tmp_path / "frames", "--codec", "png", "--json")
     assert code == 0, err

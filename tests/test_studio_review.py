@@ -4,7 +4,6 @@ landmark fixes, problem markers, timecode, `doppel review --json` and the export
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from fractions import Fraction
 from pathlib import Path
@@ -22,15 +21,6 @@ from doppel.studio.backend import Backend, timecode
 from doppel.workspace import review
 from doppel.workspace.faces import Face
 from doppel.workspace.review import Keyframe
-
-
-@pytest.fixture
-def backend(merged_pair: Path, tmp_path: Path) -> Backend:
-    ws = tmp_path / "ws"
-    shutil.copytree(merged_pair, ws)
-    b = Backend(ws)
-    b.ensure_plan()
-    return b
 
 
 def test_timecode_counts_frames_at_the_rounded_rate() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +13,14 @@ import pytest
 from doppel.errors import DoppelError
 from doppel.studio.backend import Backend
 from doppel.studio.server import StudioServer
-from tests.studio_client import login, request
+from tests.studio_client import db as studio_db
+from tests.studio_client import login, request, serve_copy
 
 
 @pytest.fixture(scope="module")
 def server(merged_pair: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
-    ws = tmp_path_factory.mktemp("studio-sec") / "ws"
-    shutil.copytree(merged_pair, ws)
-    s = StudioServer(ws)
-    s.start()
-    yield s
-    s.stop()
+    with serve_copy(merged_pair, tmp_path_factory.mktemp("studio-sec") / "ws") as s:
+        yield s
 
 
 def _auth(server: StudioServer) -> dict[str, str]:
@@ -75,7 +71,7 @@ def test_state_changing_requests_need_the_studios_origin_and_json(server: Studio
     assert _post(server, "/api/review", body, Origin="http://evil.example")[0] == 403
     assert _post(server, "/api/review", body, Origin=f"http://127.0.0.1:{server.keys.port + 1}")[0] == 403
     assert _post(server, "/api/review", body, **{"Content-Type": "text/plain"})[0] == 415
-    db = sqlite3.connect(server.app.state.engine["engine"].backend.ws.root / "doppel.db")
+    db = studio_db(server)
     assert db.execute("SELECT COUNT(*) FROM review_ranges").fetchone()[0] == 0  # none of those got through
     status, data = _post(server, "/api/review", body)
     assert status == 200, data

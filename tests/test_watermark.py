@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -23,9 +20,9 @@ from doppel.media.encode import VideoWriter
 from doppel.provenance import MIN_FONT_PX, Disclosure, badge, badge_layout, watermark
 from doppel.provenance.detect import Detection, Detector
 from doppel.provenance.verify import _chosen, verify
+from tests import attacks
+from tests.attacks import Edit, Frames
 from tests.faces import astro, hopper
-
-Frames = list[np.ndarray]
 
 
 @pytest.fixture(scope="module")
@@ -45,58 +42,19 @@ def detect(frames: Frames, exhaustive: bool = False) -> Detection:
     return d.result(exhaustive=exhaustive)
 
 
-def encode(frames: Frames, codec: str = "libx264", options: dict[str, str] | None = None,
-           bit_rate: int | None = None) -> Frames:
-    """Encode and decode again (H.264 or VP9), at 30 frames/s."""
-    h, w = frames[0].shape[:2]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ("x.mp4" if codec == "libx264" else "x.webm")
-        with av.open(str(path), "w") as out:
-            s = out.add_stream(codec, rate=30, options=options or {})
-            s.width, s.height, s.pix_fmt = w // 2 * 2, h // 2 * 2, "yuv420p"
-            if bit_rate:
-                s.bit_rate = bit_rate
-            for i, f in enumerate(frames):
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: s.height, : s.width]), format="rgb24")
-                vf.pts = i
-                for p in s.encode(vf):
-                    out.mux(p)
-            for p in s.encode(None):
-                out.mux(p)
-        with av.open(str(path)) as inp:
-            return [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
-
-
-def resize(f: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    h, w = f.shape[:2]
-    return cv2.resize(f, (round(w * sx), round(h * sy)), interpolation=cv2.INTER_AREA if sx < 1 else cv2.INTER_CUBIC)
-
-
-def rotate(f: np.ndarray, degrees: float) -> np.ndarray:
-    h, w = f.shape[:2]
-    return cv2.warpAffine(f, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0), (w, h))
-
-
-def crop(f: np.ndarray, share: float, back: bool) -> np.ndarray:
-    h, w = f.shape[:2]
-    c = f[int(h * share):, int(w * 0.05): w - int(w * 0.05)]  # `share` off the top, 5 % off each side
-    return cv2.resize(c, (w, h), interpolation=cv2.INTER_CUBIC) if back else c
-
-
-ATTACKS: dict[str, Callable[[Frames], Frames]] = {
-    "mirror": lambda fr: [f[:, ::-1] for f in fr],
-    "rotate-5": lambda fr: [rotate(f, 5.0) for f in fr],
-    "rescale-0.3": lambda fr: [resize(f, 0.3, 0.3) for f in fr],
-    "rescale-2x-aspect-1.1": lambda fr: [resize(f, 2.0, 2.2) for f in fr],
-    "crop-25%": lambda fr: [crop(f, 0.25, False) for f in fr],
-    "crop-25%-resized-back": lambda fr: [crop(f, 0.25, True) for f in fr],
-    "blur-2": lambda fr: [cv2.GaussianBlur(f, (0, 0), 2.0) for f in fr],
-    "gamma-brightness-contrast": lambda fr: [np.clip(255 * (f / 255.0) ** 0.8 * 1.15 + 10, 0, 255).astype(np.uint8)
-                                             for f in fr],
-    "24-fps": lambda fr: [fr[int(i * 30 / 24)] for i in range(len(fr) * 24 // 30)],
+ATTACKS: dict[str, Edit] = {
+    "mirror": attacks.mirror,
+    "rotate-5": attacks.rotate(5.0, cv2.INTER_LINEAR),
+    "rescale-0.3": attacks.scale(0.3),
+    "rescale-2x-aspect-1.1": attacks.scale(2.0, 2.2),
+    "crop-25%": attacks.crop(0.25, 0.05, 0.05),  # a quarter off the top, 5 % off each side
+    "crop-25%-resized-back": attacks.crop(0.25, 0.05, 0.05, back=True),
+    "blur-2": attacks.blur(2.0),
+    "gamma-brightness-contrast": attacks.tone(0.8, 1.15, 10),
+    "24-fps": attacks.to_24fps,
     # CRF 40 is not survived (benchmarks/RESULTS.md); export refuses CRFs above MAX_EXPORT_CRF
-    f"h264-crf-{watermark.MAX_EXPORT_CRF}": lambda fr: encode(fr, options={"crf": str(watermark.MAX_EXPORT_CRF)}),
-    "vp9-500k": lambda fr: encode(fr, "libvpx-vp9", {"deadline": "realtime", "cpu-used": "8"}, 500_000),
+    f"h264-crf-{watermark.MAX_EXPORT_CRF}": attacks.crf(watermark.MAX_EXPORT_CRF),
+    "vp9-500k": attacks.vp9,
 }
 
 

@@ -19,6 +19,7 @@ from doppel.reports import Report
 
 if TYPE_CHECKING:
     from doppel.occlusion.labels import StoredLabel
+    from doppel.occlusion.train import MaskTrainReport
     from doppel.workspace import Workspace
     from doppel.workspace.faces import Face
 
@@ -48,22 +49,6 @@ class MaskEditReport(Report):
     kind: str
     faces: tuple[int, ...]
     stopped_at: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class MaskTrainReport(Report):
-    """`train_mask`'s outcome: the network's step, speed, and IoU on held-out synthetic occlusions (and on
-    the labels, when there are any) next to the mesh polygon's own IoU there."""
-
-    step: int
-    steps_run: int
-    seconds: float
-    samples_per_s: float
-    interrupted: bool
-    loss: float
-    validation: dict[str, float]
-    checkpoint: str
-    labels: int
 
 
 @dataclass(frozen=True)
@@ -187,9 +172,7 @@ class MaskMethods:
             if step is not None:
                 step(done, asked) if asked else step(int(time.monotonic() - start), int((minutes or 0) * 60))
 
-        r = trainer.train(iterations=iterations, minutes=minutes, progress=report)
-        return MaskTrainReport(r.step, r.steps_run, r.seconds, r.samples_per_s, r.interrupted, r.loss,
-                               dict(r.validation), str(r.checkpoint), r.labels)
+        return trainer.train(iterations=iterations, minutes=minutes, progress=report)
 
     def apply_mask(self, *, force: bool = False, device: str | None = None,
                    progress: ProgressCallback | None = None) -> MaskApplyReport:

@@ -30,6 +30,7 @@ from doppel.extract.aligned import AlignedFace
 from doppel.occlusion import labels as lab
 from doppel.occlusion.model import MaskNet, MaskNetConfig, build
 from doppel.occlusion.synth import MaskData, features, make_batch
+from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.train.config import from_dict, to_dict
 
@@ -64,8 +65,12 @@ class MaskTrainConfig:
             raise DoppelError(f"occluder fill must be footage or flat, not {self.fill!r}")
 
 
-@dataclass
-class MaskTrainResult:
+@dataclass(frozen=True)
+class MaskTrainReport(Report):
+    """`MaskTrainer.train`'s (and `Project.train_mask`'s) outcome: the network's step, what this run did, the
+    last loss, and IoU on held-out synthetic occlusions (and on the labels, when there are any) next to the mesh
+    polygon's own IoU there (`validation`)."""
+
     step: int
     steps_run: int
     seconds: float
@@ -75,6 +80,7 @@ class MaskTrainResult:
     validation: dict[str, float]
     checkpoint: Path
     labels: int
+    """How many faces have an artist's label (drawn or confirmed) that the run trained on."""
 
 
 def net_folder(ws: Workspace) -> Path:
@@ -212,7 +218,7 @@ class MaskTrainer:
 
     def train(self, *, iterations: int | None = None, minutes: float | None = None,
               checkpoint_minutes: float = 2.0, progress: Callable[[int, int], None] | None = None
-              ) -> MaskTrainResult:
+              ) -> MaskTrainReport:
         """`progress(steps done, steps asked)` after each step (steps asked: 0 when only `minutes` bound it)."""
         if iterations is None and minutes is None:
             raise DoppelError("give --iterations N or --minutes M")
@@ -242,7 +248,7 @@ class MaskTrainer:
         seconds = time.monotonic() - start
         validation = self.validate()
         path = self.save({"validation": validation, "loss": loss})
-        return MaskTrainResult(self.step, steps, seconds, steps * self.train_cfg.batch_size / max(seconds, 1e-9),
+        return MaskTrainReport(self.step, steps, seconds, steps * self.train_cfg.batch_size / max(seconds, 1e-9),
                                interrupted, loss, validation, path, len(data.labels))
 
 

@@ -7,6 +7,7 @@ import torch
 
 from doppel.device import bf16_supported, pick_device
 from doppel.train import checkpoint
+from doppel.train.data import hide_regions
 from doppel.train.models import build_model
 from doppel.workspace import Workspace
 
@@ -31,11 +32,16 @@ class SwapModel:
         return self.config.expression_dims
 
     @torch.no_grad()
-    def swap(self, crops: np.ndarray, expression: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def swap(self, crops: np.ndarray, expression: np.ndarray | None = None, hide: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
         """crops: N x R x R x 3 uint8 aligned target faces; expression: their codes (N, dims) float32
-        (train/expression.py) for a model that takes them. Returns (faces N x R x R x 3 float32 in [0, 1],
-        masks N x R x R float32 in [0, 1])."""
+        (train/expression.py) for a model that takes them; hide: N x R x R uint8 regions blurred out of the input
+        first, as training hides the eyes and mouth (all zero: nothing hidden). Returns (faces N x R x R x 3
+        float32 in [0, 1], masks N x R x R float32 in [0, 1])."""
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div(255)
+        if hide is not None:
+            region = torch.from_numpy(hide).to(self.device)[:, None].float().div(255)
+            x = hide_regions(x, region, region.flatten(1).amax(1) > 0)
         x = x.contiguous(memory_format=torch.channels_last)
         code = torch.from_numpy(expression).to(self.device) if expression is not None else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):

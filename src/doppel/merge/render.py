@@ -198,13 +198,12 @@ def _merge(ws: Workspace, *, device: str | None, force: bool, progress: Progress
                        time.perf_counter() - start, model.id, tuple(warnings))
 
 
-def hide_for_expression(crop: np.ndarray, p: FramePlan, res: int) -> np.ndarray:
-    """The model's input crop (res x res x 3 uint8) with the eyes and mouth blurred out where the frame's
-    settings take the expression from the landmarks alone."""
+def hidden_region(p: FramePlan, res: int) -> np.ndarray:
+    """What to blur out of the model's input crop for this frame (res x res uint8): the eyes and mouth where the
+    frame's settings take the expression from the landmarks alone, else nothing (zeros)."""
     if p.settings.expression != "landmarks" or p.face is None:
-        return crop
-    points = AlignedFace.of(p.face).crop_landmarks(res)
-    return expression.hide_eyes_mouth(crop, expression.eyes_mouth_region(points, res))
+        return np.zeros((res, res), np.uint8)
+    return expression.eyes_mouth_region(AlignedFace.of(p.face).crop_landmarks(res), res)
 
 
 def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: list[FramePlan],
@@ -233,11 +232,11 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
         rows: list[Render] = []
         if swaps:
             crops = np.stack([_crop(images[p.index], matrices[p.index], res) for p in swaps])
-            codes = None
+            codes = hidden = None
             if reference is not None:
                 codes = expression.codes([p.face.lm68 for p in swaps if p.face is not None], reference)
-                crops = np.stack([hide_for_expression(c, p, res) for c, p in zip(crops, swaps, strict=True)])
-            faces, masks = model.swap(crops, codes)
+                hidden = np.stack([hidden_region(p, res) for p in swaps])
+            faces, masks = model.swap(crops, codes, hidden)
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
                 stored, label = occlusion.get(p.face.id), labels.get(p.face.id)

@@ -67,12 +67,3 @@ def eyes_mouth_region(points: np.ndarray, size: int) -> np.ndarray:
     grow = max(1, int(round(eye_w * 0.3)))
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
 
-
-def hide_eyes_mouth(crop: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """The numpy twin of training's `hide_regions`: inside `region` ((R, R) uint8), the crop (R, R, 3) uint8
-    becomes a copy blurred to an eighth of its resolution. Returns (R, R, 3) uint8."""
-    size = crop.shape[0]
-    small = cv2.resize(crop, (max(1, size // 8), max(1, size // 8)), interpolation=cv2.INTER_AREA)
-    coarse = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    a = region.astype(np.float32)[..., None] / 255
-    return np.clip(crop * (1 - a) + coarse * a + 0.5, 0, 255).astype(np.uint8)

@@ -1,7 +1,7 @@
 """Quality on real footage (issue 14): expression dynamics, detail, identity and flicker against training time.
 
   prepare PAIR --dir D        workspace D/PAIR/base: init, add, extract (the target cut to its first 300 frames)
-  train PAIR --dir D --label L --minutes 5 10 [--preset cpu-64]
+  train PAIR --dir D --label L --minutes 5 10 [--preset cpu-64] [--train-args=--true-face-power=0.1]
                               copy of the base trained by `doppel train`, the model saved after each mark as
                               models/main-m<minutes>
   score PAIR --dir D --label L
@@ -131,8 +131,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             budget = ["--iterations", str(max(0, round(mark * args.steps_per_minute) - step))]
         else:
             budget = ["--minutes", str(mark - done)]
-        out = json.loads(doppel("train", str(ws), *preset, *budget, "--json", "--preview-minutes", "100",
-                                nice=args.nice))
+        out = json.loads(doppel("train", str(ws), *preset, *budget, *args.train_args, "--json",
+                                "--preview-minutes", "100", nice=args.nice))
         done = mark
         shutil.copytree(ws / "models" / "main", ws / "models" / f"main-m{mark:g}", dirs_exist_ok=True)
         print(f"{args.label}: {mark:g} min, step {out['step']}, {out['samples_per_s']:.1f} samples/s", flush=True)
@@ -271,6 +271,8 @@ def main() -> None:
                                            "of by the clock, so a busy machine changes the time, not the figure")
     sub.choices["train"].add_argument("--nice", type=int, default=10,
                                       help="niceness of the training (0 to take the CPU ahead of niced jobs)")
+    sub.choices["train"].add_argument("--train-args", nargs="*", default=[],
+                                      help="more `doppel train` options, e.g. --train-args=--true-face-power=0.1")
     sub.choices["score"].add_argument("--set", nargs="*", default=[], help="merge settings KEY=VALUE")
     sub.choices["score"].add_argument("--only", nargs="*", default=[], help="score only these saved models")
     sub.choices["score"].add_argument("--tag", default="", help="suffix of the scores' key (settings variants)")

@@ -43,8 +43,9 @@ def test_every_registered_model_maps_faces_to_faces(arch: str) -> None:
     model = build_model(cfg)
     x = torch.rand(2, 3, 64, 64)
     out = model(x, x)
-    assert set(out) == {"src", "src_mask", "dst", "dst_mask"}
+    assert set(out) == {"src", "src_mask", "dst", "dst_mask", "src_code", "dst_code"}
     assert out["src"].shape == (2, 3, 64, 64) and out["dst_mask"].shape == (2, 1, 64, 64)
+    assert out["src_code"].shape == out["dst_code"].shape == (2, 16, 8, 8)  # what the swap decodes
     with torch.no_grad():
         face, mask = model.swap(x)
     assert face.shape == (2, 3, 64, 64) and float(face.min()) >= 0 and float(face.max()) <= 1
@@ -293,3 +294,40 @@ def test_gan_power_trains_a_discriminator_kept_in_the_checkpoint(ws: Path) -> No
         assert SwapModel(opened, "main", "cpu").step == 3
     code, _, err = run("train", ws, "--iterations", "1", "--gan-power", "11")
     assert code == 1 and "gan_power must be in [0, 10]" in err
+
+
+def test_code_adversary_pulls_the_source_codes_towards_the_target_codes() -> None:
+    """True face power's mechanism: source codes (a learnable offset on one cloud of bottleneck maps), trained
+    only against the code discriminator, move over half-way towards the target's cloud (the two then wander
+    around each other, as adversaries do)."""
+    from doppel.train.gan import Adversary, CodeDiscriminator
+
+    torch.manual_seed(0)
+    adversary = Adversary(torch.device("cpu"), 1e-3, net=CodeDiscriminator(8, dims=16))
+    offset = torch.zeros(1, 8, 4, 4, requires_grad=True)
+    opt = torch.optim.Adam([offset], lr=2e-2)
+    target_mean = torch.full((1, 8, 4, 4), 1.5)
+    for _ in range(300):
+        dst = target_mean + 0.3 * torch.randn(16, 8, 4, 4)
+        src = offset + 0.3 * torch.randn(16, 8, 4, 4)
+        loss = adversary.generator_loss(src)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        adversary.step(dst, src)
+    assert float(offset.detach().mean()) > 0.75, float(offset.detach().mean())  # it started at 0
+
+
+def test_true_face_power_trains_a_code_discriminator_kept_in_the_checkpoint(ws: Path) -> None:
+    code, out, err = run("train", ws, "--preset", "tiny-64", "--iterations", "3", "--true-face-power", "0.1",
+                         "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert "true_face" in report["losses"] and "code_discriminator" in report["losses"]
+    first = weights(ws, part="code_gan")
+    assert any(k.startswith("net.") for k in first) and any(k.startswith("opt.") for k in first)
+    assert run("train", ws, "--iterations", "0")[0] == 0  # resumed: the same discriminator, the setting kept
+    again = weights(ws, part="code_gan")
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    code, _, err = run("train", ws, "--iterations", "1", "--true-face-power", "-1")
+    assert code == 1 and "true_face_power must be in [0, 10]" in err

@@ -289,6 +289,9 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 @click.option("--gan-power", type=float, default=None,
               help="Weight of the adversarial (patch discriminator) term, 0 to 10; 0.1 sharpens a model that "
                    "already reconstructs well (kept for later runs; 0 turns it off).")
+@click.option("--true-face-power", type=float, default=None,
+              help="Weight of the bottleneck-code adversary, 0 to 10: makes the swap as sharp as the source's "
+                   "own reconstructions; 0.01 is a good start (kept for later runs; 0 turns it off).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one).")
 @click.option("--preview-minutes", type=float, default=2.0, show_default=True, help="Write a preview this often.")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True, help="Save this often.")
@@ -296,8 +299,8 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train(workspace: Path, preset: str | None, iterations: int | None, minutes: float | None, model_name: str,
           init_from: Path | None, batch_size: int | None, learning_rate: float | None, bf16: bool | None,
-          gan_power: float | None, device: str | None, preview_minutes: float, checkpoint_minutes: float,
-          list_presets: bool, as_json: bool) -> None:
+          gan_power: float | None, true_face_power: float | None, device: str | None, preview_minutes: float,
+          checkpoint_minutes: float, list_presets: bool, as_json: bool) -> None:
     """Train (or continue training) the face-swap model. Ctrl-C saves and stops.
 
     On several GPUs or machines, launch through torchrun:
@@ -318,7 +321,8 @@ def train(workspace: Path, preset: str | None, iterations: int | None, minutes: 
     with doppel.open(workspace) as p, rich_progress() as progress:
         result = p.train(minutes=minutes, iterations=iterations, preset=preset, model=model_name,
                          init_from=init_from, batch_size=batch_size, learning_rate=learning_rate, bf16=bf16,
-                         gan_power=gan_power, device=device, preview_minutes=preview_minutes,
+                         gan_power=gan_power, true_face_power=true_face_power, device=device,
+                         preview_minutes=preview_minutes,
                          checkpoint_minutes=checkpoint_minutes, progress=progress)
     if result.rank != 0:
         return

@@ -47,6 +47,8 @@ class Checkpoint:
     ema: dict[str, torch.Tensor] | None = None
     gan: dict[str, torch.Tensor] | None = None
     """The adversarial term's discriminator and its optimizer tensors (see train/gan.py), where trained."""
+    code_gan: dict[str, torch.Tensor] | None = None
+    """The same for the bottleneck-code adversary ("true face power"), where trained."""
 
     @property
     def render_weights(self) -> dict[str, torch.Tensor]:
@@ -81,7 +83,8 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
 
 def save(folder: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any],
          *, backup: bool = False, ema: dict[str, torch.Tensor] | None = None,
-         gan: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None) -> Path:
+         gan: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
+         code_gan: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None) -> Path:
     """Write checkpoint `step` and make it current; prune old ones (backups are kept). Returns its folder."""
     ckpts = folder / "checkpoints"
     ckpts.mkdir(parents=True, exist_ok=True)
@@ -99,9 +102,10 @@ def save(folder: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optim
             save_file({k: v.detach().contiguous().cpu() for k, v in ema.items()}, str(tmp / "ema.safetensors"),
                       metadata={"format": str(FORMAT)})
         full_state = {**state, "format": FORMAT, "step": step, "backup": backup, "optimizer": opt_plain}
-        if gan is not None:
-            save_file(gan[0], str(tmp / "gan.safetensors"), metadata={"format": str(FORMAT)})
-            full_state["gan_optimizer"] = gan[1]
+        for part, adversary in (("gan", gan), ("code_gan", code_gan)):
+            if adversary is not None:
+                save_file(adversary[0], str(tmp / f"{part}.safetensors"), metadata={"format": str(FORMAT)})
+                full_state[f"{part}_optimizer"] = adversary[1]
         (tmp / "state.json").write_text(json.dumps(full_state, indent=1))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
@@ -155,15 +159,16 @@ def load(path: Path) -> Checkpoint:
     if state.get("format") != FORMAT:
         raise DoppelError(f"checkpoint format {state.get('format')} is not {FORMAT} (another doppel version)", path)
     parts = {}
-    for part in ("model", "optimizer", "ema", "gan"):
+    for part in ("model", "optimizer", "ema", "gan", "code_gan"):
         file = path / f"{part}.safetensors"
-        if part in ("ema", "gan") and not file.exists():
+        if part in ("ema", "gan", "code_gan") and not file.exists():
             continue
         try:
             parts[part] = load_file(str(file))
         except (SafetensorError, OSError, ValueError) as exc:
             raise DoppelError(f"checkpoint file is corrupt or truncated ({exc})", file) from exc
-    return Checkpoint(path, state, parts["model"], parts["optimizer"], parts.get("ema"), parts.get("gan"))
+    return Checkpoint(path, state, parts["model"], parts["optimizer"], parts.get("ema"), parts.get("gan"),
+                      parts.get("code_gan"))
 
 
 def render_file(path: Path) -> Path:

@@ -75,6 +75,10 @@ class TrainConfig:
     gan_power: float = 0.0
     """Weight of the adversarial term (a patch discriminator on the source face, DeepFaceLab's "GAN power";
     0: off). Sharper detail; turn it on (0.1 is a good start) once the model reconstructs well."""
+    true_face_power: float = 0.0
+    """Weight of the bottleneck-code adversary (DeepFaceLab's "true face power"; 0: off): the source's codes are
+    pushed to look like the target's, so the swap feeds the source decoder codes like those it learnt on and
+    comes out as sharp as its reconstructions. Identity leans a little towards the target as it rises."""
     lr_warmup_steps: int = 100
     """Ramp the learning rate up linearly over the first steps, so the first large gradients of a fresh model
     (in bfloat16) do not throw it into a poor state."""
@@ -104,6 +108,8 @@ class TrainConfig:
             raise DoppelError("ema_decay must be in [0, 1)")
         if not 0 <= self.gan_power <= 10:
             raise DoppelError("gan_power must be in [0, 10]")
+        if not 0 <= self.true_face_power <= 10:
+            raise DoppelError("true_face_power must be in [0, 10]")
         if self.lr_warmup_steps < 0:
             raise DoppelError("lr_warmup_steps must be at least 0")
         if not 0 <= self.hide_expression <= 1:
@@ -136,6 +142,13 @@ register_preset(Preset(
 register_preset(Preset(
     "cpu-64", "64 px DF sized for a 2-core CPU: a recognisable, soft swap in about ten minutes. Start here.",
     ModelConfig("df", 64, encoder_dims=32, bottleneck_dims=128, inter_dims=128, decoder_dims=16, mask_dims=8,
+                expression_dims=3),
+    TrainConfig(batch_size=16, learning_rate=3e-4, bf16=True),
+))
+register_preset(Preset(
+    "cpu-64-liae", "64 px LIAE for a 2-core CPU: the swap goes through the decoder both people share, so it is "
+    "sharper than cpu-64's and follows the eyes better, at some cost in identity and in the mouth.",
+    ModelConfig("liae", 64, encoder_dims=32, bottleneck_dims=128, inter_dims=64, decoder_dims=16, mask_dims=8,
                 expression_dims=3),
     TrainConfig(batch_size=16, learning_rate=3e-4, bf16=True),
 ))

@@ -27,7 +27,7 @@ from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
 from doppel.train.data import TrainingData, load_training_data, make_batch
-from doppel.train.gan import Adversary
+from doppel.train.gan import Adversary, CodeDiscriminator
 from doppel.train.losses import masked_ssim, total_loss
 from doppel.train.models import build_model
 from doppel.train.preview import preview_grid, save_png
@@ -108,6 +108,8 @@ class Trainer:
         self.net: torch.nn.Module = self.model
         self.data: TrainingData | None = None
         self.adversary = Adversary(device, train_cfg.learning_rate) if train_cfg.gan_power > 0 else None
+        self.code_adversary = (Adversary(device, train_cfg.learning_rate, net=CodeDiscriminator(model_cfg.inter_dims))
+                               if train_cfg.true_face_power > 0 else None)
         self.ema: dict[str, torch.Tensor] | None = None
         if train_cfg.ema_decay > 0:
             self.ema = {k: v.detach().float().clone() for k, v in self.model.state_dict().items()}
@@ -152,6 +154,8 @@ class Trainer:
             group["lr"] = self.cfg.learning_rate
         if self.adversary is not None and ckpt.gan is not None:  # else a fresh discriminator (GAN just turned on)
             self.adversary.restore(ckpt.gan, ckpt.state.get("gan_optimizer", {}))
+        if self.code_adversary is not None and ckpt.code_gan is not None:
+            self.code_adversary.restore(ckpt.code_gan, ckpt.state.get("code_gan_optimizer", {}))
         if self.cfg.ema_decay > 0:  # a checkpoint from before the average existed starts it from its weights
             source = ckpt.ema if ckpt.ema is not None else ckpt.model
             self.ema = {k: v.float().to(self.device).clone() for k, v in source.items()}
@@ -186,7 +190,8 @@ class Trainer:
             return self.folder
         path = checkpoint.save(self.folder, self.step, self.model, self.opt, {**self.state(), **(extra or {})},
                                backup=backup, ema=self.ema,
-                               gan=self.adversary.tensors() if self.adversary is not None else None)
+                               gan=self.adversary.tensors() if self.adversary is not None else None,
+                               code_gan=self.code_adversary.tensors() if self.code_adversary is not None else None)
         with self.ws.transaction():
             self.ws.models.record(self.folder.name, path, self.step, self.preset, to_dict(self.model_cfg))
         return path
@@ -220,7 +225,8 @@ class Trainer:
                 group["lr"] = self.cfg.learning_rate * min(1.0, (self.step + 1) / self.cfg.lr_warmup_steps)
         loss, parts = optimization_step(self.net, self.opt, self.load_data(), self.cfg, self.salt, self.step,
                                         self.rank, self.world, self.adversary,
-                                        self.cfg.hide_expression if self.model_cfg.expression_dims else 0.0)
+                                        self.cfg.hide_expression if self.model_cfg.expression_dims else 0.0,
+                                        self.code_adversary)
         value = loss.detach()
         if self.world > 1:
             dist.all_reduce(value)
@@ -356,10 +362,12 @@ class Trainer:
 
 def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainingData, cfg: TrainConfig,
                       salt: int, step: int, rank: int = 0, world: int = 1, adversary: Adversary | None = None,
-                      hide: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+                      hide: float = 0.0, code_adversary: Adversary | None = None
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
     """One step: the batch for `step` (this process's share), forward, weighted losses, backward, update;
-    with an adversary, its term joins the loss and the discriminator takes a step on the same batch. `hide`:
-    share of inputs whose eyes and mouth are blurred away (a model with an expression code)."""
+    with an adversary, its term joins the loss and the discriminator takes a step on the same batch (the
+    code adversary likewise, on the bottleneck codes). `hide`: share of inputs whose eyes and mouth are
+    blurred away (a model with an expression code)."""
     src, dst = make_batch(data, cfg.batch_size, cfg.seed, salt, step, warp=cfg.random_warp, flip=cfg.random_flip,
                           color_match=cfg.color_match, rank=rank, world=world,
                           hide=hide)
@@ -373,11 +381,18 @@ def optimization_step(net: torch.nn.Module, opt: torch.optim.Optimizer, data: Tr
         adversarial = adversary.generator_loss(fake, src["mask"])
         loss = loss + cfg.gan_power * adversarial
         parts["gan"] = float(adversarial.detach())
+    if code_adversary is not None:  # the source's codes should pass for the target's
+        true_face = code_adversary.generator_loss(out["src_code"].float())
+        loss = loss + cfg.true_face_power * true_face
+        parts["true_face"] = float(true_face.detach())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     if adversary is not None:
         parts["discriminator"] = adversary.step(src["target"], fake, src["mask"], world)
+    if code_adversary is not None:
+        parts["code_discriminator"] = code_adversary.step(out["dst_code"].float(), out["src_code"].float(),
+                                                          world=world)
     return loss, parts
 
 

@@ -25,12 +25,13 @@ class DF(nn.Module):
     def forward(self, src: torch.Tensor, dst: torch.Tensor, src_expression: torch.Tensor | None = None,
                 dst_expression: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """src, dst: (N, 3, R, R) in [0, 1]; their expression codes (N, dims) where the model has them.
-        Returns reconstructions and masks of both."""
+        Returns reconstructions and masks of both, and their bottleneck codes (N, inter, R/8, R/8)."""
         z_src = self.inter(self.encoder(src))
         z_dst = self.inter(self.encoder(dst))
         src_face, src_mask = self.decoder_src(z_src, src_expression)
         dst_face, dst_mask = self.decoder_dst(z_dst, dst_expression)
-        return {"src": src_face, "src_mask": src_mask, "dst": dst_face, "dst_mask": dst_mask}
+        return {"src": src_face, "src_mask": src_mask, "dst": dst_face, "dst_mask": dst_mask,
+                "src_code": z_src, "dst_code": z_dst}
 
     def swap(self, dst: torch.Tensor, expression: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Target faces rendered as the source identity, with the target's expression codes: (face, mask)."""

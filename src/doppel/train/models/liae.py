@@ -28,10 +28,13 @@ class LIAE(nn.Module):
         f_src, f_dst = self.encoder(src), self.encoder(dst)
         ab_src = self.inter_ab(f_src)
         z_src = torch.cat([ab_src, ab_src], 1)
-        z_dst = torch.cat([self.inter_b(f_dst), self.inter_ab(f_dst)], 1)
+        ab_dst = self.inter_ab(f_dst)
+        z_dst = torch.cat([self.inter_b(f_dst), ab_dst], 1)
         src_face, src_mask = self.decoder(z_src, src_expression)
         dst_face, dst_mask = self.decoder(z_dst, dst_expression)
-        return {"src": src_face, "src_mask": src_mask, "dst": dst_face, "dst_mask": dst_mask}
+        # The codes the swap decodes: inter_AB's of both identities.
+        return {"src": src_face, "src_mask": src_mask, "dst": dst_face, "dst_mask": dst_mask,
+                "src_code": ab_src, "dst_code": ab_dst}
 
     def swap(self, dst: torch.Tensor, expression: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         ab = self.inter_ab(self.encoder(dst))

@@ -77,13 +77,37 @@ def test_thresholds_keep_the_stated_false_positive_bound() -> None:
     assert watermark.thresholds(9)["any"] > watermark.thresholds(1)["any"]
     # every hypothesis searched counts: mirror x rotation x scale x scale, each at every cyclic offset; the plain
     # family is the two upright whole-frame geometries at their one offset, the zoom family the upright
-    # aspect-preserving crops at every offset
+    # aspect-preserving crops (scales >= 1) at the offsets within reach of the uncropped frame's
     assert watermark.TESTS_PER_EXCERPT == 2 * 9 * 16 * 16 * 64 * 64
-    assert {k: n for k, (n, _) in watermark.FAMILIES.items()} == {"plain": 2, "zoom": 2 * 16 * 64 * 64,
+    zoom = 2 * sum((2 * watermark.zoom_reach(s) + 1) ** 2 for s in watermark.AXIS_SCALES if s >= 1.0)
+    assert {k: n for k, (n, _) in watermark.FAMILIES.items()} == {"plain": 2, "zoom": zoom,
                                                                  "any": watermark.TESTS_PER_EXCERPT}
+    assert 2 * 13 * 5**2 < zoom < 2 * 13 * 47**2  # 13 scales, 2 mirrors, at most 47 x 47 offsets each
     assert sum(share for _, share in watermark.FAMILIES.values()) <= 1.0
     t = watermark.thresholds()
-    assert t["plain"] < 6 < t["zoom"] < t["any"] < 8.1
+    assert t["plain"] < 6 < t["zoom"] < 7.1 < t["any"] < 8.1
+
+
+def test_zoom_reach_covers_every_crop_it_stands_for() -> None:
+    """A crop keeping 1/s of the width moves the tile by up to (1 - 1/s) * CANON / 2 canonical samples: a
+    quarter cut off one side (s = 4/3) by 16; zoom_reach covers that for the scales on either side of 4/3."""
+    for s in watermark.ZOOM_SCALES:
+        assert watermark.zoom_reach(s) >= (1 - 1 / s) * watermark.CANON / 2
+    assert min(watermark.zoom_reach(s) for s in watermark.ZOOM_SCALES if 1.3 < s < 1.35) >= 16
+    assert watermark.zoom_reach(1.0) <= 3
+
+
+def test_crops_are_found_by_the_zoom_family_and_only_crops(marked: Frames) -> None:
+    """A quarter cut off the top and the left (then shrunk) is found by the zoom family (threshold about 7), at
+    a scale near 4/3; a wrap-around shift of the whole frame by a quarter of its width, which no crop produces,
+    is outside the zoom family's offsets and is found only by the full search."""
+    limits = watermark.thresholds()
+    cropped = detect(attacks.chain(attacks.crop(0.25, 0.25), attacks.scale(0.7))(marked))
+    assert cropped.found and cropped.family == "zoom" and cropped.score > limits["zoom"], cropped
+    assert cropped.scale[0] == cropped.scale[1] == pytest.approx(4 / 3, rel=0.03)
+    shifted = detect([np.roll(f, f.shape[1] // 4, axis=1) for f in marked])
+    assert shifted.found and shifted.family == "any" and shifted.scale == (1.0, 1.0), shifted
+    assert shifted.scores["zoom"] < limits["zoom"] < shifted.scores["any"], shifted.scores
 
 
 def test_the_plain_family_finds_a_faint_mark_the_full_search_would_miss(clip: Frames, marked: Frames) -> None:

@@ -4,8 +4,8 @@ The frames of an excerpt are averaged in the canonical view (`watermark.canonica
 hypothesis (mirror, rotation, frame-relative x and y scale) the average is warped back into the embedder's
 canonical coordinates and folded into one tile; the sync correlation at every cyclic offset (crop) is one FFT,
 batched over hypotheses. The score is Hoeffding-normalised (see watermark.py); each family of tests
-(watermark.FAMILIES: the plain geometries at their one offset, upright zooms, everything) has its own threshold,
-and together they account for every hypothesis and offset searched.
+(watermark.FAMILIES: the plain geometries at their one offset, upright crops at the offsets a crop can produce,
+everything) has its own threshold, and together they account for every hypothesis and offset searched.
 """
 
 from __future__ import annotations
@@ -98,11 +98,19 @@ PLAIN_SHIFT = int(_OUT_TILES * wm.TILE / 2 - wm.CANON / 2) % wm.TILE
 """The offset at which an upright, uncropped frame's tile lands (the fold's centre is the frame's)."""
 
 
-def _families(h: tuple[bool, float, float, float]) -> list[str]:
-    """The families of watermark.FAMILIES whose best-over-offsets score includes hypothesis `h` (`plain` is
-    scored at PLAIN_SHIFT only, see search)."""
+def _is_zoom(h: tuple[bool, float, float, float]) -> bool:
+    """Whether hypothesis `h` is an upright aspect-preserving crop (the `zoom` family, scored only at the
+    offsets within watermark.zoom_reach of PLAIN_SHIFT; `plain` is scored at PLAIN_SHIFT only, see search)."""
     _, r, sx, sy = h
-    return ["zoom", "any"] if r == 0.0 and sx == sy else ["any"]
+    return r == 0.0 and sx == sy and sx in wm.ZOOM_SCALES
+
+
+def _zoom_best(zmap: np.ndarray, scale: float) -> tuple[float, tuple[int, int]]:
+    """(TILE, TILE) z at every offset -> the best z within watermark.zoom_reach(scale) of PLAIN_SHIFT, its offset."""
+    idx = (PLAIN_SHIFT + np.arange(-wm.zoom_reach(scale), wm.zoom_reach(scale) + 1)) % wm.TILE
+    window = zmap[np.ix_(idx, idx)]
+    i, j = np.unravel_index(int(window.argmax()), window.shape)
+    return float(window[i, j]), (int(idx[i]), int(idx[j]))
 
 
 def _read_tag(g: np.ndarray, shift: tuple[int, int]) -> int | None:
@@ -151,9 +159,12 @@ def search(average: np.ndarray, aspect: float, frames: int = 1, thresholds: dict
         for k, h in enumerate(chunk):
             if h in plain and zmap[k, PLAIN_SHIFT, PLAIN_SHIFT] > best["plain"][0]:
                 best["plain"] = (float(zmap[k, PLAIN_SHIFT, PLAIN_SHIFT]), h, (PLAIN_SHIFT, PLAIN_SHIFT), g[k])
-            for name in _families(h):
-                if z[k] > best[name][0]:
-                    best[name] = (float(z[k]), h, (int(shifts[k][0]), int(shifts[k][1])), g[k])
+            if _is_zoom(h):
+                score, at = _zoom_best(zmap[k], h[2])
+                if score > best["zoom"][0]:
+                    best["zoom"] = (score, h, at, g[k])
+            if z[k] > best["any"][0]:
+                best["any"] = (float(z[k]), h, (int(shifts[k][0]), int(shifts[k][1])), g[k])
         if not exhaustive and any(best[name][0] > limits[name] for name in wm.FAMILIES):
             if refined:
                 break

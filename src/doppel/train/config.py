@@ -147,7 +147,7 @@ register_preset(Preset(
 ))
 register_preset(Preset(
     "cpu-64-liae", "64 px LIAE for a 2-core CPU: the swap goes through the decoder both people share, so it is "
-    "sharper than cpu-64's and follows the eyes better, at some cost in identity and in the mouth.",
+    "sharper than cpu-64's, but it leaks the target's identity (a try-out, not a default).",
     ModelConfig("liae", 64, encoder_dims=32, bottleneck_dims=128, inter_dims=64, decoder_dims=16, mask_dims=8,
                 expression_dims=3),
     TrainConfig(batch_size=16, learning_rate=3e-4, bf16=True),

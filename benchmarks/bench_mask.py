@@ -144,6 +144,41 @@ def iou_figures(ws: Workspace, truth: list[np.ndarray], kinds: list[str], frames
             **{f"iou_{k}": float(np.mean(v)) for k, v in per_kind.items()}, "frames": len(allv)}
 
 
+def occluder_figures(ws: Workspace, plate: list[np.ndarray], masks: np.ndarray, truth: list[np.ndarray],
+                     clean_faces: list[Face], occluded: list[int], size: tuple[int, int]) -> dict[str, float]:
+    """The occluder's pixels in the merged output (ws's renders) vs the plate, mean abs grey, and where the
+    difference comes from: occluder pixels the stored mask calls face (the network missed them) against those it
+    calls occluded (then only the compositing can leak)."""
+    target = ws.target()
+    assert target is not None
+    rows = {i: r.path for i, r in ws.renders.all().items() if r.path is not None}
+    diffs, diffs_face, swapped, missed, from_missed, layer_miss = [], [], [], [], [], []
+    target_faces = subject_faces(ws, target.id)
+    stored = {k: m.path for k, m in ws.occlusion.masks().items()}
+    for i in occluded:
+        if i not in rows:
+            continue
+        out_img = cv2.cvtColor(cv2.imread(str(ws.root / rows[i])), cv2.COLOR_BGR2GRAY).astype(np.float32)
+        ref = cv2.cvtColor(plate[i], cv2.COLOR_RGB2GRAY).astype(np.float32)
+        occ_px = masks[i] > 127
+        face_px = occ_px & (rasterize(clean_faces[i].polygon, size) > 127)
+        err = np.abs(out_img - ref)
+        diffs.append(err[occ_px].mean())
+        diffs_face.append(err[face_px].mean())
+        swapped.append(err[(truth[i] > 127)].mean())
+        f = target_faces[i]
+        miss = (frame_mask(ws, f, stored[f.id], size) >= 0.5) & occ_px
+        missed.append(miss.sum() / max(occ_px.sum(), 1))
+        from_missed.append(err[miss].sum() / max(occ_px.sum(), 1))
+        layer_miss.append(err[occ_px & ~miss].mean() if (occ_px & ~miss).any() else 0.0)
+    return {"occluder_abs_grey": float(np.mean(diffs)),
+            "occluder_over_face_abs_grey": float(np.mean(diffs_face)),
+            "visible_face_abs_grey": float(np.mean(swapped)),
+            "occluder_share_mask_missed": float(np.mean(missed)),
+            "occluder_abs_grey_from_missed_pixels": float(np.mean(from_missed)),
+            "occluder_abs_grey_where_mask_found_it": float(np.mean(layer_miss))}
+
+
 def edge_motion(masks: list[np.ndarray], width: float) -> float:
     """Mean frame-to-frame displacement of a soft mask's edge, % of `width`: area changed / edge length."""
     out = []
@@ -287,42 +322,13 @@ def main() -> None:
         toml.write_text(toml.read_text().replace('mask = "landmarks"', 'mask = "landmarks+occlusion"'))
         rep, rep_cpu = timed_merge(ws_path)
         print(f"load average during the merges: {os.getloadavg()[0]:.1f}", flush=True)
+        plate = read_frames(work / "built" / "occluded.mp4", args.frames)
         with Workspace.open(ws_path) as ws:
-            target = ws.target()
-            assert target is not None
-            rows = {i: r.path for i, r in ws.renders.all().items() if r.path is not None}
-            plate = read_frames(work / "built" / "occluded.mp4", args.frames)
-            diffs, diffs_face, swapped, missed, from_missed, layer_miss = [], [], [], [], [], []
-            target_faces = subject_faces(ws, target.id)
-            stored = {k: m.path for k, m in ws.occlusion.masks().items()}
-            for i in occluded:
-                if i not in rows:
-                    continue
-                out_img = cv2.cvtColor(cv2.imread(str(ws.root / rows[i])), cv2.COLOR_BGR2GRAY).astype(np.float32)
-                ref = cv2.cvtColor(plate[i], cv2.COLOR_RGB2GRAY).astype(np.float32)
-                occ_px = masks[i] > 127
-                face_px = occ_px & (rasterize(clean_faces[i].polygon, size) > 127)
-                err = np.abs(out_img - ref)
-                diffs.append(err[occ_px].mean())
-                diffs_face.append(err[face_px].mean())
-                swapped.append(err[(truth[i] > 127)].mean())
-                # Where the difference comes from: occluder pixels the stored mask calls face (the network
-                # missed them) against those it calls occluded (then only the compositing can leak).
-                f = target_faces[i]
-                miss = (frame_mask(ws, f, stored[f.id], size) >= 0.5) & occ_px
-                missed.append(miss.sum() / max(occ_px.sum(), 1))
-                from_missed.append(err[miss].sum() / max(occ_px.sum(), 1))
-                layer_miss.append(err[occ_px & ~miss].mean() if (occ_px & ~miss).any() else 0.0)
+            occluder = occluder_figures(ws, plate, masks, truth, clean_faces, occluded, size)
         figures["merge"] = {"fps_352x288": rep["fps"], "rendered": rep["rendered"],
                             "fps_352x288_landmarks_only": plain["fps"],
                             "process_cpu_s_occlusion": rep_cpu, "process_cpu_s_landmarks_only": plain_cpu,
-                            "load_average_1min": os.getloadavg()[0],
-                            "occluder_abs_grey": float(np.mean(diffs)),
-                            "occluder_over_face_abs_grey": float(np.mean(diffs_face)),
-                            "visible_face_abs_grey": float(np.mean(swapped)),
-                            "occluder_share_mask_missed": float(np.mean(missed)),
-                            "occluder_abs_grey_from_missed_pixels": float(np.mean(from_missed)),
-                            "occluder_abs_grey_where_mask_found_it": float(np.mean(layer_miss))}
+                            "load_average_1min": os.getloadavg()[0], **occluder}
         print("merge:", json.dumps(figures["merge"]), flush=True)
 
         with Workspace.open(ws_path) as ws:

@@ -19,7 +19,15 @@ from doppel.extract.masks import rasterize
 from doppel.merge.masks import combine
 from doppel.merge.plan import subject_faces
 from doppel.occlusion import labels as lab
-from doppel.occlusion.apply import LABEL_WEIGHT, SMOOTH_RADIUS, apply_masks, load_mask, motion_cue, smooth_in_time
+from doppel.occlusion.apply import (
+    LABEL_WEIGHT,
+    SMOOTH_RADIUS,
+    MaskPredictor,
+    apply_masks,
+    load_mask,
+    motion_cue,
+    smooth_in_time,
+)
 from doppel.occlusion.model import MaskNetConfig, build
 from doppel.occlusion.propagate import carry, propagate
 from doppel.occlusion.synth import MaskData, make_batch
@@ -72,9 +80,45 @@ def test_labels_are_versioned_undoable_and_painted_over_the_polygon(ws: Path) ->
         assert lab.iou(painted, polygon) > 0.85                           # and nothing else changed
 
 
+def _area(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def test_a_brush_stroke_is_stored_as_the_outline_of_what_it_painted() -> None:
+    """A stroke ({mode, points, radius}) becomes polygons: a dot is a disc of the radius, a drag a capsule
+    around its path; a stroke that closes on itself fills what it encloses; the stored JSON has polygons only."""
+    dot = lab.parse_label({"shapes": [{"mode": "exclude", "points": [[40.0, 30.0]], "radius": 5}]})
+    (disc,) = dot.shapes
+    assert disc.mode == "exclude" and _area(disc.points) == pytest.approx(np.pi * 25, rel=0.06)
+    assert np.abs(disc.points.mean(0) - [40, 30]).max() < 0.3
+    assert np.hypot(*(disc.points - [40, 30]).T).max() < 5.3
+    drag = lab.parse_label({"shapes": [{"mode": "include", "points": [[10, 50], [60, 50], [90, 80]], "radius": 4}]})
+    (capsule,) = drag.shapes
+    length = 50 + np.hypot(30, 30)
+    assert _area(capsule.points) == pytest.approx(np.pi * 16 + 8 * length, rel=0.08)
+    painted = rasterize(capsule.points, (120, 120)) > 127
+    assert painted[50, 10] and painted[50, 35] and painted[80, 90] and painted[53, 35] and not painted[56, 35]
+    assert not painted[60, 40]   # inside the bend, beyond the brush's reach
+    ring = [[60 + 30 * np.cos(t), 60 + 30 * np.sin(t)] for t in np.linspace(0, 2 * np.pi, 60)]
+    (closed,) = lab.parse_label({"shapes": [{"mode": "exclude", "points": ring, "radius": 2}]}).shapes
+    assert rasterize(closed.points, (120, 120))[60, 60] == 255 and _area(closed.points) == pytest.approx(
+        np.pi * 32 ** 2, rel=0.05)
+    stored = json.loads(json.dumps(drag.to_json()))
+    assert set(stored["shapes"][0]) == {"mode", "points"}
+    assert np.abs(lab.parse_label(stored).shapes[0].points - capsule.points).max() < 1e-3   # read back as stored
+    apart = lab.parse_label({"shapes": [{"mode": "exclude", "points": [[10, 10], [10, 11], [50, 50]], "radius": 2}]})
+    assert len(apart.shapes) == 1    # one continuous stroke, even with a long jump between points
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"shapes": [{"mode": "erase", "points": [[0, 0], [1, 0], [1, 1]]}]}, "mode must be"),
     ({"shapes": [{"mode": "include", "points": [[0, 0], [1, 0]]}]}, "at least 3"),
+    ({"shapes": [{"mode": "include", "points": [], "radius": 3}]}, "at least 1"),
+    ({"shapes": [{"mode": "include", "points": [[0, 0]], "radius": 0}]}, "brush radius"),
+    ({"shapes": [{"mode": "include", "points": [[0, 0]], "radius": "big"}]}, "brush radius"),
+    ({"shapes": [{"mode": "include", "points": [[0, 0], [9000, 0]], "radius": 3}]}, "spans more than"),
+    ({"shapes": [{"mode": "include", "points": [[0, 0], [1, 0], [1, 1]], "width": 3}]}, "unknown fields"),
     ({"base": "hair", "shapes": []}, "base must be"),
     ([1, 2], "JSON object"),
 ])
@@ -281,6 +325,27 @@ def test_motion_cue_finds_what_moves_over_a_still_face() -> None:
     away = np.ones((size, size), bool)
     away[26:46, :] = False
     assert cue[:, away].mean() < 0.01
+    # The safety margin: the cue reaches `grow` pixels further round the bar, and still not beyond.
+    grown = motion_cue(crops, list(range(n)), grow=3)
+    assert grown[k, 27, 7 + k:11 + k].mean() > cue[k, 27, 7 + k:11 + k].mean() + 0.3
+    assert grown[k, 30:42, 4 + k:14 + k].mean() > 0.9 and grown[:, away].mean() < 0.01
+
+
+def test_the_cue_margin_is_only_for_a_network_that_has_learnt_no_labels(ws: Path) -> None:
+    with Workspace.open(ws) as w:
+        MaskTrainer.open(w, resolution=64, overrides={"batch_size": 4}).train(iterations=2)
+        faces = _target_faces(w)
+        assert not MaskPredictor(w).learnt_labels
+        apply_masks(w)
+        assert all(m.origin.endswith("/t4m1") for m in w.occlusion.masks().values())   # 2/128 of 64 px
+        with w.transaction():
+            lab.add_label(w.occlusion, faces[6].id, lab.Label("landmarks", ()))
+        report = MaskTrainer.open(w).train(iterations=1)
+        assert report.labels == 1 and MaskPredictor(w).learnt_labels
+        apply_masks(w)
+        origins = [m.origin for m in w.occlusion.masks().values()]
+    assert "label:" in " ".join(origins) and not any("/t4m1" in o for o in origins)
+    assert sum(o.split("/")[-1].startswith("t4m") for o in origins) == len(origins) - 1
 
 
 def test_mask_modes_combine_the_occlusion_mask() -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from doppel.demo import astronaut, grace_hopper, moving_frames, write_clip
 from doppel.media import MediaReader
+from doppel.occlusion import labels as lab
 from doppel.studio.server import StudioServer
 from doppel.workspace import Workspace
 from tests.helpers import run
@@ -151,3 +152,99 @@ def test_an_exclude_polygon_drawn_over_the_card_keeps_the_plates_pixels_in_the_e
     assert region_error(LABELLED) < watermark_only + 0.5, (region_error(LABELLED), watermark_only)
     # Not labelled: the swapped face is painted over the card (so the check above can fail).
     assert region_error(UNLABELLED) > 20.0, region_error(UNLABELLED)
+
+
+BRUSHED = 1
+
+
+def frame_to_screen(page: Any, x: float, y: float) -> tuple[float, float]:
+    """Where frame pixel (x, y) is on the page (the viewer's box as transformed by the zoom)."""
+    box = page.locator("#screen").bounding_box()
+    shot = page.evaluate("[window.studio.shot.width, window.studio.shot.height]")
+    return box["x"] + x / shot[0] * box["width"], box["y"] + y / shot[1] * box["height"]
+
+
+def stored_label(root: Path, frame: int) -> tuple[int, list[dict[str, Any]]]:
+    """How many label versions the subject's face on `frame` has, and the newest one's shapes."""
+    with Workspace.open(root) as w:
+        face = next(f for f in w.faces.of_role("target") if f.frame_idx == frame)
+    db = sqlite3.connect(root / "doppel.db")
+    rows = db.execute("SELECT label_json FROM mask_labels WHERE face_id = ? ORDER BY version", (face.id,)).fetchall()
+    return len(rows), (json.loads(rows[-1][0])["shapes"] if rows else [])
+
+
+def painted(shapes: list[dict[str, Any]], size: tuple[int, int]) -> np.ndarray:
+    """The shapes painted in order on an empty frame: (H, W) bool, True where excluded."""
+    out = np.zeros((size[1], size[0]), np.uint8)
+    for s in shapes:
+        cv2.fillPoly(out, [np.round(np.array(s["points"]) * 16).astype(np.int32)],
+                     255 if s["mode"] == "exclude" else 0, cv2.LINE_8, 4)
+    return out > 127
+
+
+def test_a_brush_stroke_over_the_card_is_a_label_undone_by_ctrl_z_and_keeps_the_plate_in_the_export(
+        page: Any, studio: StudioServer, tmp_path: Path) -> None:
+    root = ws_root(studio)
+    plate = plates(root)
+    bx0, by0, bx1, by1 = card_box(plate[BRUSHED])
+    size = (plate[BRUSHED].shape[1], plate[BRUSHED].shape[0])
+    go(page, BRUSHED)
+    assert stored_label(root, BRUSHED)[0] == 0
+    # B, a radius that covers the card's height with a margin, and one drag along its middle.
+    page.keyboard.press("b")
+    assert page.evaluate("window.studio.brush.mode") == "exclude"
+    radius = (by1 - by0) / 2 + 3
+    page.fill("#brushRadius", str(radius))
+    page.dispatch_event("#brushRadius", "change")
+    page.locator("#screen").hover()
+    cy = (by0 + by1) / 2
+    page.mouse.move(*frame_to_screen(page, bx0, cy))
+    page.mouse.down()
+    page.mouse.move(*frame_to_screen(page, bx1, cy), steps=12)
+    edits = page.evaluate("window.studio.edits || 0")
+    page.mouse.up()
+    page.wait_for_function(f"(window.studio.edits || 0) > {edits} && window.studio.info.mask.kind === 'drawn'")
+    versions, shapes = stored_label(root, BRUSHED)
+    assert versions == 1 and [s["mode"] for s in shapes] == ["exclude"]
+    # Stored as the polygon outline of what the brush painted: a capsule round the drag that covers the card.
+    excluded = painted(shapes, size)
+    card = np.zeros_like(excluded)
+    card[by0:by1 + 1, bx0:bx1 + 1] = True
+    assert excluded[card].mean() > 0.99, excluded[card].mean()
+    capsule = np.zeros(excluded.shape, np.uint8)
+    cv2.line(capsule, (bx0 * 16, round(cy * 16)), (bx1 * 16, round(cy * 16)), 255, round(2 * radius), cv2.LINE_8, 4)
+    assert lab.iou(excluded, capsule) > 0.9, lab.iou(excluded, capsule)
+    # Ctrl+Z takes the stroke back (the face has no label), Ctrl+Shift+Z brings it again.
+    page.keyboard.press("Control+z")
+    page.wait_for_function("!window.studio.info.mask.kind")
+    assert stored_label(root, BRUSHED)[0] == 0
+    page.keyboard.press("Control+Shift+z")
+    page.wait_for_function("window.studio.info.mask.kind === 'drawn'")
+    assert stored_label(root, BRUSHED) == (versions, shapes)
+    # Shift+B: an include stroke paints the card's left end back onto the face, as a second shape.
+    page.keyboard.press("Shift+B")
+    assert page.evaluate("window.studio.brush.mode") == "include"
+    page.fill("#brushRadius", "3")
+    page.dispatch_event("#brushRadius", "change")
+    edits = page.evaluate("window.studio.edits || 0")
+    page.mouse.move(*frame_to_screen(page, bx0 + 4, cy))
+    page.mouse.down()
+    page.mouse.up()
+    page.wait_for_function(f"(window.studio.edits || 0) > {edits} && window.studio.info.mask.version === 2")
+    _, two = stored_label(root, BRUSHED)
+    assert [s["mode"] for s in two] == ["exclude", "include"]
+    after = painted(two, size)
+    assert not after[int(cy), bx0 + 4] and after[int(cy), bx1 - 4]
+    screenshot(page, "studio-mask-brush.png", tmp_path)
+    page.keyboard.press("Control+z")   # back to the single exclude stroke for the export
+    page.wait_for_function("window.studio.info.mask.version === 1")
+    page.keyboard.press("Escape")
+    assert page.evaluate("window.studio.brush") is None
+
+    code, out, err = run("export", root, tmp_path / "frames", "--codec", "png", "--json")
+    assert code == 0, err
+    exported = sorted((tmp_path / "frames").glob("*.png"))
+    img = cv2.cvtColor(cv2.imread(str(exported[BRUSHED])), cv2.COLOR_BGR2RGB).astype(int)
+    box = np.s_[by0 + 3:by1 - 2, bx0 + 3:bx1 - 2]
+    # The plate's own card, changed only by the invisible watermark (see the polygon test above: < 3.5).
+    assert np.abs(img[box] - plate[BRUSHED][box]).mean() < 3.5

@@ -111,8 +111,9 @@ class MaskMethods:
     def add_mask_label(self, face: int, *, include: Sequence[Polygon] = (), exclude: Sequence[Polygon] = (),
                        base: str = "landmarks", shapes: Sequence[dict[str, Any]] | None = None) -> MaskLabelReport:
         """Draw a new version of the face's label: `include` polygons painted onto `base` ("landmarks": the
-        face's mesh polygon; "empty"), then `exclude` ones; or `shapes` ({"mode", "points"}, in order). Each
-        polygon needs at least 3 points and must overlap the face's crop. Drawn labels are trained on and, in
+        face's mesh polygon; "empty"), then `exclude` ones; or `shapes` ({"mode", "points"}, in order; with a
+        "radius" a shape is a brush stroke, stored as the outline of what it paints). Each polygon needs at least
+        3 points (a stroke 1) and must overlap the face's crop. Drawn labels are trained on and, in
         merge, cut that face's mask."""
         from doppel.occlusion import edits
 

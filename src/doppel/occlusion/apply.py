@@ -40,12 +40,13 @@ if TYPE_CHECKING:
 SMOOTH_RADIUS = 2          # frames either side
 SMOOTH_SIGMA = 0.06        # picture difference (0-1, mean of RGB) at which a neighbour's weight falls to 0.6
 LABEL_WEIGHT = 3.0         # a labelled neighbour's weight in the temporal average, against a network guess's 1
-ORIGIN_VERSION = "t3"      # bump when the smoothing or the cue changes, so stored masks are recomputed
+ORIGIN_VERSION = "t4"      # bump when the smoothing or the cue changes, so stored masks are recomputed
 MOTION_WINDOW = 60         # frames either side for the motion cue's median face
 MOTION_STRIDE = 10         # one median face per this many frames (neighbours share it)
 MOTION_Z = 2.0             # departures from the median face beyond this many times its variation: occluders
 MOTION_FLOOR = 0.02        # added to the variation (0-1 units): compression noise and landmark jitter
 MOTION_QUANTILE = 0.3
+MOTION_GROW = 2 / 128      # the cue's safety margin, share of the crop (2 px at 128), for a network without labels
 
 
 @dataclass
@@ -68,6 +69,8 @@ class MaskPredictor:
         self.model.load_state_dict(ckpt.model)
         self.model.to(self.device).to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
         self.bf16 = bool(ckpt.state["train"].get("bf16")) and bf16_supported(self.device)
+        self.learnt_labels = int(ckpt.state.get("label_steps", 0)) > 0
+        """Whether the network was trained with artist's labels (then the cue gets no margin)."""
 
     @property
     def resolution(self) -> int:
@@ -113,8 +116,8 @@ def smooth_in_time(probs: np.ndarray, crops: np.ndarray, matrices: np.ndarray, f
     return out
 
 
-def motion_cue(crops: np.ndarray, frames: list[int], window: int = MOTION_WINDOW, threshold: float = MOTION_Z
-               ) -> np.ndarray:
+def motion_cue(crops: np.ndarray, frames: list[int], window: int = MOTION_WINDOW, threshold: float = MOTION_Z,
+               grow: int = 0) -> np.ndarray:
     """How likely each pixel of each crop is covered by something moving over the face: (N, R, R) float32 in
     [0, 1], for one track's aligned crops (N, R, R, 3) uint8 and their frame indices.
 
@@ -124,7 +127,8 @@ def motion_cue(crops: np.ndarray, frames: list[int], window: int = MOTION_WINDOW
     which is large where the face itself moves: eyes, mouth). Something held still for most of the window is
     not seen by this cue; the network and the labels are there for that. On the benchmark's generated set
     (benchmarks/bench_mask.py) the cue alone takes the polygon's IoU on occluded frames from 0.838 to 0.871,
-    and flags 0.4 % of the face on frames with nothing in front of it."""
+    and flags 0.4 % of the face on frames with nothing in front of it. `grow` (pixels): a safety margin, the
+    cue dilated by a disc of this radius, since it sees an occluder's edge before its inside."""
     n = len(crops)
     blurred = np.stack([cv2.GaussianBlur(c.astype(np.float32) / 255, (0, 0), 1.0) for c in crops])
     out = np.zeros(crops.shape[:3], np.float32)
@@ -147,6 +151,8 @@ def motion_cue(crops: np.ndarray, frames: list[int], window: int = MOTION_WINDOW
         z = np.abs(blurred[i] - med).mean(2) / (2 * mad + MOTION_FLOOR)
         cue = np.clip((z - threshold) / threshold, 0, 1).astype(np.float32)
         cue = cv2.morphologyEx(cue, cv2.MORPH_OPEN, kernel)
+        if grow > 0:
+            cue = cv2.dilate(cue, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
         out[i] = cv2.GaussianBlur(cue, (0, 0), 1.0)
     return out
 
@@ -162,13 +168,15 @@ def load_mask(ws: Workspace, rel: str) -> np.ndarray:
     return img.astype(np.float32) / 255
 
 
-def _origin(model_id: str, label: lab.StoredLabel | None, motion: bool, near_labels: tuple[int, ...] = ()) -> str:
-    """What a stored mask was made from: its own label, or the network, the cue and the labels of the faces
-    it was smoothed with (a new label nearby makes the mask stale)."""
+def _origin(model_id: str, label: lab.StoredLabel | None, motion: bool, near_labels: tuple[int, ...] = (),
+            grow: int = 0) -> str:
+    """What a stored mask was made from: its own label, or the network, the cue (and its margin) and the labels
+    of the faces it was smoothed with (a new label nearby, or the track's first, makes the mask stale)."""
     if label is not None:
         return f"label:{label.id}"
     near = f"+{','.join(map(str, near_labels))}" if near_labels else ""
-    return f"{model_id}/{ORIGIN_VERSION}{'m' if motion else ''}{near}"
+    cue = (f"m{grow}" if grow else "m") if motion else ""
+    return f"{model_id}/{ORIGIN_VERSION}{cue}{near}"
 
 
 def _near_labels(group: list[Face], labels: dict[int, lab.StoredLabel], k: int) -> tuple[int, ...]:
@@ -203,8 +211,11 @@ def apply_masks(ws: Workspace, faces: list[Face] | None = None, *, force: bool =
     report = ApplyReport(len(faces), 0, 0, 0.0, predictor.id)
     folder = ws.root / "masks" / "occlusion"
     done = 0
+    # The cue's safety margin only for a network that has learnt no labels: one trained on the artist's labels
+    # has learnt this shot's occluders, and the margin then costs more face than it finds occluder.
+    grow = 0 if predictor.learnt_labels else round(MOTION_GROW * res)
     for group in _groups(faces):
-        origins = [_origin(predictor.id, labels.get(f.id), motion, _near_labels(group, labels, k))
+        origins = [_origin(predictor.id, labels.get(f.id), motion, _near_labels(group, labels, k), grow)
                    for k, f in enumerate(group)]
         stale = [k for k, f in enumerate(group) if force or stored.get(f.id, "") != origins[k]]
         if not stale:
@@ -220,7 +231,7 @@ def apply_masks(ws: Workspace, faces: list[Face] | None = None, *, force: bool =
         crops = all_crops[pick]
         probs = predictor.predict(crops, np.stack([polygon_mask(f, res) for f in sub]))
         if motion:
-            probs *= 1 - motion_cue(all_crops, [group[j].frame_idx for j in loaded])[pick]
+            probs *= 1 - motion_cue(all_crops, [group[j].frame_idx for j in loaded], grow=grow)[pick]
         trust = np.ones(len(sub), np.float32)
         for k, f in enumerate(sub):
             if f.id in labels:   # the label is the truth on its frame: neighbours borrow it, not the guess

@@ -50,7 +50,8 @@ def face_of(ws: Workspace, face_id: int) -> Face:
 def build_label(include: Any = (), exclude: Any = (), base: str = "landmarks", shapes: Any = None) -> lab.Label:
     """A label from lists of polygons ([[x, y], ...] frame pixels): `include` ones painted first, then the
     `exclude` ones (so an exclude wins where they overlap); or `shapes`, the JSON form's list of
-    {"mode", "points"} in painting order. Malformed input is a DoppelError naming the shape."""
+    {"mode", "points"} (or brush strokes, {"mode", "points", "radius"}) in painting order. Malformed input is
+    a DoppelError naming the shape."""
     if shapes is None:
         shapes = [{"mode": "include", "points": p} for p in include] + [
             {"mode": "exclude", "points": p} for p in exclude]

@@ -1,4 +1,6 @@
-"""Mask labels: include/exclude polygons drawn on a face, stored per face in the database, versioned.
+"""Mask labels: include/exclude polygons drawn (or brush strokes painted) on a face, stored per face in the
+database, versioned. A brush stroke ({"mode", "points", "radius"}) is stored as the polygon outline of what it
+painted (`stroke_polygons`), so everything that reads labels sees polygons only.
 
 A label is a list of polygons in frame pixels, painted in order onto a base: `landmarks` (the face's mesh
 polygon, so one exclude polygon over a hand is a complete label) or `empty`. Each edit of a face's label adds
@@ -28,6 +30,12 @@ KINDS: tuple[str, ...] = ("drawn", "suggested", "confirmed")
 TRAINABLE: tuple[str, ...] = ("drawn", "confirmed")
 BASES: tuple[str, ...] = ("landmarks", "empty")
 SHAPE_MODES: tuple[str, ...] = ("include", "exclude")
+BRUSH_RADIUS = (0.5, 200.0)
+"""The smallest and largest brush radius, frame pixels."""
+BRUSH_EXTENT = 8192
+"""The most frame pixels one brush stroke may span."""
+BRUSH_PRECISION = 4
+"""Sub-pixels per frame pixel at which a brush stroke is traced."""
 
 
 @dataclass(frozen=True)
@@ -81,16 +89,57 @@ def parse_label(data: Any) -> Label:
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or item.get("mode") not in SHAPE_MODES:
             raise DoppelError(f"label shape {i}: mode must be one of {', '.join(SHAPE_MODES)}")
+        unknown = set(item) - {"mode", "points", "radius"}
+        if unknown:
+            raise DoppelError(f"label shape {i}: unknown fields: {', '.join(sorted(unknown))}")
         try:
             pts = np.asarray(item.get("points"), np.float64)
         except (TypeError, ValueError) as exc:
             raise DoppelError(f"label shape {i}: points must be [[x, y], ...] numbers") from exc
-        if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3 or not np.isfinite(pts).all():
-            raise DoppelError(f"label shape {i}: a polygon needs at least 3 finite [x, y] points")
+        stroke = "radius" in item
+        if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < (1 if stroke else 3) or not np.isfinite(pts).all():
+            raise DoppelError(f"label shape {i}: " + ("a brush stroke needs at least 1 finite [x, y] point" if stroke
+                              else "a polygon needs at least 3 finite [x, y] points"))
         if np.abs(pts).max() > 1e6:
             raise DoppelError(f"label shape {i}: points are far outside any frame")
-        shapes.append(Shape(item["mode"], pts))
+        if stroke:
+            shapes += [Shape(item["mode"], p) for p in stroke_polygons(pts, _radius(item["radius"], i))]
+        else:
+            shapes.append(Shape(item["mode"], pts))
     return Label(base, tuple(shapes))
+
+
+def _radius(value: Any, i: int) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not BRUSH_RADIUS[0] <= value <= BRUSH_RADIUS[1]:
+        raise DoppelError(f"label shape {i}: a brush radius is a number of frame pixels from {BRUSH_RADIUS[0]} "
+                          f"to {BRUSH_RADIUS[1]}")
+    return float(value)
+
+
+def stroke_polygons(points: np.ndarray, radius: float) -> list[np.ndarray]:
+    """A brush stroke as polygons, so that a painted label is stored, propagated and trained on like a drawn
+    one: the outline of what a round brush of `radius` (frame pixels) paints along the path `points` ((N, 2)
+    float64 frame pixels, N >= 1), traced at 1/4 pixel and simplified to within 1/4 pixel. A stroke that closes
+    on itself paints what it encloses too. Returns (M, 2) float64 polygons in frame pixels, one per separate
+    painted region (one for a continuous stroke)."""
+    lo = points.min(0) - radius - 2
+    extent = points.max(0) + radius + 2 - lo
+    if extent.max() > BRUSH_EXTENT:
+        raise DoppelError(f"a brush stroke spans more than {BRUSH_EXTENT} pixels")
+    q = BRUSH_PRECISION
+    canvas = np.zeros((int(np.ceil(extent[1] * q)) + 1, int(np.ceil(extent[0] * q)) + 1), np.uint8)
+    path = np.round((points - lo) * q).astype(np.int32)
+    r = max(1, int(round(radius * q + 0.5)))   # the traced outline runs through the edge pixels' centres
+    cv2.polylines(canvas, [path], False, 255, 2 * r + 1, cv2.LINE_8)
+    for x, y in path:
+        cv2.circle(canvas, (int(x), int(y)), r, 255, -1, cv2.LINE_8)
+    contours, _ = cv2.findContours(canvas, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in contours:
+        c = cv2.approxPolyDP(c, 0.25 * q, True)[:, 0].astype(np.float64)
+        if len(c) >= 3:
+            out.append(c / q + lo)
+    return out
 
 
 def label_mask(label: Label, face: Face, size: int, matrix: np.ndarray) -> np.ndarray:

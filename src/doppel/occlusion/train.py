@@ -139,6 +139,9 @@ class MaskTrainer:
             train_cfg = replace(train_cfg, bf16=False)
         self.ws, self.cfg, self.train_cfg, self.device = ws, cfg, train_cfg, device
         self.step, self.elapsed, self.salt = step, elapsed, 0
+        self.label_steps = 0
+        """Steps trained with artist's labels in the batches (all runs): apply's cue margin is for networks
+        that have learnt no labels (doppel.occlusion.apply.MOTION_GROW)."""
         torch.manual_seed(train_cfg.seed)
         self.model: MaskNet = build(cfg).to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.opt = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate)
@@ -163,6 +166,7 @@ class MaskTrainer:
         trainer = cls(ws, cfg, replace(from_dict(MaskTrainConfig, state["train"]), **(overrides or {})), dev,
                       state["step"], state.get("elapsed_s", 0.0))
         trainer.salt = state.get("salt", 0)
+        trainer.label_steps = int(state.get("label_steps", 0))
         try:
             trainer.model.load_state_dict(ckpt.model)
         except RuntimeError as exc:
@@ -173,7 +177,7 @@ class MaskTrainer:
     def state(self) -> dict[str, Any]:
         return {"doppel": __version__, "workspace_id": self.ws.id, "model": to_dict(self.cfg),
                 "train": to_dict(self.train_cfg), "salt": self.salt, "elapsed_s": self.elapsed,
-                "torch": torch.__version__}
+                "label_steps": self.label_steps, "torch": torch.__version__}
 
     def save(self, extra: dict[str, Any] | None = None) -> Path:
         return checkpoint.save(net_folder(self.ws), self.step, self.model, self.opt, {**self.state(), **(extra or {})})
@@ -196,6 +200,7 @@ class MaskTrainer:
         loss.backward()
         self.opt.step()
         self.step += 1
+        self.label_steps += bool(self.load_data().labels) and c.label_share > 0
         return float(loss.detach())
 
     @torch.no_grad()

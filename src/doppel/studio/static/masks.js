@@ -33,6 +33,20 @@ function drawLabel(i) {
     for (const shape of m.label.shapes)
       outline(shape.points, shape.mode === "include" ? "#3f9" : "#f55", suggested ? [5, 4] : [], true);
   }
+  const st = S.stroke && S.stroke.frame === i ? S.stroke : null;
+  if (st) {  // the brush stroke being painted: a thick line with round ends, translucent
+    ctx.save(); ctx.globalAlpha = 0.5; ctx.lineCap = "round"; ctx.lineJoin = "round";
+    ctx.strokeStyle = st.mode === "include" ? "#3f9" : "#f55"; ctx.fillStyle = ctx.strokeStyle;
+    ctx.lineWidth = 2 * st.radius; ctx.beginPath(); ctx.moveTo(st.points[0][0], st.points[0][1]);
+    for (const [x, y] of st.points.slice(1)) ctx.lineTo(x, y);
+    if (st.points.length === 1) { ctx.arc(st.points[0][0], st.points[0][1], st.radius, 0, 7); ctx.fill(); } else ctx.stroke();
+    ctx.restore();
+  }
+  if (S.brush && S.brushAt && !st) {  // the brush's outline under the pointer
+    ctx.beginPath(); ctx.arc(S.brushAt[0], S.brushAt[1], S.brush.radius, 0, 7);
+    ctx.strokeStyle = "#000"; ctx.lineWidth = 2.5 * px; ctx.stroke();
+    ctx.strokeStyle = S.brush.mode === "include" ? "#3f9" : "#f55"; ctx.lineWidth = 1.2 * px; ctx.stroke();
+  }
   if (S.poly && S.poly.frame === i) {
     const color = S.poly.mode === "include" ? "#3f9" : "#f55";
     outline(S.poly.points, color, [], false);
@@ -77,6 +91,59 @@ function finishPolygon() {
   shapes.push({mode: poly.mode, points: poly.points});
   maskEdit("/api/mask/label", {shapes, base: m && m.label ? m.label.base : "landmarks"});
 }
+// -- the brush: B (exclude) / Shift+B (include) toggles it; drag on the face paints; each stroke is a new label
+// version (so Ctrl+Z takes it back), stored as the outline of what it painted --------------------------------
+function brushRadius() { return Math.max(0.5, Math.min(200, parseFloat($("brushRadius").value) || 6)); }
+function toggleBrush(mode) {
+  if (S.brush && S.brush.mode === mode) { leaveBrush(); return; }
+  if (!S.info || S.info.frame !== S.frame || !S.info.mask) { status("no face on this frame to label"); return; }
+  if (S.poly) cancelPolygon();
+  if (S.playing) play(0);
+  S.brush = {mode, radius: brushRadius()};
+  $("brushInclude").classList.toggle("active", mode === "include");
+  $("brushExclude").classList.toggle("active", mode === "exclude");
+  status(`${mode} brush (radius ${S.brush.radius} px): drag on the face to paint; - / = smaller / larger; B or Esc ends`);
+  show(S.frame);
+}
+function leaveBrush() {
+  S.brush = null; S.stroke = null; S.brushAt = null; status("");
+  $("brushInclude").classList.remove("active"); $("brushExclude").classList.remove("active");
+  show(S.frame);
+}
+function resizeBrush(factor) {
+  const r = Math.round(Math.max(0.5, Math.min(200, brushRadius() * factor)) * 2) / 2;
+  $("brushRadius").value = r;
+  if (S.brush) { S.brush.radius = r; status(`${S.brush.mode} brush: radius ${r} px`); show(S.frame); }
+}
+function brushDown(ev) {
+  if (!S.info || S.info.frame !== S.frame || !S.info.mask) { status("no face on this frame to label"); return; }
+  if (S.brushPending) { status("saving the last stroke…"); return; }  // the next one builds on its label
+  const [x, y] = canvasPoint(ev);
+  S.stroke = {mode: S.brush.mode, radius: S.brush.radius, frame: S.frame, points: [[x, y]]};
+  show(S.frame);
+}
+function brushMove(ev) {
+  const [x, y] = canvasPoint(ev);
+  S.brushAt = [x, y];
+  const st = S.stroke;
+  if (st) {  // a point every quarter radius is enough for a round brush
+    const [lx, ly] = st.points[st.points.length - 1];
+    if (Math.hypot(x - lx, y - ly) >= Math.max(0.5, st.radius / 4)) st.points.push([x, y]);
+  }
+  show(S.frame);
+}
+function brushUp() {
+  const st = S.stroke;
+  if (!st) return;
+  S.stroke = null;
+  if (st.frame !== S.frame) return;
+  const m = S.info.mask, shapes = m && m.label ? m.label.shapes.slice() : [];
+  const round = (v) => Math.round(v * 100) / 100;
+  shapes.push({mode: st.mode, points: st.points.map(([x, y]) => [round(x), round(y)]), radius: st.radius});
+  S.brushPending = true;
+  maskEdit("/api/mask/label", {shapes, base: m && m.label ? m.label.base : "landmarks"})
+    .finally(() => { S.brushPending = false; });
+}
 function maskEdit(path, body) {
   return edit(path, body).then((res) => { S.maskEpoch++; show(S.frame); return res; }).catch(() => {});
 }
@@ -105,6 +172,10 @@ function wireMasks() {
   $("zoomToggle").onchange = toggleZoom;
   $("drawInclude").onclick = () => startPolygon("include");
   $("drawExclude").onclick = () => startPolygon("exclude");
+  $("brushInclude").onclick = () => toggleBrush("include");
+  $("brushExclude").onclick = () => toggleBrush("exclude");
+  $("brushRadius").onchange = () => resizeBrush(1);
+  screen.addEventListener("mouseleave", () => { if (S.brush) { S.brushAt = null; show(S.frame); } });
   $("occlusionToggle").onchange = () => { S.occlusion = $("occlusionToggle").checked; show(S.frame); };
   $("maskRemove").onclick = () => maskEdit("/api/mask/remove", {});
   $("maskConfirm").onclick = confirmSuggestion;

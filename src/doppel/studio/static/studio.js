@@ -117,6 +117,7 @@ function go(i, {fetchInfo = true} = {}) {
   S.frame = Math.max(0, Math.min(S.shot.frames - 1, i));
   S.anchors = null; $("saveAnchors").disabled = true;
   if (S.poly) cancelPolygon();
+  S.stroke = null;
   readout(); show(S.frame); drawTimeline();
   prefetch(S.frame, 3, 1); prefetch(S.frame, 3, -1);
   if (fetchInfo) { clearTimeout(infoTimer); infoTimer = setTimeout(loadInfo, 60); }
@@ -307,16 +308,18 @@ function canvasPoint(ev) {
 screen.addEventListener("mousedown", (ev) => {
   const [x, y] = canvasPoint(ev);
   if (S.poly) { polygonPoint(ev); return; }
+  if (S.brush) { brushDown(ev); return; }
   if (S.anchors) {
     S.dragging = S.anchors.findIndex(([ax, ay]) => Math.hypot(ax - x, ay - y) < 8);
   } else if (S.view === "wipe") { S.wipe = x / S.shot.width; S.dragging = -2; show(S.frame); }
 });
 screen.addEventListener("mousemove", (ev) => {
   const [x, y] = canvasPoint(ev);
+  if (S.brush) { brushMove(ev); return; }
   if (S.dragging >= 0) { S.anchors[S.dragging] = [x, y]; show(S.frame); }
   else if (S.dragging === -2) { S.wipe = x / S.shot.width; show(S.frame); }
 });
-window.addEventListener("mouseup", () => { S.dragging = -1; });
+window.addEventListener("mouseup", () => { S.dragging = -1; if (S.brush) brushUp(); });
 
 // -- keys ------------------------------------------------------------------------------------------------------
 function shuttle(dir) { const s = S.playing; play(Math.sign(s) === dir ? Math.min(8, Math.abs(s) * 2) * dir : dir); }
@@ -331,7 +334,8 @@ const KEYS = {
   "1": () => setView("merged"), "2": () => setView("plate"), "3": () => setView("wipe"), "4": () => setView("diff"),
   a: () => setReview("approved"), n: () => setReview("needs_work"),
   q: () => startPolygon("include"), w: () => startPolygon("exclude"), c: () => confirmSuggestion(),
-  z: () => toggleZoom(),
+  z: () => toggleZoom(), b: () => toggleBrush("exclude"), B: () => toggleBrush("include"),
+  "-": () => resizeBrush(1 / 1.25), "=": () => resizeBrush(1.25),
   o: () => { S.occlusion = !S.occlusion; $("occlusionToggle").checked = S.occlusion; show(S.frame); },
 };
 function setView(v) { S.view = v; renderInspectorViews(); show(S.frame); }
@@ -353,6 +357,7 @@ document.addEventListener("keydown", (e) => {
       e.preventDefault(); return;
     }
   }
+  if (S.brush && e.key === "Escape") { leaveBrush(); e.preventDefault(); return; }
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.shiftKey ? redo() : undo(); e.preventDefault(); return; }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const fn = KEYS[e.key] || KEYS[e.key.toLowerCase()];

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 KEEP_LAST = 3
+OPTIONAL_PARTS = ("ema", "gan", "code_gan")
+"""Checkpoint files that only some models have (the moving average, the adversaries)."""
 
 
 @dataclass
@@ -159,9 +161,9 @@ def load(path: Path) -> Checkpoint:
     if state.get("format") != FORMAT:
         raise DoppelError(f"checkpoint format {state.get('format')} is not {FORMAT} (another doppel version)", path)
     parts = {}
-    for part in ("model", "optimizer", "ema", "gan", "code_gan"):
+    for part in ("model", "optimizer", *OPTIONAL_PARTS):
         file = path / f"{part}.safetensors"
-        if part in ("ema", "gan", "code_gan") and not file.exists():
+        if part in OPTIONAL_PARTS and not file.exists():
             continue
         try:
             parts[part] = load_file(str(file))

@@ -290,8 +290,9 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
               help="Weight of the adversarial (patch discriminator) term, 0 to 10; 0.1 sharpens a model that "
                    "already reconstructs well (kept for later runs; 0 turns it off).")
 @click.option("--true-face-power", type=float, default=None,
-              help="Weight of the bottleneck-code adversary, 0 to 10: makes the swap as sharp as the source's "
-                   "own reconstructions; 0.01 is a good start (kept for later runs; 0 turns it off).")
+              help="Weight of the bottleneck-code adversary, 0 to 10: pushes the source's codes towards the "
+                   "target's so the swap decodes codes like those the source decoder learnt on; 0.01 is "
+                   "DeepFaceLab's usual value (kept for later runs; 0 turns it off).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one).")
 @click.option("--preview-minutes", type=float, default=2.0, show_default=True, help="Write a preview this often.")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True, help="Save this often.")

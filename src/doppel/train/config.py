@@ -77,8 +77,8 @@ class TrainConfig:
     0: off). Sharper detail; turn it on (0.1 is a good start) once the model reconstructs well."""
     true_face_power: float = 0.0
     """Weight of the bottleneck-code adversary (DeepFaceLab's "true face power"; 0: off): the source's codes are
-    pushed to look like the target's, so the swap feeds the source decoder codes like those it learnt on and
-    comes out as sharp as its reconstructions. Identity leans a little towards the target as it rises."""
+    pushed to look like the target's, so the swap feeds the source decoder codes like those it learnt on. Meant
+    to sharpen the swap; 0.1 for 10 minutes on a CPU measured no gain (benchmarks/RESULTS.md)."""
     lr_warmup_steps: int = 100
     """Ramp the learning rate up linearly over the first steps, so the first large gradients of a fresh model
     (in bfloat16) do not throw it into a poor state."""

@@ -24,6 +24,7 @@ from doppel.occlusion.apply import (
     SMOOTH_RADIUS,
     MaskPredictor,
     apply_masks,
+    drop_own_motion,
     load_mask,
     motion_cue,
     smooth_in_time,
@@ -349,21 +350,39 @@ def test_motion_cue_sees_a_skin_toned_patch_by_its_colour_not_a_shading_change()
     assert cue[:, away].mean() < 0.01
 
 
+def test_a_cut_inside_the_eyes_is_the_face_moving_but_one_reaching_in_from_outside_is_an_occluder() -> None:
+    """A blink the window's median did not cover lights the cue inside an eye only: it is dropped. A hand
+    covering the same eye reaches beyond it: it stays, the part over the eye included."""
+    eye = np.zeros((64, 64), bool)
+    eye[20:28, 14:30] = True
+    blink = np.zeros((64, 64), np.float32)
+    blink[21:27, 16:28] = 0.9
+    assert drop_own_motion(blink, eye).max() == 0
+    hand = blink.copy()
+    hand[24:50, 20:34] = 1.0
+    kept = drop_own_motion(hand, eye)
+    assert np.array_equal(kept, hand)
+    both = np.maximum(blink, 0)
+    both[40:50, 50:60] = 0.7            # an unrelated occluder elsewhere is untouched by the eye's blink
+    out = drop_own_motion(both, eye)
+    assert out[21:27, 16:28].max() == 0 and out[40:50, 50:60].min() == pytest.approx(0.7)
+
+
 def test_the_cue_margin_is_only_for_a_network_that_has_learnt_no_labels(ws: Path) -> None:
     with Workspace.open(ws) as w:
         MaskTrainer.open(w, resolution=64, overrides={"batch_size": 4}).train(iterations=2)
         faces = _target_faces(w)
         assert not MaskPredictor(w).learnt_labels
         apply_masks(w)
-        assert all(m.origin.endswith("/t5m1") for m in w.occlusion.masks().values())   # 2/128 of 64 px
+        assert all(m.origin.endswith("/t6m1") for m in w.occlusion.masks().values())   # 2/128 of 64 px
         with w.transaction():
             lab.add_label(w.occlusion, faces[6].id, lab.Label("landmarks", ()))
         report = MaskTrainer.open(w).train(iterations=1)
         assert report.labels == 1 and MaskPredictor(w).learnt_labels
         apply_masks(w)
         origins = [m.origin for m in w.occlusion.masks().values()]
-    assert "label:" in " ".join(origins) and not any("/t5m1" in o for o in origins)
-    assert sum(o.split("/")[-1].startswith("t5m") for o in origins) == len(origins) - 1
+    assert "label:" in " ".join(origins) and not any("/t6m1" in o for o in origins)
+    assert sum(o.split("/")[-1].startswith("t6m") for o in origins) == len(origins) - 1
 
 
 def test_mask_modes_combine_the_occlusion_mask() -> None:

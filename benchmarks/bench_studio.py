@@ -11,6 +11,7 @@
 
 Usage (the workspace must be merged; see benchmarks/RESULTS.md for how the deadline_cif one was built):
     nice -n 10 .venv/bin/python benchmarks/bench_studio.py /path/to/workspace [--screenshot docs/studio.png]
+    ... bench_studio.py WS --mask-screenshot docs/studio-masks.png --frame 22 --exclude "x,y;x,y;..."  (mask editor)
 """
 
 from __future__ import annotations
@@ -156,12 +157,43 @@ def screenshot(page: Any, frames: int, path: Path) -> None:
     Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
 
 
+def mask_screenshot(page: Any, frame: int, points: list[tuple[float, float]], path: Path) -> None:
+    """The README's picture of the mask editor: on `frame`, zoomed on the face, an exclude polygon (W) through
+    `points` (frame pixels) committed with Enter, then the occlusion mask shown as an overlay (O)."""
+    from PIL import Image
+
+    page.set_viewport_size({"width": 1180, "height": 700})
+    studio_client.go(page, frame)
+    page.keyboard.press("z")
+    page.wait_for_function("document.getElementById('screen').style.transform.includes('scale')")
+    page.keyboard.press("w")
+    for x, y in points:
+        studio_client.click_frame_point(page, x, y)
+    edits = page.evaluate("window.studio.edits || 0")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"(window.studio.edits || 0) > {edits} && window.studio.info.mask.kind === 'drawn'",
+                           timeout=120_000)
+    page.keyboard.press("o")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(path))
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
+
+
+def parse_points(text: str) -> list[tuple[float, float]]:
+    """"x,y;x,y;..." (frame pixels) -> [(x, y), ...]."""
+    return [(float(x), float(y)) for x, y in (p.split(",") for p in text.split(";") if p.strip())]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--cold", action="store_true", help="Remove the studio's cached proxies first.")
     parser.add_argument("--playback-seconds", type=float, default=12.0)
     parser.add_argument("--screenshot", type=Path, default=None)
+    parser.add_argument("--mask-screenshot", type=Path, default=None,
+                        help="Only draw an exclude polygon (--exclude) on --frame and save the page here.")
+    parser.add_argument("--frame", type=int, default=0)
+    parser.add_argument("--exclude", type=parse_points, default=[], help='frame pixels, "x,y;x,y;..."')
     args = parser.parse_args()
     executable = shutil.which("chromium") or parser.error("no Chromium found (apt-get install -y chromium)")
 
@@ -171,6 +203,13 @@ def main() -> None:
         if args.cold:
             shutil.rmtree(ws / "studio", ignore_errors=True)
         studio = Studio(ws)
+        if args.mask_screenshot:
+            try:
+                page, _ = open_page(browser, studio)
+                mask_screenshot(page, args.frame, args.exclude, args.mask_screenshot)
+            finally:
+                studio.stop()
+            return
         try:
             page, first = open_page(browser, studio)
             shot = page.evaluate("window.studio.shot")

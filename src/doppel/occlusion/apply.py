@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 SMOOTH_RADIUS = 2          # frames either side
 SMOOTH_SIGMA = 0.06        # picture difference (0-1, mean of RGB) at which a neighbour's weight falls to 0.6
 LABEL_WEIGHT = 3.0         # a labelled neighbour's weight in the temporal average, against a network guess's 1
-ORIGIN_VERSION = "t6"      # bump when the smoothing or the cue changes, so stored masks are recomputed
+ORIGIN_VERSION = "t7"      # bump when the smoothing or the cue changes, so stored masks are recomputed
 MOTION_WINDOW = 60         # frames either side for the motion cue's median face
 MOTION_STRIDE = 10         # one median face per this many frames (neighbours share it)
 MOTION_Z = 1.0             # departures from the median face beyond this many times its variation: occluders
@@ -50,7 +50,8 @@ MOTION_FLOOR = 0.01        # added to the variation (Lab / 100 units): compressi
 MOTION_QUANTILE = 0.5      # the pixel's normal variation: this quantile of its departures over the window
 MOTION_LIGHTNESS = 0.25    # weight of lightness against the two colour axes (a talking face changes its shading)
 MOTION_POOL = 2 / 128      # the departures pooled over a Gaussian of this sigma, share of the crop (2 px at 128)
-OWN_PARTS_SHARE = 0.8      # a cut lying this much inside the eyes and mouth is the face moving, not an occluder
+OWN_PARTS_SHARE = 0.8      # a cut lying this much inside the eyes and mouth is the face moving, not an occluder,
+OWN_PARTS_REACH = 4 / 128  # ... unless another cut lies within this share of the crop of it (4 px at 128)
 MOTION_GROW = 2 / 128      # the cue's safety margin, share of the crop (2 px at 128), for a network without labels
 
 
@@ -137,9 +138,11 @@ def own_parts(face: Face, size: int) -> np.ndarray:
     return eyes_mouth_region(AlignedFace.of(face).crop_landmarks(size), size) > 127
 
 
-def drop_own_motion(cue: np.ndarray, parts: np.ndarray, share: float = OWN_PARTS_SHARE) -> np.ndarray:
-    """The cue (R, R) float32 without its regions that lie `share` or more inside `parts` (R, R) bool: a blink
-    or a gaze that the window's median did not cover. An occluder over an eye reaches beyond it and stays."""
+def drop_own_motion(cue: np.ndarray, parts: np.ndarray, share: float = OWN_PARTS_SHARE,
+                    reach: int = 4) -> np.ndarray:
+    """The cue (R, R) float32 without its regions that lie `share` or more inside `parts` (R, R) bool and have
+    no other region within `reach` pixels: a blink or a gaze that the window's median did not cover. An
+    occluder over an eye reaches beyond it, or its edges beside the eye light the cue too: it stays."""
     n, regions = cv2.connectedComponents((cue > 0).astype(np.uint8))
     if n <= 1:
         return cue
@@ -147,6 +150,14 @@ def drop_own_motion(cue: np.ndarray, parts: np.ndarray, share: float = OWN_PARTS
     area = np.bincount(regions.ravel(), minlength=n)
     own = inside / np.maximum(area, 1) >= share
     own[0] = False
+    if not own.any():
+        return cue
+    others = (regions > 0) & ~own[regions]
+    if others.any():
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+        near = cv2.dilate(others.astype(np.uint8), disc) > 0
+        touched = np.bincount(regions[near].ravel(), minlength=n) > 0
+        own &= ~touched
     return np.where(own[regions], 0, cue).astype(np.float32)
 
 
@@ -167,9 +178,9 @@ def motion_cue(crops: np.ndarray, frames: list[int], window: int = MOTION_WINDOW
     (benchmarks/bench_mask.py, zero labels) the cue takes the share of occluder pixels the mask misses from
     24 % (the RGB cue it replaced) to 10 %. `grow` (pixels): a safety margin, the cue dilated by a disc of
     this radius, since it sees an occluder's edge before its inside. `parts` (N, R, R) bool, each face's eyes
-    and mouth (`own_parts`): cuts that lie almost entirely inside them are dropped (`drop_own_motion`); on
-    akiyo_cif, where nothing passes over the face, that takes the share of the face the cue cuts from 2.6 %
-    to 1.7 %, mostly the eyes."""
+    and mouth (`own_parts`): cuts that lie almost entirely inside them, with no other cut beside them, are
+    dropped (`drop_own_motion`); on akiyo_cif, where nothing passes over the face, that takes the share of the
+    face the cue cuts from 2.6 % to 1.7 %, mostly the eyes (the RGB cue before it: 1.75 %)."""
     n, size = len(crops), crops.shape[1]
     feats = cue_features(crops)
     pool = MOTION_POOL * size
@@ -193,7 +204,7 @@ def motion_cue(crops: np.ndarray, frames: list[int], window: int = MOTION_WINDOW
         cue = np.clip((z - threshold) / threshold, 0, 1).astype(np.float32)
         cue = cv2.morphologyEx(cue, cv2.MORPH_OPEN, kernel)
         if parts is not None:
-            cue = drop_own_motion(cue, parts[i])
+            cue = drop_own_motion(cue, parts[i], reach=max(1, round(OWN_PARTS_REACH * size)))
         if grow > 0:
             cue = cv2.dilate(cue, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
         out[i] = cv2.GaussianBlur(cue, (0, 0), 1.0)

@@ -331,3 +331,20 @@ def test_true_face_power_trains_a_code_discriminator_kept_in_the_checkpoint(ws: 
     assert all(torch.equal(first[k], again[k]) for k in first)
     code, _, err = run("train", ws, "--iterations", "1", "--true-face-power", "-1")
     assert code == 1 and "true_face_power must be in [0, 10]" in err
+
+
+def test_random_warp_can_be_turned_off_for_a_last_phase_and_stays_off(ws: Path) -> None:
+    def warp_setting() -> bool:
+        latest = checkpoint.latest(ws / "models" / "main")
+        assert latest is not None
+        return bool(json.loads((latest / "state.json").read_text())["train"]["random_warp"])
+
+    assert run("train", ws, "--preset", "tiny-64", "--iterations", "2")[0] == 0
+    assert warp_setting()
+    code, _, err = run("train", ws, "--iterations", "2", "--no-random-warp")
+    assert code == 0, err
+    assert not warp_setting()
+    assert run("train", ws, "--iterations", "1")[0] == 0       # resumed: still off
+    assert not warp_setting()
+    assert run("train", ws, "--iterations", "1", "--random-warp")[0] == 0
+    assert warp_setting()

@@ -293,6 +293,9 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
               help="Weight of the bottleneck-code adversary, 0 to 10: pushes the source's codes towards the "
                    "target's so the swap decodes codes like those the source decoder learnt on; 0.01 is "
                    "DeepFaceLab's usual value (kept for later runs; 0 turns it off).")
+@click.option("--random-warp/--no-random-warp", default=None,
+              help="Warp the training inputs at random (on by default). Turn it off for a last phase once the "
+                   "swap looks right, as DeepFaceLab users do (kept for later runs).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one).")
 @click.option("--preview-minutes", type=float, default=2.0, show_default=True, help="Write a preview this often.")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True, help="Save this often.")
@@ -300,8 +303,8 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train(workspace: Path, preset: str | None, iterations: int | None, minutes: float | None, model_name: str,
           init_from: Path | None, batch_size: int | None, learning_rate: float | None, bf16: bool | None,
-          gan_power: float | None, true_face_power: float | None, device: str | None, preview_minutes: float,
-          checkpoint_minutes: float, list_presets: bool, as_json: bool) -> None:
+          gan_power: float | None, true_face_power: float | None, random_warp: bool | None, device: str | None,
+          preview_minutes: float, checkpoint_minutes: float, list_presets: bool, as_json: bool) -> None:
     """Train (or continue training) the face-swap model. Ctrl-C saves and stops.
 
     On several GPUs or machines, launch through torchrun:
@@ -322,7 +325,8 @@ def train(workspace: Path, preset: str | None, iterations: int | None, minutes: 
     with doppel.open(workspace) as p, rich_progress() as progress:
         result = p.train(minutes=minutes, iterations=iterations, preset=preset, model=model_name,
                          init_from=init_from, batch_size=batch_size, learning_rate=learning_rate, bf16=bf16,
-                         gan_power=gan_power, true_face_power=true_face_power, device=device,
+                         gan_power=gan_power, true_face_power=true_face_power, random_warp=random_warp,
+                         device=device,
                          preview_minutes=preview_minutes,
                          checkpoint_minutes=checkpoint_minutes, progress=progress)
     if result.rank != 0:

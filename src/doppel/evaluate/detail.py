@@ -44,11 +44,13 @@ def aligned_band(frame: np.ndarray, to_crop: np.ndarray, size: int = DETAIL_SIZE
 
 
 def plate_projection(merged: np.ndarray, plate: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """(sum of B_merged * B_plate, sum of B_plate^2) inside `mask` ((size, size) bool), for band-passed crops
-    (size, size) float32: their ratio is the frame's detail; sums over frames give the shot's."""
-    if not mask.any():
+    """(sum of B_merged * B_plate, sum of B_plate^2) inside `mask` ((size, size) bool, or float weights in
+    [0, 1]), for band-passed crops (size, size) float32: their ratio is the frame's detail; sums over frames
+    give the shot's."""
+    weight = mask.astype(np.float32)
+    if not (weight > 0).any():
         return float("nan"), float("nan")
-    return float((merged * plate)[mask].sum()), float((plate * plate)[mask].sum())
+    return float((weight * merged * plate).sum()), float((weight * plate * plate).sum())
 
 
 def detail_ratio(shared: np.ndarray, plate_energy: np.ndarray) -> float:

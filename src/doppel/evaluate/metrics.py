@@ -39,6 +39,7 @@ from doppel.media.video import MediaReader
 from doppel.reports import Report, internal
 from doppel.workspace import Workspace
 from doppel.workspace.records import Role
+from doppel.workspace.renders import Render
 
 SFACE_SAME_PERSON = 0.363
 """SFace's cosine threshold for "the same person" (OpenCV's published value). `source_wins` only asks whether
@@ -89,7 +90,8 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
-    renders = {i: r.path for i, r in ws.renders.swapped().items() if r.path}
+    swapped = {i: r for i, r in ws.renders.swapped().items() if r.path}
+    renders = {i: r.path for i, r in swapped.items() if r.path}
     if not renders:
         raise DoppelError("nothing is merged yet: run `doppel merge` first", ws.root)
     src_emb, dst_emb = _person_embedding(ws, "source"), _person_embedding(ws, "target")
@@ -119,7 +121,7 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                 eye, mouth = expression.openings(face.landmarks)
                 row.update(eye_plate=eye, mouth_plate=mouth)
                 if i in renders:
-                    row.update(_image_measures(merged, plate, face, mask))
+                    row.update(_image_measures(merged, plate, face, mask, _layer_alpha(ws, swapped[i], plate.shape)))
                     found = [f for f in analyzer.analyze(merged)
                              if np.linalg.norm(f.lm68.mean(0) - face.centre) < face.size]
                     if found:
@@ -162,14 +164,36 @@ def column(per_frame: Sequence[dict[str, Any]], key: str) -> np.ndarray:
     return np.array([float(r.get(key, np.nan)) for r in per_frame], np.float64)
 
 
-def _image_measures(merged: np.ndarray, plate: np.ndarray, face: AlignedFace, mask: np.ndarray
-                    ) -> dict[str, Any]:
-    """Detail and seam of one swapped frame. merged, plate: HxWx3 uint8 RGB; mask: HxW bool face region."""
+def _layer_alpha(ws: Workspace, render: Render, shape: tuple[int, ...]) -> np.ndarray:
+    """How much of each frame pixel is the generated face (HxW float32 in [0, 1]): the alpha of the face
+    layer the merge stored beside the render, placed at its corner."""
+    alpha = np.zeros(shape[:2], np.float32)
+    if render.layer_path is None:
+        raise DoppelError("the render has no face layer; run `doppel merge --force`", ws.root)
+    path = ws.inside(render.layer_path, "layer path")
+    layer = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if layer is None or layer.ndim != 3 or layer.shape[2] != 4:
+        raise DoppelError("face layer is missing or unreadable; run `doppel merge --force`", path)
+    h, w = alpha.shape
+    x, y = render.layer_x, render.layer_y
+    part = layer[: max(0, h - y), : max(0, w - x), 3].astype(np.float32) / 255
+    alpha[y:y + part.shape[0], x:x + part.shape[1]] = part
+    return alpha
+
+
+def _image_measures(merged: np.ndarray, plate: np.ndarray, face: AlignedFace, mask: np.ndarray,
+                    alpha: np.ndarray) -> dict[str, Any]:
+    """Detail and seam of one swapped frame. merged, plate: HxWx3 uint8 RGB; mask: HxW bool face region;
+    alpha: HxW float32, how much of each pixel the merge took from the generated face (its layer's alpha).
+    Detail counts only the generated face: each pixel of the face region weighs by alpha, so where the mask
+    left the plate (a lowered forehead, an eroded or feathered edge, an occluder) the plate's own detail does
+    not pass for the model's."""
     size = detail.DETAIL_SIZE
     to_crop = face.stored_alignment(size)
     inner = cv2.erode(face.crop_mask(size), np.ones((5, 5), np.uint8)) > 127
+    weight = cv2.warpAffine(alpha, to_crop, (size, size), flags=cv2.INTER_LINEAR, borderValue=0) * inner
     shared, plate_energy = detail.plate_projection(detail.aligned_band(merged, to_crop),
-                                                   detail.aligned_band(plate, to_crop), inner)
+                                                   detail.aligned_band(plate, to_crop), weight)
     return {"detail_shared": shared, "detail_plate": plate_energy,
             "detail": shared / plate_energy if plate_energy > 1e-9 else float("nan"),
             "seam": detail.seam_strength(merged, plate, mask, int(round(0.15 * face.size)))}
@@ -213,7 +237,8 @@ def _worst_crops(ws: Workspace, frames: list[int]) -> list[tuple[int, np.ndarray
     if target is None or not frames:
         return []
     faces = {f.frame_idx: AlignedFace.of(f) for f in ws.faces.of_chosen("target", media_id=target.id)}
-    renders = {i: r.path for i, r in ws.renders.swapped().items() if r.path}
+    swapped = {i: r for i, r in ws.renders.swapped().items() if r.path}
+    renders = {i: r.path for i, r in swapped.items() if r.path}
     out = []
     with MediaReader(target.info) as reader:
         for i in sorted(frames):

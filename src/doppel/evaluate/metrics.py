@@ -90,8 +90,8 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
     target = ws.target()
     if target is None:
         raise DoppelError("the workspace has no target", ws.root)
-    swapped = {i: r for i, r in ws.renders.swapped().items() if r.path}
-    renders = {i: r.path for i, r in swapped.items() if r.path}
+    records = ws.renders.swapped()
+    renders = {i: r.path for i, r in records.items() if r.path}
     if not renders:
         raise DoppelError("nothing is merged yet: run `doppel merge` first", ws.root)
     src_emb, dst_emb = _person_embedding(ws, "source"), _person_embedding(ws, "target")
@@ -121,7 +121,7 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                 eye, mouth = expression.openings(face.landmarks)
                 row.update(eye_plate=eye, mouth_plate=mouth)
                 if i in renders:
-                    row.update(_image_measures(merged, plate, face, mask, _layer_alpha(ws, swapped[i], plate.shape)))
+                    row.update(_image_measures(merged, plate, face, mask, _layer_alpha(ws, records[i], plate.shape)))
                     found = [f for f in analyzer.analyze(merged)
                              if np.linalg.norm(f.lm68.mean(0) - face.centre) < face.size]
                     if found:
@@ -237,8 +237,7 @@ def _worst_crops(ws: Workspace, frames: list[int]) -> list[tuple[int, np.ndarray
     if target is None or not frames:
         return []
     faces = {f.frame_idx: AlignedFace.of(f) for f in ws.faces.of_chosen("target", media_id=target.id)}
-    swapped = {i: r for i, r in ws.renders.swapped().items() if r.path}
-    renders = {i: r.path for i, r in swapped.items() if r.path}
+    renders = {i: r.path for i, r in ws.renders.swapped().items() if r.path}
     out = []
     with MediaReader(target.info) as reader:
         for i in sorted(frames):

@@ -68,8 +68,13 @@ function renderMaskState() {
   $("maskRemove").disabled = !(m && m.kind);
 }
 // -- mask labels: Q / W start a polygon, clicks add points, Enter or a click on the first point finishes ----------
+function canLabel() {  // the frame shown has a face whose mask info has arrived; else say so
+  if (S.info && S.info.frame === S.frame && S.info.mask) return true;
+  status("no face on this frame to label");
+  return false;
+}
 function startPolygon(mode) {
-  if (!S.info || S.info.frame !== S.frame || !S.info.mask) { status("no face on this frame to label"); return; }
+  if (!canLabel()) return;
   if (S.playing) play(0);
   S.poly = {mode, frame: S.frame, points: []};
   status(`${mode} polygon: click points on the face; Enter or a click on the first point finishes; Esc cancels`);
@@ -96,7 +101,7 @@ function finishPolygon() {
 function brushRadius() { return Math.max(0.5, Math.min(200, parseFloat($("brushRadius").value) || 6)); }
 function toggleBrush(mode) {
   if (S.brush && S.brush.mode === mode) { leaveBrush(); return; }
-  if (!S.info || S.info.frame !== S.frame || !S.info.mask) { status("no face on this frame to label"); return; }
+  if (!canLabel()) return;
   if (S.poly) cancelPolygon();
   if (S.playing) play(0);
   S.brush = {mode, radius: brushRadius()};
@@ -116,7 +121,7 @@ function resizeBrush(factor) {
   if (S.brush) { S.brush.radius = r; status(`${S.brush.mode} brush: radius ${r} px`); show(S.frame); }
 }
 function brushDown(ev) {
-  if (!S.info || S.info.frame !== S.frame || !S.info.mask) { status("no face on this frame to label"); return; }
+  if (!canLabel()) return;
   if (S.brushPending) { status("saving the last stroke…"); return; }  // the next one builds on its label
   const [x, y] = canvasPoint(ev);
   S.stroke = {mode: S.brush.mode, radius: S.brush.radius, frame: S.frame, points: [[x, y]]};

@@ -79,3 +79,20 @@ def test_eval_scores_the_plate_as_perfect_and_a_blurred_plate_as_soft(trained_pa
         image = cv2.imread(str(ws / "eval" / png))
         assert image is not None and image.std() > 5
     assert "detail:" in (ws / "eval" / "report.txt").read_text()
+
+
+def test_eval_stops_with_a_clear_error_when_a_face_layer_is_missing(trained_pair: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(trained_pair, ws)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["merge", str(ws)]).exit_code == 0
+    db = sqlite3.connect(ws / "doppel.db")
+    layer = db.execute("SELECT layer_path FROM renders WHERE layer_path IS NOT NULL LIMIT 1").fetchone()[0]
+    db.close()
+    (ws / layer).unlink()
+    before = sorted(p.relative_to(ws) for p in ws.rglob("*") if p.is_file())
+    result = runner.invoke(cli, ["eval", str(ws)])
+    assert result.exit_code == 1
+    assert "face layer is missing or unreadable" in result.output and "doppel merge --force" in result.output
+    assert not (ws / "eval" / "report.json").exists()
+    assert sorted(p.relative_to(ws) for p in ws.rglob("*") if p.is_file()) == before   # nothing removed

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from doppel.errors import DoppelError
 from doppel.train import checkpoint, losses
-from doppel.train.config import PRESETS, ModelConfig
+from doppel.train.config import PRESETS, ModelConfig, default_preset
 from doppel.train.data import make_batch
 from doppel.train.loop import Budget, Trainer
 from doppel.train.models import build_model, registered
@@ -348,3 +348,36 @@ def test_random_warp_can_be_turned_off_for_a_last_phase_and_stays_off(ws: Path) 
     assert not warp_setting()
     assert run("train", ws, "--iterations", "1", "--random-warp")[0] == 0
     assert warp_setting()
+
+
+def test_the_default_preset_follows_the_budget_and_a_long_run_gets_cpu_128(ws: Path, tmp_path: Path) -> None:
+    assert [default_preset(m) for m in (None, 0.5, 9.9, 10, 600)] == ["cpu-128", "cpu-64", "cpu-64", "cpu-128",
+                                                                       "cpu-128"]
+    assert default_preset(iterations=1399) == "cpu-64" and default_preset(iterations=1400) == "cpu-128"
+    assert default_preset(60, 100) == "cpu-64" and default_preset(5, 100_000) == "cpu-64"  # the first to end
+
+    short = tmp_path / "short"
+    shutil.copytree(ws, short)
+    code, out, err = run("train", short, "--iterations", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["preset"] == "cpu-64"
+
+    # A 30-minute run, stopped with Ctrl-C once it has made steps: a new model there is cpu-128.
+    proc = subprocess.Popen([sys.executable, "-m", "doppel", "train", str(ws), "--minutes", "30", "--json"],
+                            env={**os.environ, "OMP_NUM_THREADS": "2"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    losses_file = ws / "models" / "main" / "losses.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not losses_file.exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    report = json.loads(out)
+    assert report["preset"] == "cpu-128" and report["interrupted"] and report["step"] >= 1
+    latest = checkpoint.latest(ws / "models" / "main")
+    assert latest is not None and json.loads((latest / "state.json").read_text())["preset"] == "cpu-128"
+    # Continuing it with a short run keeps its preset.
+    code, out, err = run("train", ws, "--iterations", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["preset"] == "cpu-128"

@@ -253,11 +253,13 @@ class Project(MaskMethods):
               preview_minutes: float = 2.0, checkpoint_minutes: float = 5.0,
               progress: ProgressCallback | None = None) -> TrainReport:
         """Train (or continue) model `model` for `minutes` and/or `iterations` more steps; Ctrl-C saves and
-        stops. A new model uses `preset` (default cpu-64; see `doppel.presets()`). Under torchrun, every
+        stops. A new model uses `preset` (see `doppel.presets()`); without one, cpu-128 for a run of 10 minutes
+        or 1400 steps or more and cpu-64 for a shorter one (`train.config.default_preset`). Under torchrun, every
         process calls this and the processes share the batch. `random_warp=False` trains on unwarped inputs
         from here on (DeepFaceLab's last phase, for a model that already swaps well); like the other options
         it is kept for later runs."""
         from doppel.device import process_group
+        from doppel.train.config import default_preset
         from doppel.train.loop import Budget, Trainer
 
         if iterations is None and minutes is None:
@@ -270,7 +272,8 @@ class Project(MaskMethods):
                      if v is not None}
         with process_group(device):
             trainer = Trainer.open(self.workspace, name=model, preset=preset, device=device,
-                                   init_from=Path(init_from) if init_from else None, overrides=overrides)
+                                   init_from=Path(init_from) if init_from else None, overrides=overrides,
+                                   default=default_preset(minutes, iterations))
             m = trainer.model_cfg
             step = bind(progress, "train", f"{model} ({trainer.preset}: {m.arch} {m.resolution}px, from step "
                                            f"{trainer.step}, on {trainer.device})")

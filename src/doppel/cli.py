@@ -277,7 +277,9 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 
 @cli.command()
 @WS_ARG
-@click.option("--preset", default=None, help="Model preset for a new model (see --list-presets; default cpu-64).")
+@click.option("--preset", default=None,
+              help="Model preset for a new model (see --list-presets). Default: cpu-128 for a run of 10 minutes "
+                   "or 1400 steps or more, cpu-64 for a shorter one.")
 @click.option("--iterations", type=int, default=None, help="Train this many more steps.")
 @click.option("--minutes", type=float, default=None, help="Train for this many minutes.")
 @click.option("--model", "model_name", default="main", show_default=True, help="Name of the model in the workspace.")

@@ -117,8 +117,10 @@ class Trainer:
     # -- opening ------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, ws: Workspace, *, name: str = "main", preset: str | None = None, device: str | None = None,
-             init_from: Path | None = None, overrides: dict[str, Any] | None = None) -> Trainer:
-        """Continue the workspace's model `name`, or start one from `preset` (default cpu-64)."""
+             init_from: Path | None = None, overrides: dict[str, Any] | None = None,
+             default: str = "cpu-64") -> Trainer:
+        """Continue the workspace's model `name`, or start one from `preset` (`default` when None; a
+        continued model keeps its own, and naming another is an error)."""
         folder = ws.models.folder(name)
         current = checkpoint.latest(folder)
         dev = pick_device(device)
@@ -135,7 +137,7 @@ class Trainer:
                           state.get("salt", 0), state.get("elapsed_s", 0.0))
             trainer._restore(ckpt)
             return trainer
-        chosen = _preset(preset or "cpu-64")
+        chosen = _preset(preset or default)
         model_cfg = replace(chosen.model, face_type=ws.settings.extract.face_type)
         train_cfg = replace(chosen.train, **(overrides or {}))
         trainer = cls(ws, folder, chosen.name, model_cfg, train_cfg, dev)

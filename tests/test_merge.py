@@ -59,6 +59,46 @@ def test_warp_back_puts_the_face_exactly_where_it_was(trained: Path) -> None:
     assert np.array_equal(out[:, : max(0, x0)], plate[:, : max(0, x0)])  # outside the face: untouched
 
 
+def test_hair_the_generated_face_draws_above_the_brows_is_left_to_the_plate(trained: Path) -> None:
+    """A source's hat band or fringe comes out of its decoder at the source's own hairline, inside the
+    target's forehead. hair_cut (on by default) leaves what the generated face draws there in a colour far from
+    its skin to the plate; the same colour below the brows (a beard, a moustache) stays the source's."""
+    with Workspace.open(trained) as w:
+        target = w.target()
+        assert target is not None
+        face = subject_faces(w, target.id)[5]
+        with MediaReader(target.info) as reader:
+            plate = reader[5]
+    res = 128
+    m = align_matrix(face.lm68_smooth, "whole_face", res)
+    generated = cv2.warpAffine(plate, m, (res, res), flags=cv2.INTER_CUBIC).astype(np.float32) / 255
+    pts = face.lm68 @ m[:, :2].T + m[:, 2]
+    brow_top, mouth = int(pts[17:27, 1].min()), pts[48:60].mean(0).astype(int)
+    yellow = np.array([0.85, 0.75, 0.2], np.float32)
+    band = np.zeros((res, res), bool)
+    band[brow_top - 16:brow_top - 8, int(pts[:, 0].min()):int(pts[:, 0].max())] = True
+    beard = np.zeros((res, res), bool)
+    beard[mouth[1] + 6:mouth[1] + 12, mouth[0] - 12:mouth[0] + 12] = True
+    generated[band | beard] = yellow
+
+    def shown(hair_cut: bool, where: np.ndarray) -> float:
+        """Mean alpha of the composited face over `where` (a crop mask), eroded so the edges do not count."""
+        s = MergeSettings(mask="landmarks", forehead=1.0, erode=0.0, feather=0.0, color="none", grain=0.0,
+                          hair_cut=hair_cut)
+        _, layer, (x0, y0) = composite(plate, generated, np.ones((res, res), np.float32), face, s, m, res, None, 0)
+        back = cv2.invertAffineTransform(m)
+        back[:, 2] -= (x0, y0)
+        inner = cv2.erode(where.astype(np.uint8), np.ones((3, 3), np.uint8))
+        in_frame = cv2.warpAffine(inner, back, (layer.shape[1], layer.shape[0]), flags=cv2.INTER_NEAREST) > 0
+        assert in_frame.sum() > 10
+        return float(layer[..., 3][in_frame].mean()) / 255
+
+    assert shown(False, band) > 0.95 and shown(False, beard) > 0.95      # the polygon covers both
+    assert shown(True, band) < 0.1                                         # the hat band: the plate's
+    assert shown(True, beard) > 0.95                                       # below the brows: the source's
+    assert MergeSettings().hair_cut
+
+
 def test_merge_renders_then_only_what_changed(ws: Path) -> None:
     code, out, err = run("merge", ws, "--json")
     assert code == 0, err

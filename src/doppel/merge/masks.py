@@ -8,6 +8,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from doppel.occlusion.synth import skin_distance
+
 MaskSet = dict[str, np.ndarray]
 """The masks a mode may use, each HxW float32 in [0, 1]: "landmarks", "learned", and "occlusion" (the occlusion
 network's mask, doppel.occlusion) when a mode asks for it."""
@@ -38,6 +40,26 @@ def combine(landmarks: np.ndarray, learned: np.ndarray, mode: str, occlusion: np
         raise ValueError(f"mask mode {mode!r} needs the occlusion mask")
     out = MASK_MODES[mode](masks)
     return out if occlusion is None or mode in OCCLUSION_MODES else np.minimum(out, occlusion)
+
+
+HAIR_DISTANCE = 0.3
+"""Skin distance (occlusion.synth.skin_distance, 0-1) above which a pixel over the brows is hair, not skin."""
+HAIR_MARGIN = 0.03
+"""The cut starts this far (share of the crop) above the brows' highest point: the brows are always the face."""
+
+
+def hair_keep(face_rgb: np.ndarray, polygon: np.ndarray, brow_top: float) -> np.ndarray:
+    """Where the generated face may show, (R, R) float32 in [0, 1]: 0 over what it draws above the brows in a
+    colour far from its own skin (the source's hair, hat or fringe: its decoder draws them at the height of the
+    source's own hairline, which lies inside a target's higher forehead), and over everything above such a
+    pixel in its column; the cut's edge is softened over 1/64 of the crop. face_rgb: (R, R, 3) float32 in
+    [0, 1]; polygon: the landmark mask (R, R) float32, whose inside defines the skin colour; brow_top: the
+    brows' highest point (smallest row, crop pixels)."""
+    size = polygon.shape[0]
+    above = np.arange(size)[:, None] < brow_top - HAIR_MARGIN * size
+    cut = (skin_distance(face_rgb, polygon) > HAIR_DISTANCE) & above
+    cut = np.maximum.accumulate(cut[::-1], axis=0)[::-1]  # hair above a hat's band is hair too
+    return (1 - cv2.GaussianBlur(cut.astype(np.float32), (0, 0), size / 64)).astype(np.float32)
 
 
 def shape_mask(mask: np.ndarray, erode: float, feather: float) -> np.ndarray:

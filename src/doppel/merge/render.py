@@ -24,7 +24,7 @@ from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge import blend
-from doppel.merge.masks import OCCLUSION_MODES, combine, occlusion_cut, shape_mask
+from doppel.merge.masks import OCCLUSION_MODES, combine, hair_keep, occlusion_cut, shape_mask
 from doppel.merge.plan import FramePlan, plan
 from doppel.occlusion import labels as lab
 from doppel.occlusion.apply import apply_masks, load_mask, warp_mask
@@ -124,8 +124,11 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     x0, y0, x1, y1 = face_region(m, resolution, w, h)
     region = plate[y0:y1, x0:x1].astype(np.float32) / 255
     polygon = _landmark_mask(AlignedFace.of(face), resolution, s.forehead)
-    mask = shape_mask(combine(polygon, learned, s.mask, occlusion),
-                      s.erode, s.feather)
+    mask = combine(polygon, learned, s.mask, occlusion)
+    if s.hair_cut:
+        brows = face.lm68[17:27] @ m[:, :2].T + m[:, 2]
+        mask = mask * hair_keep(face_rgb, polygon, float(brows[:, 1].min()))
+    mask = shape_mask(mask, s.erode, s.feather)
     crop_plate = cv2.warpAffine(plate, m, (resolution, resolution), flags=cv2.INTER_AREA).astype(np.float32) / 255
     out_face = color.transfer_image(face_rgb, crop_plate, mask, s.color, stats if s.color == "rct" else None)
     if s.hist_match:

@@ -212,14 +212,20 @@ def features(rgb: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     face's own skin colour (the median colour inside the polygon, in Lab with lightness down-weighted so that
     shading counts less than hue). Most objects differ from skin in colour: with this channel the network
     finds them after a few dozen steps instead of thousands; skin-coloured hands still need the picture."""
+    return np.dstack([rgb, polygon, skin_distance(rgb, polygon)]).astype(np.float32)
+
+
+def skin_distance(rgb: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Each pixel's distance from the face's own skin colour, (R, R) float32 in [0, 1], from the crop (R, R, 3)
+    float32 in [0, 1] and its polygon (R, R) float in [0, 1]: the median colour inside the polygon is the skin,
+    in Lab with lightness weighted 0.5; the distance is scaled by the skin's own spread."""
     lab = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2LAB)
     lab[..., 0] = lab[..., 0] * 0.5
     inside = polygon > 0.5
     ref = np.median(lab[inside], 0) if inside.sum() >= 16 else np.median(lab.reshape(-1, 3), 0)
     dist = np.linalg.norm(lab - ref, axis=2)
     spread = float(np.median(dist[inside])) if inside.sum() >= 16 else float(np.median(dist))
-    skin = np.clip(dist / (4 * spread + 8), 0, 1).astype(np.float32)
-    return np.dstack([rgb, polygon, skin]).astype(np.float32)
+    return np.clip(dist / (4 * spread + 8), 0, 1).astype(np.float32)
 
 
 def _jitter(rng: Rng, img: np.ndarray) -> np.ndarray:

@@ -54,6 +54,9 @@ class MergeSettings:
                          "keeps: 0 stops the face at the mesh's hairline, so the target's own forehead and hair "
                          "stay and the source's hair (or hat) is not pasted over them; 1 swaps the whole "
                          "forehead the crop type covers.", bounds=(0.0, 1.0))
+    hair_cut: bool = _f(True, "Leave to the plate what the generated face draws above the brows in a colour far "
+                        "from its skin: the source's hair or hat, which its model draws at the source's own "
+                        "hairline, inside a higher forehead of the target's.")
     erode: float = _f(2.0, "Shrink (>0) or grow (<0) the mask, in percent of the face crop.", bounds=(-20.0, 40.0))
     feather: float = _f(6.0, "Soften the mask's edge over this percent of the face crop.", bounds=(0.0, 40.0))
     expression: ExpressionSource = _f("face", "Where a model with an expression code reads the target's eyes and "

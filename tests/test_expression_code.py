@@ -131,8 +131,9 @@ def test_a_decoder_learns_the_mouth_from_the_code_when_the_face_hides_it() -> No
 
 def test_merge_feeds_the_targets_codes_and_can_take_the_expression_from_the_landmarks(
         trained_pair: Path, tmp_path: Path) -> None:
-    """A model with a code renders with the plate's codes; `expression = "landmarks"` (set on frames 0-5)
-    re-renders only those frames, and their model input has the eyes and mouth blurred out."""
+    """A model with a code renders with the plate's codes. With `expression = "landmarks"` (the default) its
+    input has the eyes and mouth blurred out; `expression = "face"` set on frames 0-5 re-renders only those
+    frames, with the face as it is."""
     ws = tmp_path / "ws"
     shutil.copytree(trained_pair, ws)
     preset = PRESETS["tiny-64"]
@@ -147,7 +148,7 @@ def test_merge_feeds_the_targets_codes_and_can_take_the_expression_from_the_land
     assert code == 0, err
     first = renders(ws)
     assert len(first) >= 10
-    code, out, err = run("merge", ws, "--set", "0-5", "expression=landmarks", "--json")
+    code, out, err = run("merge", ws, "--set", "0-5", "expression=face", "--json")
     assert code == 0, err
     second = renders(ws)
     again = {i for i in first if first[i] != second[i]}   # (updated_at, key) changed: rendered again
@@ -165,6 +166,7 @@ def test_merge_feeds_the_targets_codes_and_can_take_the_expression_from_the_land
                 m = AlignedFace.of(p.face).alignment(64, model_cfg.face_type)
                 crop = cv2.warpAffine(reader[i], m, (64, 64), flags=cv2.INTER_AREA)
                 region = hidden_region(p, 64)
+                assert p.settings.expression == ("face" if i in again else "landmarks")
                 assert (not region.any()) == (p.settings.expression == "face")
                 if region.any():
                     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255

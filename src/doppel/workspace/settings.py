@@ -59,10 +59,11 @@ class MergeSettings:
                         "hairline, inside a higher forehead of the target's.")
     erode: float = _f(2.0, "Shrink (>0) or grow (<0) the mask, in percent of the face crop.", bounds=(-20.0, 40.0))
     feather: float = _f(6.0, "Soften the mask's edge over this percent of the face crop.", bounds=(0.0, 40.0))
-    expression: ExpressionSource = _f("face", "Where a model with an expression code reads the target's eyes and "
-                                      "mouth: the face (its pixels and landmarks) or the landmarks alone (eyes and "
-                                      "mouth blurred out of the model's input, so a hand at the mouth cannot "
-                                      "mislead it).", get_args(ExpressionSource))
+    expression: ExpressionSource = _f("landmarks", "Where a model with an expression code reads the target's "
+                                      "eyes and mouth: the landmarks alone (eyes and mouth blurred out of the "
+                                      "model's input, so a hand at the mouth cannot mislead it; the default, it "
+                                      "follows the plate's mouth more closely) or the face (its pixels and "
+                                      "landmarks).", get_args(ExpressionSource))
     color: ColorMode = _f("rct", "Colour transfer from the plate to the generated face.", COLOR_MODES)
     temporal_color: int = _f(7, "Frames over which the plate's colour statistics are averaged (1: off).",
                              bounds=(1, 121))

@@ -208,6 +208,13 @@ def test_init_from_another_workspace(ws: Path, tmp_path: Path) -> None:
     a, b = weights(ws, part="ema"), weights(second)
     assert all(torch.equal(a[k].to(b[k].dtype), b[k]) for k in a)
     assert not all(torch.equal(a[k], v) for k, v in weights(ws).items() if v.is_floating_point())
+    # Without --preset the new model takes the preset of the one it starts from, whatever the run's length.
+    third = tmp_path / "third"
+    shutil.copytree(second, third)
+    shutil.rmtree(third / "models")
+    code, out, err = run("train", third, "--init-from", ws, "--minutes", "30", "--iterations", "0", "--json")
+    assert code == 0, err
+    assert json.loads(out)["preset"] == "tiny-64"
 
 
 def test_moving_average_is_saved_resumed_and_rendered(ws: Path) -> None:

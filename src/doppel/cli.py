@@ -284,7 +284,7 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 @click.option("--minutes", type=float, default=None, help="Train for this many minutes.")
 @click.option("--model", "model_name", default="main", show_default=True, help="Name of the model in the workspace.")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None,
-              help="Start a new model from another workspace's trained model (same preset).")
+              help="Start a new model from another workspace's trained model (and its preset).")
 @click.option("--batch-size", type=int, default=None, help="Faces per identity per step (global).")
 @click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate.")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: the preset's choice).")

@@ -194,6 +194,7 @@ def default_preset(minutes: float | None = None, iterations: int | None = None) 
              or (iterations is not None and iterations < LONG_RUN_STEPS))
     return "cpu-64" if short else "cpu-128"
 
+
 def to_dict(obj: Any) -> dict[str, Any]:
     return asdict(obj)
 

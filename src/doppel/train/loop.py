@@ -137,6 +137,8 @@ class Trainer:
                           state.get("salt", 0), state.get("elapsed_s", 0.0))
             trainer._restore(ckpt)
             return trainer
+        if preset is None and init_from is not None:  # the preset of the model it starts from
+            preset = str(checkpoint.load(_init_source(Path(init_from), name)).state["preset"])
         chosen = _preset(preset or default)
         model_cfg = replace(chosen.model, face_type=ws.settings.extract.face_type)
         train_cfg = replace(chosen.train, **(overrides or {}))
@@ -164,12 +166,7 @@ class Trainer:
 
     def _init_from(self, other: Path, name: str) -> None:
         """Start from another workspace's trained weights (the optimizer starts fresh)."""
-        from doppel.workspace import Workspace
-
-        with Workspace.open(other) as ows:
-            path = checkpoint.current(ows, name) or checkpoint.current(ows, "main")
-        if path is None:
-            raise DoppelError(f"no trained model {name!r} to start from", other)
+        path = _init_source(other, name)
         ckpt = checkpoint.load(path)
         theirs = from_dict(ModelConfig, ckpt.state["model"])
         if theirs != self.model_cfg:
@@ -413,6 +410,18 @@ def update_ema(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: floa
             ema[key].mul_(d).add_(value.detach().float(), alpha=1 - d)
         else:
             ema[key].copy_(value)
+
+
+def _init_source(other: Path, name: str) -> Path:
+    """The checkpoint a new model `name` starts from with --init-from `other`: that workspace's model of the same
+    name, else its main model."""
+    from doppel.workspace import Workspace
+
+    with Workspace.open(other) as ows:
+        path = checkpoint.current(ows, name) or checkpoint.current(ows, "main")
+    if path is None:
+        raise DoppelError(f"no trained model {name!r} to start from", other)
+    return path
 
 
 def _preset(name: str) -> Preset:

@@ -72,7 +72,7 @@ def test_hair_the_generated_face_draws_above_the_brows_is_left_to_the_plate(trai
     res = 128
     m = align_matrix(face.lm68_smooth, "whole_face", res)
     generated = cv2.warpAffine(plate, m, (res, res), flags=cv2.INTER_CUBIC).astype(np.float32) / 255
-    pts = face.lm68 @ m[:, :2].T + m[:, 2]
+    pts = face.lm68_smooth @ m[:, :2].T + m[:, 2]
     brow_top, mouth = int(pts[17:27, 1].min()), pts[48:60].mean(0).astype(int)
     yellow = np.array([0.85, 0.75, 0.2], np.float32)
     band = np.zeros((res, res), bool)
@@ -97,6 +97,16 @@ def test_hair_the_generated_face_draws_above_the_brows_is_left_to_the_plate(trai
     assert shown(True, band) < 0.1                                         # the hat band: the plate's
     assert shown(True, beard) > 0.95                                       # below the brows: the source's
     assert MergeSettings().hair_cut
+
+
+def test_a_new_render_version_renders_every_frame_again(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change to compositing that no setting shows must not leave stale renders behind."""
+    from doppel.merge import plan as merge_plan
+
+    assert json.loads(run("merge", ws, "--json")[1])["rendered"] == 16
+    assert json.loads(run("merge", ws, "--json")[1])["rendered"] == 0
+    monkeypatch.setattr(merge_plan, "RENDER_VERSION", merge_plan.RENDER_VERSION + 1)
+    assert json.loads(run("merge", ws, "--json")[1])["rendered"] == 16
 
 
 def test_merge_renders_then_only_what_changed(ws: Path) -> None:

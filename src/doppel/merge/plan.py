@@ -45,6 +45,11 @@ def subject_faces(ws: Workspace, media_id: int) -> dict[int, Face]:
     return by_frame
 
 
+RENDER_VERSION = 2
+"""Part of every render's key: raised when compositing changes in a way the settings do not show (2: the
+hair cut's brow line), so the next merge renders every frame again instead of keeping stale renders."""
+
+
 def _key(*parts: Any) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -81,8 +86,8 @@ def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> 
             # An artist's label is the face's occlusion mask in every mode (render_plans); else the stored one.
             extra = (["label", label.id] if label is not None else
                      [occ.sha256 if occ else "missing"] if s.mask in OCCLUSION_MODES else [])
-            key = _key(target.info.sha256, i, model_id, as_dict[s], face.id, lm.tobytes(), face.polygon.tobytes(),
-                       face.matrix.tobytes(), *extra)
+            key = _key(RENDER_VERSION, target.info.sha256, i, model_id, as_dict[s], face.id, lm.tobytes(),
+                       face.polygon.tobytes(), face.matrix.tobytes(), *extra)
         old = stored.get(i)
         needs = old is None or old.cache_key != key or (
             old.path is not None and not ws.inside(old.path, "render path").is_file())

@@ -126,7 +126,8 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     polygon = _landmark_mask(AlignedFace.of(face), resolution, s.forehead)
     mask = combine(polygon, learned, s.mask, occlusion)
     if s.hair_cut:
-        brows = face.lm68[17:27] @ m[:, :2].T + m[:, 2]
+        points = face.lm68_smooth if face.lm68_smooth is not None else face.lm68  # with any manual fix
+        brows = points[17:27] @ m[:, :2].T + m[:, 2]
         mask = mask * hair_keep(face_rgb, polygon, float(brows[:, 1].min()))
     mask = shape_mask(mask, s.erode, s.feather)
     crop_plate = cv2.warpAffine(plate, m, (resolution, resolution), flags=cv2.INTER_AREA).astype(np.float32) / 255

@@ -108,7 +108,8 @@ def test_an_mp4_with_damage_the_decoder_conceals_is_refused_naming_frames(ws: Pa
     clip = write_clip(tmp_path / "clip.mp4", moving_frames(astronaut(), frames=30, size=(160, 160), seed=1),
                       tone_hz=None)
     damaged = tmp_path / "damaged.mp4"
-    for seed in range(40):  # flipped bytes that FFmpeg conceals: every frame decodes, some flagged corrupt
+    for seed in range(200):  # flipped bytes that FFmpeg conceals (every frame decodes, some flagged corrupt);
+        # about 5 % of seeds do, and the clip's bytes differ from run to run (threaded x264): 40 missed at times
         data = bytearray(clip.read_bytes())
         rng = np.random.default_rng(seed)
         for i in rng.integers(int(len(data) * 0.3), int(len(data) * 0.7), 20):

@@ -152,14 +152,21 @@ def latest(folder: Path) -> Path | None:
     return inside(folder, f"checkpoints/{name}", "checkpoint")
 
 
-def load(path: Path) -> Checkpoint:
-    """Read a checkpoint folder; a clear error if any part is missing, corrupt or from another format."""
+def load_state(path: Path) -> dict[str, Any]:
+    """A checkpoint folder's state (config, preset, step) without its weights; a clear error if it is missing,
+    corrupt or from another format."""
     try:
-        state = json.loads((path / "state.json").read_text())
+        state: dict[str, Any] = json.loads((path / "state.json").read_text())
     except (OSError, ValueError) as exc:
         raise DoppelError("checkpoint state is missing or unreadable", path / "state.json") from exc
     if state.get("format") != FORMAT:
         raise DoppelError(f"checkpoint format {state.get('format')} is not {FORMAT} (another doppel version)", path)
+    return state
+
+
+def load(path: Path) -> Checkpoint:
+    """Read a checkpoint folder; a clear error if any part is missing, corrupt or from another format."""
+    state = load_state(path)
     parts = {}
     for part in ("model", "optimizer", *OPTIONAL_PARTS):
         file = path / f"{part}.safetensors"

@@ -138,7 +138,7 @@ class Trainer:
             trainer._restore(ckpt)
             return trainer
         if preset is None and init_from is not None:  # the preset of the model it starts from
-            preset = str(checkpoint.load(_init_source(Path(init_from), name)).state["preset"])
+            preset = str(checkpoint.load_state(_init_source(Path(init_from), name))["preset"])
         chosen = _preset(preset or default)
         model_cfg = replace(chosen.model, face_type=ws.settings.extract.face_type)
         train_cfg = replace(chosen.train, **(overrides or {}))

@@ -16,6 +16,7 @@ from doppel.media import MediaReader, probe
 from doppel.merge.plan import subject_faces
 from doppel.merge.render import composite
 from doppel.workspace import Workspace
+from doppel.workspace.faces import Face
 from doppel.workspace.settings import MergeSettings
 from tests.helpers import run
 from tests.mediagen import audio_payloads
@@ -38,17 +39,24 @@ def rendered(ws: Path) -> dict[int, str | None]:
     return dict(db.execute("SELECT frame_idx, updated_at || cache_key FROM renders").fetchall())
 
 
-def test_warp_back_puts_the_face_exactly_where_it_was(trained: Path) -> None:
-    """If the model gave back the plate's own face, compositing must give back the plate."""
-    with Workspace.open(trained) as w:
+def _plate_face(ws: Path, frame: int, res: int) -> tuple[Face, np.ndarray, np.ndarray, np.ndarray]:
+    """The target's face on `frame`, the plate frame, its frame -> crop matrix at `res` and the plate's own
+    aligned face (res x res x 3 float32 in [0, 1]): what a model that gave back the plate would make."""
+    with Workspace.open(ws) as w:
         target = w.target()
         assert target is not None
-        face = subject_faces(w, target.id)[5]
+        face = subject_faces(w, target.id)[frame]
         with MediaReader(target.info) as reader:
-            plate = reader[5]
-    res = 128
+            plate = reader[frame]
     m = align_matrix(face.lm68_smooth, "whole_face", res)
     crop = cv2.warpAffine(plate, m, (res, res), flags=cv2.INTER_CUBIC).astype(np.float32) / 255
+    return face, plate, m, crop
+
+
+def test_warp_back_puts_the_face_exactly_where_it_was(trained: Path) -> None:
+    """If the model gave back the plate's own face, compositing must give back the plate."""
+    res = 128
+    face, plate, m, crop = _plate_face(trained, 5, res)
     s = MergeSettings(mask="landmarks", erode=0.0, feather=0.0, color="none", grain=0.0)
     out, layer, (x0, y0) = composite(plate, crop, np.ones((res, res), np.float32), face, s, m, res, None, 0)
     inside = layer[..., 3] > 250
@@ -63,15 +71,8 @@ def test_hair_the_generated_face_draws_above_the_brows_is_left_to_the_plate(trai
     """A source's hat band or fringe comes out of its decoder at the source's own hairline, inside the
     target's forehead. hair_cut (on by default) leaves what the generated face draws there in a colour far from
     its skin to the plate; the same colour below the brows (a beard, a moustache) stays the source's."""
-    with Workspace.open(trained) as w:
-        target = w.target()
-        assert target is not None
-        face = subject_faces(w, target.id)[5]
-        with MediaReader(target.info) as reader:
-            plate = reader[5]
     res = 128
-    m = align_matrix(face.lm68_smooth, "whole_face", res)
-    generated = cv2.warpAffine(plate, m, (res, res), flags=cv2.INTER_CUBIC).astype(np.float32) / 255
+    face, plate, m, generated = _plate_face(trained, 5, res)
     pts = face.lm68_smooth @ m[:, :2].T + m[:, 2]
     brow_top, mouth = int(pts[17:27, 1].min()), pts[48:60].mean(0).astype(int)
     yellow = np.array([0.85, 0.75, 0.2], np.float32)

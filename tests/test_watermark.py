@@ -73,7 +73,7 @@ def test_thresholds_keep_the_stated_false_positive_bound() -> None:
         for family in t:  # each family's threshold is the lowest (to 0.01) that keeps its share of the bound
             lower = {**t, family: t[family] - 0.01}
             tests, share = watermark.FAMILIES[family]
-            assert excerpts * tests * math.exp(-lower[family] ** 2 / 2) > share * 1e-6
+            assert excerpts * tests * watermark.tail_bound(lower[family]) > share * 1e-6
     assert watermark.thresholds(9)["any"] > watermark.thresholds(1)["any"]
     # every hypothesis searched counts: mirror x rotation x scale x scale, each at every cyclic offset; the plain
     # family is the two upright whole-frame geometries at their one offset, the zoom family the upright
@@ -86,6 +86,31 @@ def test_thresholds_keep_the_stated_false_positive_bound() -> None:
     assert sum(share for _, share in watermark.FAMILIES.values()) <= 1.0
     t = watermark.thresholds()
     assert t["plain"] < 6 < t["zoom"] < 7.1 < t["any"] < 8.1
+
+
+def test_the_tail_bound_holds_for_random_signs_and_is_tighter_than_hoeffding() -> None:
+    """The score of an unmarked picture is a unit-norm weighted sum of the secret random signs. Bentkus and
+    Dzindzalieta's bound on its tail must hold for every weighting: checked exactly (all sign patterns) for
+    equal weights, where it is nearly tight, and for a few uneven ones; and it must be tighter than Hoeffding's
+    exp(-t^2/2) where the thresholds lie."""
+    from itertools import product as signs_of
+
+    weightings = [np.ones(n) for n in (2, 3, 5, 8, 13, 16)]
+    rng = np.random.default_rng(3)
+    weightings += [rng.exponential(size=n) for n in (6, 10, 14) for _ in range(3)]
+    worst = 0.0
+    for a in weightings:
+        a = a / np.linalg.norm(a)
+        sums = np.sort(np.array(list(signs_of((-1.0, 1.0), repeat=len(a)))) @ a)
+        for t in np.unique(np.round(sums, 9)):
+            exact = float(np.mean(sums >= t - 1e-9))
+            if t > 0:
+                assert exact <= watermark.tail_bound(float(t)) + 1e-12, (len(a), t)
+                worst = max(worst, exact / watermark.tail_bound(float(t)))
+    assert worst > 0.5  # the bound is nearly reached (it is optimal: equality for two equal weights at sqrt 2)
+    assert watermark.tail_bound(0.0) == 1.0
+    for t in (5.0, 6.0, 7.0, 8.0):
+        assert watermark.tail_bound(t) < math.exp(-t * t / 2) / 4
 
 
 def test_zoom_reach_covers_every_crop_it_stands_for() -> None:

@@ -3,7 +3,7 @@
 The frames of an excerpt are averaged in the canonical view (`watermark.canonical_residual`). For every
 hypothesis (mirror, rotation, frame-relative x and y scale) the average is warped back into the embedder's
 canonical coordinates and folded into one tile; the sync correlation at every cyclic offset (crop) is one FFT,
-batched over hypotheses. The score is Hoeffding-normalised (see watermark.py); each family of tests
+batched over hypotheses. The score is self-normalised (see watermark.py); each family of tests
 (watermark.FAMILIES: the plain geometries at their one offset, upright crops at the offsets a crop can produce,
 everything) has its own threshold, and together they account for every hypothesis and offset searched.
 """
@@ -29,7 +29,7 @@ _BATCH = 256
 class Detection:
     found: bool
     score: float
-    """Hoeffding-normalised sync correlation (at most 32) in `family`, the family of tests that came nearest to
+    """Self-normalised sync correlation (at most 32) in `family`, the family of tests that came nearest to
     (or furthest above) its threshold."""
     threshold: float
     """That family's threshold."""

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from doppel.errors import DoppelError
 from doppel.train import checkpoint, losses
 from doppel.train.config import PRESETS, ModelConfig, default_preset
-from doppel.train.data import make_batch
+from doppel.train.data import make_batch, source_as_trained
 from doppel.train.loop import Budget, Trainer
 from doppel.train.models import build_model, registered
 from doppel.workspace import Workspace
@@ -85,6 +85,36 @@ def test_batches_are_a_function_of_the_step_and_warp_only_the_input(ws: Path) ->
     plain_src, _ = make_batch(data, 4, seed=0, salt=0, step=7, warp=False, color_match=False)
     assert torch.allclose(plain_src["input"], plain_src["target"], atol=1e-6)
     assert not torch.allclose(a_src["input"], a_src["target"], atol=1e-3)
+
+
+def test_previews_and_validation_show_the_source_as_training_does(ws: Path) -> None:
+    """With colour matching the model only ever sees the source in target faces' colours; the preview and the
+    validation figure show it so (in its own colours the reconstruction looks softer than the model is)."""
+    import numpy as np
+    from PIL import Image
+
+    from doppel.color import masked_stats, rgb_to_lab
+
+    with Workspace.open(ws) as w:
+        trainer = Trainer.open(w, preset="tiny-64")
+        data = trainer.load_data()
+        idx = torch.linspace(0, len(data.src) - 1, min(4, len(data.src), len(data.dst))).long()
+        raw = data.src.images[idx].float() / 255
+        assert torch.equal(source_as_trained(data.src, idx, data.dst, color_match=False), raw)
+        shown = source_as_trained(data.src, idx, data.dst, color_match=True)
+        assert torch.equal(shown, source_as_trained(data.src, idx, data.dst, color_match=True))  # steady
+        ref = torch.linspace(0, len(data.dst) - 1, len(data.src)).round().long()[idx]
+        mask_src, mask_ref = data.src.masks[idx].float() / 255, data.dst.masks[ref].float() / 255
+        target_mean = masked_stats(rgb_to_lab(data.dst.images[ref].float() / 255), mask_ref)[0]
+        before = (masked_stats(rgb_to_lab(raw), mask_src)[0] - target_mean).abs().mean()
+        after = (masked_stats(rgb_to_lab(shown), mask_src)[0] - target_mean).abs().mean()
+        assert float(after) < 0.25 * float(before), (float(before), float(after))
+        path = trainer.write_preview()
+    grid = np.asarray(Image.open(path)).astype(np.float32) / 255
+    res = raw.shape[-1]
+    first = torch.from_numpy(grid[14:14 + res, :res]).permute(2, 0, 1)  # under the 14 px header: source, row 1
+    assert float((first - shown[0]).abs().max()) < 1 / 255 + 1e-6
+    assert float((first - raw[0]).abs().mean()) > 4 * float((first - shown[0]).abs().mean())
 
 
 def test_short_training_lowers_the_loss_and_saves_everything(ws: Path) -> None:

@@ -154,6 +154,19 @@ class TrainingData:
     dst_val: FaceTensors | None
 
 
+def source_as_trained(src: FaceTensors, idx: torch.Tensor, dst: FaceTensors, color_match: bool) -> torch.Tensor:
+    """Source faces `idx` as training shows them to the model: float NCHW in [0, 1], with `color_match` in the
+    colours of target faces (RCT, as `make_batch` does; here each takes those of the target face at the same
+    share of the target set, so a preview or a validation figure is the same at every step). The source decoder
+    never sees the source in its own colours, so reconstructing it in them looks softer than the model is."""
+    img = src.images[idx].float() / 255
+    if not color_match or not len(dst):
+        return img
+    ref = torch.linspace(0, len(dst) - 1, len(src)).round().long()[idx.cpu()].to(dst.images.device)
+    return reinhard_transfer(img, dst.images[ref].float() / 255, src.masks[idx].float() / 255,
+                             dst.masks[ref].float() / 255).clamp(0, 1)
+
+
 def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: float,
                        balance_expressions: bool = False) -> TrainingData:
     """The usable faces of the chosen source and target persons, split into training and held-out sets."""

@@ -26,7 +26,7 @@ from doppel.fsutil import remove_temporaries
 from doppel.reports import Report
 from doppel.train import checkpoint
 from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
-from doppel.train.data import TrainingData, load_training_data, make_batch
+from doppel.train.data import TrainingData, load_training_data, make_batch, source_as_trained
 from doppel.train.gan import Adversary, CodeDiscriminator
 from doppel.train.losses import masked_ssim, total_loss
 from doppel.train.models import build_model
@@ -250,7 +250,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, limit: int = 64) -> dict[str, float]:
-        """Masked SSIM of source->source and target->target on held-out faces (training faces if none)."""
+        """Masked SSIM of source->source and target->target on held-out faces (training faces if none); the
+        source in target faces' colours where training matches colours (`source_as_trained`)."""
         data = self.load_data()
         self.model.eval()
         with self.rendering_weights():
@@ -262,7 +263,8 @@ class Trainer:
             faces = held if held is not None and len(held) else train
             n = min(limit, len(faces))
             idx = torch.linspace(0, len(faces) - 1, n).long()
-            img = (faces.images[idx].float() / 255).to(self.device)
+            img = (source_as_trained(faces, idx, data.dst, self.cfg.color_match) if key == "src"
+                   else faces.images[idx].float() / 255).to(self.device)
             mask = (faces.masks[idx].float() / 255).to(self.device)
             code = faces.expression[idx].to(self.device)
             out = self.model(img, img, code, code)
@@ -276,7 +278,8 @@ class Trainer:
         n = min(4, len(data.src), len(data.dst))
         src_idx, dst_idx = (torch.linspace(0, len(f) - 1, n).long() for f in (data.src, data.dst))
         with self.rendering_weights():
-            grid = preview_grid(self.model, (data.src.images[src_idx].float() / 255).to(self.device),
+            grid = preview_grid(self.model, source_as_trained(data.src, src_idx, data.dst, self.cfg.color_match)
+                                .to(self.device),
                                 (data.dst.images[dst_idx].float() / 255).to(self.device),
                                 data.src.expression[src_idx].to(self.device),
                                 data.dst.expression[dst_idx].to(self.device))

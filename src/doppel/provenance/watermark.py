@@ -9,17 +9,19 @@ Gaussians, half to one cell wide). So:
 - rescaling (0.3x .. 2x, non-uniform too) changes nothing in frame-relative coordinates;
 - cropping shifts the tiles cyclically and changes their frame-relative size (up to 1/0.75 for a 25 % crop),
   mirroring flips them, rotating turns them: the detector searches mirror x rotation x (x scale, y scale);
-- the kernel puts the energy at periods of about 3 to 4 cells (16-22 px on a CIF frame), low enough to survive
-  blur (sigma 2), H.264 at CRF 35, VP9 at 500 kbit/s and a 0.3x downscale. Stronger compression of a small
-  picture (CRF 40; half size then CRF 35) leaves a faint trace (about 0.4 of the mark on static shots, less
-  under camera motion); the `plain` family of tests below is there to find it. Coarser carriers were tried
-  and lose more to the picture itself than they gain against the encoder (benchmarks/RESULTS.md);
+- the kernel puts the energy at periods of about 3.5 to 4.5 cells (peak 22 px on a CIF frame, a sixteenth of
+  its width), low enough to survive blur (sigma 2), H.264 at CRF 35, VP9 at 500 kbit/s and a 0.3x downscale.
+  Stronger compression of a small picture (CRF 40; half size then CRF 35) leaves a faint trace (less under
+  camera motion); the `plain` family of tests below is there to find it. Coarser carriers lose more to the
+  picture itself; since the detector weighs flat areas more (LOCAL_POWER), this one, a little coarser than
+  the first (peak 19 px), gains more against the encoder than it loses (benchmarks/RESULTS.md);
 - the mark is identical on every frame, so dropping, duplicating or retiming frames does not matter.
 
 Detection (detect.py): each frame is reduced to a 128 x 128 canonical picture (the frame's width and
-height each mapped to 128 samples), high-passed and weighted against local contrast, and the frames are averaged: the
-mark adds up while moving picture content averages out. For each geometric hypothesis the average is warped
-back and folded into one 64 x 64 tile; correlation with the sync signs at all 4096 cyclic offsets is one FFT.
+height each mapped to 128 samples), high-passed and weighted against local contrast, and the frames are
+averaged: the mark adds up while moving picture content averages out. For each geometric hypothesis the
+average is warped back and folded into one 64 x 64 tile; correlation with the sync signs at all 4096 cyclic
+offsets is one FFT.
 
 The score is self-normalised: z = sum_c b_c a_c / sqrt(sum_c a_c^2), where a_c is the picture's response at
 cell c and b_c the secret sync signs. For any picture that does not carry the mark, the signs are independent
@@ -58,9 +60,9 @@ CANON = 128
 """Canonical samples per frame along each axis (the detector's working resolution)."""
 TILE = CANON // GRID
 CELL = TILE // CELLS
-KERNEL_SIGMAS = (1.0, 2.2)
-"""phi = G(sigma_1) - G(sigma_2), in canonical samples: a band-pass around periods of 3-4 cells (about 10 %
-of the frame's width)."""
+KERNEL_SIGMAS = (1.15, 2.5)
+"""phi = G(sigma_1) - G(sigma_2), in canonical samples: a band-pass peaking at a period of 7.9 samples (4 cells,
+a sixteenth of the frame's width). The first version's (1.0, 2.2) peaked at 6.9."""
 PAYLOAD_BITS = 12
 CHECK_BITS = 8
 STRENGTH = 2.5

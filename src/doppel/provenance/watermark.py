@@ -98,9 +98,10 @@ FAMILIES: dict[str, tuple[int, float]] = {
 EXPORT_CRF_LIMITS = ((288, 32), (0, 26))
 """(least frame height, highest H.264 CRF) that `doppel export` accepts: the mark was found after an export at
 that CRF alone in every development excerpt and in one-second synthetic hand-held shots, with a margin of 2.5 or
-more (benchmarks/bench_provenance.py, also --synthetic). The development clips would allow 38 (30 below 288
-lines), but the hand-held shots lose the mark at 35 (30): the limits stay. Smaller frames need a lower CRF: the
-mark's pattern is tied to the frame's size, so it is finer in pixels on small frames."""
+more (benchmarks/bench_provenance.py, also --synthetic). The development clips would allow 38 (32 below 288
+lines), but on the hand-held shots the margin falls under 2.5 at 35 (28) and the mark is lost at 38 (32): the
+limits stay. Smaller frames need a lower CRF: the mark's pattern is tied to the frame's size, so it is finer in
+pixels on small frames."""
 MAX_EXPORT_CRF = EXPORT_CRF_LIMITS[0][1]
 FALSE_POSITIVE_BOUND = 1e-6
 """What `verify` promises per file: the chance that an unmarked video is reported as marked."""

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from doppel.errors import DoppelError
-from doppel.merge.edits import edited_face
+from doppel.merge.edits import edited_face, face_landmarks
 from doppel.merge.masks import OCCLUSION_MODES
 from doppel.merge.overrides import settings_for
 from doppel.occlusion.labels import TRAINABLE, current_labels
@@ -79,7 +79,7 @@ def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> 
         if face is None or not s.swap:
             key = _key("passthrough", target.info.sha256, i)
         else:
-            lm = face.lm68_smooth if face.lm68_smooth is not None else face.lm68
+            lm = face_landmarks(face)
             if s not in as_dict:
                 as_dict[s] = asdict(s)
             occ, label = occlusion.get(face.id), labels.get(face.id)

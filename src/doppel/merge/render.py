@@ -24,6 +24,7 @@ from doppel.media.images import write_png
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
 from doppel.merge import blend
+from doppel.merge.edits import face_landmarks
 from doppel.merge.masks import OCCLUSION_MODES, combine, hair_keep, occlusion_cut, shape_mask
 from doppel.merge.plan import FramePlan, plan
 from doppel.occlusion import labels as lab
@@ -126,8 +127,7 @@ def composite(plate: np.ndarray, face_rgb: np.ndarray, learned: np.ndarray, face
     polygon = _landmark_mask(AlignedFace.of(face), resolution, s.forehead)
     mask = combine(polygon, learned, s.mask, occlusion)
     if s.hair_cut:
-        points = face.lm68_smooth if face.lm68_smooth is not None else face.lm68  # with any manual fix
-        brows = points[17:27] @ m[:, :2].T + m[:, 2]
+        brows = face_landmarks(face)[17:27] @ m[:, :2].T + m[:, 2]  # with any manual fix
         mask = mask * hair_keep(face_rgb, polygon, float(brows[:, 1].min()))
     mask = shape_mask(mask, s.erode, s.feather)
     crop_plate = cv2.warpAffine(plate, m, (resolution, resolution), flags=cv2.INTER_AREA).astype(np.float32) / 255

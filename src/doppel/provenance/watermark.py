@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from statistics import NormalDist
 
 import cv2
 import numpy as np
@@ -251,12 +252,8 @@ def false_positive_rate(thresholds: dict[str, float], excerpts: int = 1) -> floa
 
 
 def _threshold_for(p: float) -> float:
-    """The least t (to 1e-9) with tail_bound(t) <= p, for 0 < p < 1: bisection (the bound falls with t)."""
-    lo, hi = 0.0, 40.0
-    while hi - lo > 1e-9:
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if tail_bound(mid) <= p else (mid, hi)
-    return hi
+    """The least t >= 0 with tail_bound(t) <= p: the standard normal quantile at p / c*."""
+    return max(0.0, -NormalDist().inv_cdf(min(p / RADEMACHER_TAIL, 0.5)))
 
 
 def thresholds(excerpts: int = 1, bound: float = FALSE_POSITIVE_BOUND) -> dict[str, float]:

@@ -95,8 +95,9 @@ CLEAN_ROWS = ("none", "mirror", "blur sigma 2", "rescale 0.5x, aspect +10 %", "r
 def detect(frames: Frames, exhaustive: bool) -> tuple[Detection, float]:
     t0 = time.perf_counter()
     d = Detector()
-    for f in frames:
-        d.add(f)
+    coded = getattr(frames, "coded", [None] * len(frames))  # sizes from the last encode (attacks.Decoded)
+    for f, size in zip(frames, coded, strict=True):
+        d.add(f, size)
     return d.result(exhaustive=exhaustive), time.perf_counter() - t0
 
 

@@ -18,10 +18,17 @@ Frames = list[np.ndarray]
 Edit = Callable[[Frames], Frames]
 
 
+class Decoded(list):  # type: ignore[type-arg]
+    """Frames decoded from an encode, with the size in bytes of the packet that coded each one (`coded`), as
+    `doppel verify` reads it from a file (provenance.frames). Any later edit returns a plain list."""
+
+    coded: list[int | None]
+
+
 def encode(frames: Frames, codec: str = "libx264", options: dict[str, str] | None = None,
            bit_rate: int | None = None, fps: int = 30) -> Frames:
     """Encode (x264 at its default preset, medium, or VP9) and decode again; odd sizes lose their last row or
-    column (yuv420p)."""
+    column (yuv420p). Returns `Decoded` frames."""
     h, w = frames[0].shape[:2]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ("x.mp4" if codec == "libx264" else "x.webm")
@@ -38,7 +45,14 @@ def encode(frames: Frames, codec: str = "libx264", options: dict[str, str] | Non
             for p in s.encode(None):
                 out.mux(p)
         with av.open(str(path)) as inp:
-            return [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
+            sizes = {p.pts: p.size for p in inp.demux(video=0) if p.pts is not None}
+        with av.open(str(path)) as inp:
+            frames_out = Decoded()
+            frames_out.coded = []
+            for f in inp.decode(video=0):
+                frames_out.append(f.to_ndarray(format="rgb24"))
+                frames_out.coded.append(sizes.get(f.pts))
+            return frames_out
 
 
 def crf(q: int) -> Edit:

@@ -182,21 +182,49 @@ def search(average: np.ndarray, aspect: float, frames: int = 1, thresholds: dict
 
 
 class Detector:
-    """Accumulates frames (HxWx3 uint8 RGB, any size, all the same) and searches their average."""
+    """Accumulates frames (HxWx3 uint8 RGB or HxW luma, any size, all the same) and searches their average,
+    each frame weighted by the bytes that coded it.
+
+    Why: a codec spends its bits on what a frame adds to the frames it predicts from. A frame that mostly copies
+    its references (a B-frame at a high quantiser, a P-frame in a pan) copies their mark too, shifted with the
+    picture, and adds little evidence of its own; an intra frame, or one where much was coded, carries the mark
+    as the codec kept it in that frame. Weighted by coded bytes, re-encoding at CRF 40 and mirror + 0.5x + CRF 35
+    are found in all 31 development excerpts (30 each with equal weights; benchmarks/RESULTS.md, eighth
+    session). The weights come from the file, not from the signs, so the average is still a fixed combination of
+    pictures that do not carry the mark, and the score a unit-norm weighted sum of random signs: the bound on
+    chance is unchanged. Frames whose coded size is unknown (images, raw frames) weigh the mean of the sizes
+    seen so far, or 1 when none is known, so that a clip without sizes is a plain average."""
 
     def __init__(self) -> None:
         self.total = np.zeros((wm.CANON, wm.CANON), np.float64)
+        self.weight = 0.0
         self.frames = 0
         self.aspect = 1.0
+        self._coded = (0.0, 0)  # sum and count of the coded sizes seen
 
-    def add(self, image: np.ndarray) -> None:
-        self.total += wm.canonical_residual(image)
+    def add(self, image: np.ndarray, coded_bytes: int | None = None) -> None:
+        """Add a frame; `coded_bytes`: the size of the packet that coded it, when known."""
+        if coded_bytes is not None and coded_bytes > 0:
+            weight = float(coded_bytes)
+            self._coded = (self._coded[0] + weight, self._coded[1] + 1)
+        else:
+            weight = self._coded[0] / self._coded[1] if self._coded[1] else 1.0
+        self.total += weight * wm.canonical_residual(image)
+        self.weight += weight
         self.aspect = image.shape[1] / image.shape[0]
         self.frames += 1
 
+    def merge(self, other: Detector) -> None:
+        """Pool another detector's frames into this one (the same weighting)."""
+        self.total += other.total
+        self.weight += other.weight
+        self.frames += other.frames
+        self._coded = (self._coded[0] + other._coded[0], self._coded[1] + other._coded[1])
+        self.aspect = other.aspect
+
     def average(self) -> np.ndarray:
-        """(CANON, CANON) float32 mean canonical residual of the frames added."""
-        return (self.total / max(1, self.frames)).astype(np.float32)
+        """(CANON, CANON) float32 weighted mean canonical residual of the frames added."""
+        return (self.total / max(self.weight, 1e-12)).astype(np.float32)
 
     def result(self, thresholds: dict[str, float] | None = None, *, exhaustive: bool = True,
                prior: tuple[bool, float, float, float] | None = None) -> Detection:

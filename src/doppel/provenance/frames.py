@@ -6,6 +6,9 @@ packets that fail to decode. When the container itself cannot be opened (a damag
 raw H.264 stream is recovered from the bytes: the parameter sets from an `avcC` record and the
 length-prefixed NAL units from `mdat`, fed to the decoder as an Annex B stream (timing is then unknown and
 frames are counted at an assumed rate).
+
+Every frame comes with the size in bytes of the packet that coded it (None when unknown): the detector weighs
+frames by it (detect.Detector.add).
 """
 
 from __future__ import annotations
@@ -54,10 +57,13 @@ def container_duration(path: Path) -> float | None:
         return None
 
 
-def gray_frames(path: Path, log: DecodeLog,
-                want: Callable[[float], bool] | None = None) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield (time in seconds from the first frame, HxW uint8 luma) for every frame of `path` that decodes, in
-    order (only those at times `want` accepts; the others are decoded and counted, not converted)."""
+Frame = tuple[float, np.ndarray, "int | None"]
+"""(time in seconds, HxW uint8 luma, bytes of the packet that coded the frame or None)."""
+
+
+def gray_frames(path: Path, log: DecodeLog, want: Callable[[float], bool] | None = None) -> Iterator[Frame]:
+    """Yield (time in seconds from the first frame, HxW uint8 luma, coded bytes) for every frame of `path` that
+    decodes, in order (only those at times `want` accepts; the others are decoded and counted, not converted)."""
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -74,6 +80,7 @@ def gray_frames(path: Path, log: DecodeLog,
         log.frames_stated = int(stream.frames or 0)
         first: float | None = None
         index = 0
+        coded: dict[int, int] = {}  # pts -> packet bytes (frames come out of the decoder reordered)
         try:
             packets = container.demux(stream)
             while True:
@@ -85,6 +92,8 @@ def gray_frames(path: Path, log: DecodeLog,
                     log.errors += 1
                     log.notes.append("demuxing stopped at a damaged or missing part of the file")
                     break
+                if packet.pts is not None and packet.size:
+                    coded[packet.pts] = packet.size
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError:
@@ -96,8 +105,9 @@ def gray_frames(path: Path, log: DecodeLog,
                     index += 1
                     log.frames += 1
                     log.width, log.height = frame.width, frame.height
+                    size = coded.pop(frame.pts, None) if frame.pts is not None else None
                     if want is None or want(t - first):
-                        yield t - first, frame.to_ndarray(format="gray")
+                        yield t - first, frame.to_ndarray(format="gray"), size
         except av.error.FFmpegError:
             log.errors += 1
     if log.frames == 0:
@@ -106,10 +116,10 @@ def gray_frames(path: Path, log: DecodeLog,
         yield from _raw_h264(path, log)
 
 
-def gray_frames_at(path: Path, starts: list[float], length: float,
-                   log: DecodeLog) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield (time in seconds from the stream's start, HxW uint8 luma) for the frames in [start, start + length)
-    of each of `starts`, seeking to each (for long files, instead of decoding all of them)."""
+def gray_frames_at(path: Path, starts: list[float], length: float, log: DecodeLog) -> Iterator[Frame]:
+    """Yield (time in seconds from the stream's start, HxW uint8 luma, coded bytes) for the frames in
+    [start, start + length) of each of `starts`, seeking to each (for long files, instead of decoding all of
+    them)."""
     log.method = "container, sampled by seeking"
     try:
         container = av.open(str(path))
@@ -122,9 +132,10 @@ def gray_frames_at(path: Path, starts: list[float], length: float,
         base = stream.time_base or 1
         origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
         for start in starts:
+            coded: dict[int, int] = {}
             try:
                 container.seek(int((start + origin) / base), stream=stream, backward=True, any_frame=False)
-                for frame in container.decode(stream):
+                for frame in _decoded(container, stream, coded):
                     if frame.time is None:
                         continue
                     t = frame.time - origin
@@ -133,9 +144,19 @@ def gray_frames_at(path: Path, starts: list[float], length: float,
                     if t >= start:
                         log.frames += 1
                         log.width, log.height = frame.width, frame.height
-                        yield t, frame.to_ndarray(format="gray")
+                        size = coded.pop(frame.pts, None) if frame.pts is not None else None
+                        yield t, frame.to_ndarray(format="gray"), size
             except av.error.FFmpegError:
                 log.errors += 1
+
+
+def _decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+             coded: dict[int, int]) -> Iterator[av.VideoFrame]:
+    """Decode `stream` from where the container stands, noting each packet's bytes by its pts in `coded`."""
+    for packet in container.demux(stream):
+        if packet.pts is not None and packet.size:
+            coded[packet.pts] = packet.size
+        yield from packet.decode()
 
 
 def _parameter_sets(data: bytes) -> list[bytes]:
@@ -177,7 +198,7 @@ def _nal_units(data: bytes) -> Iterator[bytes]:
         p += 4 + n
 
 
-def _raw_h264(path: Path, log: DecodeLog) -> Iterator[tuple[float, np.ndarray]]:
+def _raw_h264(path: Path, log: DecodeLog) -> Iterator[Frame]:
     log.method = "raw-h264"
     data = Path(path).read_bytes()
     sets = _parameter_sets(data)
@@ -189,6 +210,7 @@ def _raw_h264(path: Path, log: DecodeLog) -> Iterator[tuple[float, np.ndarray]]:
     start = b"\x00\x00\x00\x01"
     stream = b"".join(start + u for u in sets)
     index = 0
+    coded: dict[int, int] = {}  # packets numbered in decoding order: the decoder hands the number to the frame
     chunks = [stream] + [start + u for u in _nal_units(data)] + [b""]
     for chunk in chunks:
         try:
@@ -197,6 +219,9 @@ def _raw_h264(path: Path, log: DecodeLog) -> Iterator[tuple[float, np.ndarray]]:
             log.errors += 1
             continue
         for packet in packets:
+            if packet is not None:
+                packet.pts = len(coded)
+                coded[packet.pts] = packet.size
             try:
                 frames = codec.decode(packet)
             except av.error.FFmpegError:
@@ -206,7 +231,7 @@ def _raw_h264(path: Path, log: DecodeLog) -> Iterator[tuple[float, np.ndarray]]:
                 img = frame.to_ndarray(format="gray")
                 log.height, log.width = img.shape[:2]
                 log.frames += 1
-                yield index / ASSUMED_FPS, img
+                yield index / ASSUMED_FPS, img, coded.get(frame.pts) if frame.pts is not None else None
                 index += 1
     if log.frames:
         log.notes.append(f"timing unknown without the container: frames counted at {ASSUMED_FPS:g} per second")

@@ -24,7 +24,7 @@ from doppel.media import IMAGE_SUFFIXES, MediaReader, probe
 from doppel.media.probe import check_regular_file
 from doppel.provenance import watermark
 from doppel.provenance.detect import Detection, Detector
-from doppel.provenance.frames import DecodeLog, container_duration, gray_frames, gray_frames_at
+from doppel.provenance.frames import DecodeLog, Frame, container_duration, gray_frames, gray_frames_at
 from doppel.provenance.manifest import ManifestReport, read_manifest
 from doppel.reports import Report
 
@@ -111,16 +111,16 @@ def _chosen(duration: float | None, thorough: bool, count: int) -> set[int] | No
     return {round(i * (n - 1) / (count - 1)) for i in range(count)}
 
 
-def _image_frames(path: Path, log: DecodeLog) -> list[tuple[float, np.ndarray]]:
+def _image_frames(path: Path, log: DecodeLog) -> list[Frame]:
     info = probe(path)
     fps = float(info.fps) if info.kind != "image" else 1.0
     with MediaReader(info) as reader:
-        out = [(i / fps, frame.image) for i, frame in enumerate(reader)]
+        out: list[Frame] = [(i / fps, frame.image, None) for i, frame in enumerate(reader)]
     log.method, log.frames = info.kind, len(out)
     return out
 
 
-def _collect(source: Iterator[tuple[float, np.ndarray]],
+def _collect(source: Iterator[Frame],
              chosen: set[int] | None) -> tuple[dict[int, Detector], dict[int, list[float]], float]:
     """Frames -> a detector per EXCERPT_S window (those in `chosen`, or all), each window's first and last frame
     time, and the frame interval."""
@@ -128,14 +128,14 @@ def _collect(source: Iterator[tuple[float, np.ndarray]],
     spans: dict[int, list[float]] = {}
     steps: list[float] = []
     last: float | None = None
-    for t, image in source:
+    for t, image, coded in source:
         if last is not None and t > last and len(steps) < 100:
             steps.append(t - last)
         last = t
         w = int(t // EXCERPT_S)
         if chosen is not None and w not in chosen:
             continue
-        windows.setdefault(w, Detector()).add(image)
+        windows.setdefault(w, Detector()).add(image, coded)
         spans.setdefault(w, [t, t])[1] = t
     return windows, spans, float(np.median(steps)) if steps else 1 / 30
 
@@ -184,9 +184,7 @@ def verify(path: Path, *, thorough: bool = False, excerpts: int = SAMPLED_EXCERP
     if len(windows) > 1:
         pooled = Detector()
         for d in windows.values():
-            pooled.total += d.total
-            pooled.frames += d.frames
-            pooled.aspect = d.aspect
+            pooled.merge(d)
         whole = pooled.result(thresholds, exhaustive=False, prior=prior)
         if whole.score - whole.threshold > best.score - best.threshold:
             best = whole

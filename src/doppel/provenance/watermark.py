@@ -12,16 +12,18 @@ Gaussians, half to one cell wide). So:
 - the kernel puts the energy at periods of about 3.5 to 4.5 cells (peak 22 px on a CIF frame, a sixteenth of
   its width), low enough to survive blur (sigma 2), H.264 at CRF 35, VP9 at 500 kbit/s and a 0.3x downscale.
   Stronger compression of a small picture (CRF 40; half size then CRF 35) leaves a faint trace (less under
-  camera motion); the `plain` family of tests below is there to find it. Coarser carriers lose more to the
+  camera motion, where the codec copies it along with the picture from frame to frame); the `plain` family
+  of tests below, and weighing frames by their coded size, are there to find it. Coarser carriers lose more to the
   picture itself; since the detector weighs flat areas more (LOCAL_POWER), this one, a little coarser than
   the first (peak 19 px), gains more against the encoder than it loses (benchmarks/RESULTS.md);
 - the mark is identical on every frame, so dropping, duplicating or retiming frames does not matter.
 
 Detection (detect.py): each frame is reduced to a 128 x 128 canonical picture (the frame's width and
 height each mapped to 128 samples), high-passed and weighted against local contrast, and the frames are
-averaged: the mark adds up while moving picture content averages out. For each geometric hypothesis the
-average is warped back and folded into one 64 x 64 tile; correlation with the sync signs at all 4096 cyclic
-offsets is one FFT.
+averaged, each weighted by the bytes that coded it (a frame that mostly copies its references adds little
+evidence of its own; detect.Detector): the mark adds up while moving picture content averages out. For
+each geometric hypothesis the average is warped back and folded into one 64 x 64 tile; correlation with the
+sync signs at all 4096 cyclic offsets is one FFT.
 
 The score is self-normalised: z = sum_c b_c a_c / sqrt(sum_c a_c^2), where a_c is the picture's response at
 cell c and b_c the secret sync signs. For any picture that does not carry the mark, the signs are independent

@@ -278,10 +278,10 @@ def test_the_disclosure_cannot_be_emptied_or_swamped(text: str, trained_pair: Pa
 
 def test_export_refuses_a_crf_the_mark_does_not_survive(trained_pair: Path, tmp_path: Path) -> None:
     limits = (watermark.max_export_crf(144), watermark.max_export_crf(288), watermark.max_export_crf(2160))
-    assert limits == (26, 32, 32)
-    for crf in (watermark.MAX_EXPORT_CRF + 1, 27, -1):  # the test plate is under 288 lines: 26 at most
+    assert limits == (28, 35, 35)
+    for crf in (watermark.MAX_EXPORT_CRF + 1, 29, -1):  # the test plate is under 288 lines: 28 at most
         result = CliRunner().invoke(cli, ["export", str(trained_pair), str(tmp_path / "x.mp4"), "--crf", str(crf)])
-        assert result.exit_code == 1 and "crf" in result.stderr.lower() and "0 to 26" in result.stderr
+        assert result.exit_code == 1 and "crf" in result.stderr.lower() and "0 to 28" in result.stderr
         assert not (tmp_path / "x.mp4").exists()
 
 

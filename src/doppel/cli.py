@@ -402,7 +402,7 @@ def merge(workspace: Path, assignments: tuple[tuple[str, str], ...], list_overri
               help="h264 (.mp4), prores (ProRes 4444 .mov), lossless (PNG frames in .mov), png (a folder of "
                    "frames); default from doppel.toml: h264. Every format carries the C2PA manifest.")
 @click.option("--crf", type=int, default=None,
-              help="H.264 quality, 0-32 (0-26 for frames under 288 lines); lower is better. Higher CRFs are "
+              help="H.264 quality, 0-35 (0-28 for frames under 288 lines); lower is better. Higher CRFs are "
                    "refused: the watermark is not guaranteed to survive them.")
 @click.option("--layers", type=click.Path(path_type=Path), default=None,
               help="Also write per-frame face RGBA and mask PNGs and transforms.json here, for compositing.")

@@ -57,7 +57,7 @@ def test_crf_option_is_checked_before_anything_is_written(merged_pair: Path, tmp
     ws = copy_workspace(merged_pair, tmp_path / "ws")
     before = tree_hash(ws)
     code, _, err = run("export", ws, tmp_path / "out.mp4", "--crf", crf)
-    assert code == 1 and one_line_error(err, "--crf", "out of range", "0 to 26"), err
+    assert code == 1 and one_line_error(err, "--crf", "out of range", "0 to 28"), err
     assert tree_hash(ws) == before and sorted(p.name for p in tmp_path.iterdir()) == ["ws"]
 
 

@@ -44,15 +44,17 @@ def encode(frames: Frames, codec: str = "libx264", options: dict[str, str] | Non
                     out.mux(p)
             for p in s.encode(None):
                 out.mux(p)
+        frames_out = Decoded()
+        frames_out.coded = []
+        sizes: dict[int, int] = {}
         with av.open(str(path)) as inp:
-            sizes = {p.pts: p.size for p in inp.demux(video=0) if p.pts is not None}
-        with av.open(str(path)) as inp:
-            frames_out = Decoded()
-            frames_out.coded = []
-            for f in inp.decode(video=0):
-                frames_out.append(f.to_ndarray(format="rgb24"))
-                frames_out.coded.append(sizes.get(f.pts))
-            return frames_out
+            for packet in inp.demux(video=0):  # a packet is demuxed before the (reordered) frame it codes is out
+                if packet.pts is not None:
+                    sizes[packet.pts] = packet.size
+                for f in packet.decode():
+                    frames_out.append(f.to_ndarray(format="rgb24"))
+                    frames_out.coded.append(sizes.get(f.pts))
+        return frames_out
 
 
 def crf(q: int) -> Edit:

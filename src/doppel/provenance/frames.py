@@ -61,6 +61,21 @@ Frame = tuple[float, np.ndarray, "int | None"]
 """(time in seconds, HxW uint8 luma, bytes of the packet that coded the frame or None)."""
 
 
+class _PacketSizes:
+    """Each packet's bytes, noted by its pts as it is demuxed and taken back for the frame the decoder hands out
+    with that pts (frames come out reordered, and later than their packets)."""
+
+    def __init__(self) -> None:
+        self._bytes: dict[int, int] = {}
+
+    def note(self, packet: av.Packet) -> None:
+        if packet.pts is not None and packet.size:
+            self._bytes[packet.pts] = packet.size
+
+    def take(self, frame: av.VideoFrame) -> int | None:
+        return self._bytes.pop(frame.pts, None) if frame.pts is not None else None
+
+
 def gray_frames(path: Path, log: DecodeLog, want: Callable[[float], bool] | None = None) -> Iterator[Frame]:
     """Yield (time in seconds from the first frame, HxW uint8 luma, coded bytes) for every frame of `path` that
     decodes, in order (only those at times `want` accepts; the others are decoded and counted, not converted)."""
@@ -80,7 +95,7 @@ def gray_frames(path: Path, log: DecodeLog, want: Callable[[float], bool] | None
         log.frames_stated = int(stream.frames or 0)
         first: float | None = None
         index = 0
-        coded: dict[int, int] = {}  # pts -> packet bytes (frames come out of the decoder reordered)
+        sizes = _PacketSizes()
         try:
             packets = container.demux(stream)
             while True:
@@ -92,8 +107,7 @@ def gray_frames(path: Path, log: DecodeLog, want: Callable[[float], bool] | None
                     log.errors += 1
                     log.notes.append("demuxing stopped at a damaged or missing part of the file")
                     break
-                if packet.pts is not None and packet.size:
-                    coded[packet.pts] = packet.size
+                sizes.note(packet)
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError:
@@ -105,7 +119,7 @@ def gray_frames(path: Path, log: DecodeLog, want: Callable[[float], bool] | None
                     index += 1
                     log.frames += 1
                     log.width, log.height = frame.width, frame.height
-                    size = coded.pop(frame.pts, None) if frame.pts is not None else None
+                    size = sizes.take(frame)
                     if want is None or want(t - first):
                         yield t - first, frame.to_ndarray(format="gray"), size
         except av.error.FFmpegError:
@@ -132,10 +146,10 @@ def gray_frames_at(path: Path, starts: list[float], length: float, log: DecodeLo
         base = stream.time_base or 1
         origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
         for start in starts:
-            coded: dict[int, int] = {}
+            sizes = _PacketSizes()
             try:
                 container.seek(int((start + origin) / base), stream=stream, backward=True, any_frame=False)
-                for frame in _decoded(container, stream, coded):
+                for frame in _decoded(container, stream, sizes):
                     if frame.time is None:
                         continue
                     t = frame.time - origin
@@ -144,18 +158,16 @@ def gray_frames_at(path: Path, starts: list[float], length: float, log: DecodeLo
                     if t >= start:
                         log.frames += 1
                         log.width, log.height = frame.width, frame.height
-                        size = coded.pop(frame.pts, None) if frame.pts is not None else None
-                        yield t, frame.to_ndarray(format="gray"), size
+                        yield t, frame.to_ndarray(format="gray"), sizes.take(frame)
             except av.error.FFmpegError:
                 log.errors += 1
 
 
 def _decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-             coded: dict[int, int]) -> Iterator[av.VideoFrame]:
-    """Decode `stream` from where the container stands, noting each packet's bytes by its pts in `coded`."""
+             sizes: _PacketSizes) -> Iterator[av.VideoFrame]:
+    """Decode `stream` from where the container stands, noting each packet's bytes in `sizes`."""
     for packet in container.demux(stream):
-        if packet.pts is not None and packet.size:
-            coded[packet.pts] = packet.size
+        sizes.note(packet)
         yield from packet.decode()
 
 
@@ -210,7 +222,8 @@ def _raw_h264(path: Path, log: DecodeLog) -> Iterator[Frame]:
     start = b"\x00\x00\x00\x01"
     stream = b"".join(start + u for u in sets)
     index = 0
-    coded: dict[int, int] = {}  # packets numbered in decoding order: the decoder hands the number to the frame
+    sizes = _PacketSizes()  # packets numbered in decoding order: the decoder hands the number to the frame
+    numbered = 0
     chunks = [stream] + [start + u for u in _nal_units(data)] + [b""]
     for chunk in chunks:
         try:
@@ -220,8 +233,9 @@ def _raw_h264(path: Path, log: DecodeLog) -> Iterator[Frame]:
             continue
         for packet in packets:
             if packet is not None:
-                packet.pts = len(coded)
-                coded[packet.pts] = packet.size
+                packet.pts = numbered
+                numbered += 1
+                sizes.note(packet)
             try:
                 frames = codec.decode(packet)
             except av.error.FFmpegError:
@@ -231,7 +245,7 @@ def _raw_h264(path: Path, log: DecodeLog) -> Iterator[Frame]:
                 img = frame.to_ndarray(format="gray")
                 log.height, log.width = img.shape[:2]
                 log.frames += 1
-                yield index / ASSUMED_FPS, img, coded.get(frame.pts) if frame.pts is not None else None
+                yield index / ASSUMED_FPS, img, sizes.take(frame)
                 index += 1
     if log.frames:
         log.notes.append(f"timing unknown without the container: frames counted at {ASSUMED_FPS:g} per second")

@@ -271,7 +271,9 @@ def test_two_process_ddp_matches_one_process(ws: Path, tmp_path: Path) -> None:
     single = tmp_path / "single"
     shutil.copytree(ws, single)
     args = ["train", "--preset", "tiny-64", "--iterations", "6", "--batch-size", "4", "--device", "cpu"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    scratch = tmp_path / "tmp"  # torchrun leaves a folder in the temporary directory on every launch
+    scratch.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
     subprocess.run([sys.executable, "-m", "doppel", args[0], str(single), *args[1:]], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

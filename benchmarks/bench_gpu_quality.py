@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -198,8 +199,8 @@ def _render(snapshot: Path, inputs: Path, out: Path, device: str) -> dict[str, f
 def cmd_device(args: argparse.Namespace) -> None:
     pack, out = Path(args.pack), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    snaps = Path(args.scratch)
-    snaps.mkdir(parents=True, exist_ok=True)
+    # a fresh folder each call: a warm machine keeps /tmp between calls, and an old snapshot must not pass for new
+    snaps = Path(tempfile.mkdtemp(prefix="doppel-snapshots-"))
     ws = pack / "ws"
     preset = (pack / "preset.txt").read_text().strip()
     marks = sorted([*args.snapshots, args.minutes])
@@ -305,8 +306,6 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_check(args: argparse.Namespace) -> None:
     """Round trip with a CPU model: its inputs recorded, rendered as the device would, replayed and scored."""
-    import tempfile
-
     from doppel.train import checkpoint
     from doppel.workspace import Workspace
 
@@ -356,7 +355,6 @@ def main() -> None:
     dev.add_argument("--snapshots", type=float, nargs="*", default=[2.0, 4.5])
     dev.add_argument("--checkpoint-minutes", type=float, default=0.5)
     dev.add_argument("--out", default=os.environ.get("OUT", "gpu-out"))
-    dev.add_argument("--scratch", default="/tmp/doppel-snapshots")
     dev.add_argument("--device", default=None)
     args = parser.parse_args()
     globals()[f"cmd_{args.cmd}"](SimpleNamespace(**vars(args)))

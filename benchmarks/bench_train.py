@@ -1,8 +1,9 @@
 """Training figures (issue: training).
 
-  throughput [PRESET ...] [--device D] [--steps N]
+  throughput [PRESET ...] [--device D] [--steps N] [--batch-sizes 16 32 64]
       samples/s, achieved GFLOP/s and model FLOPs utilisation (MFU) against the matrix-multiply peak measured
-      in the same run, in fp32 and with bf16 autocast; peak memory. Faces are synthetic (warped portraits), so
+      in the same run, in fp32 and with bf16 autocast; peak memory; at the preset's batch size or at each of
+      --batch-sizes (how much of a large GPU a preset's batch leaves idle). Faces are synthetic (warped portraits), so
       this runs anywhere torch does, GPUs included, without the video stack.
   quality [--minutes 10 30]
       masked SSIM of source->source and target->target reconstructions on held-back frames of foreman_cif
@@ -74,9 +75,9 @@ def synthetic_faces(n: int, res: int, seed: int) -> FaceTensors:
 
 
 def throughput(preset: str, device: torch.device, steps: int, bf16: bool, peak: float,
-               compile_model: bool = False) -> dict[str, float]:
+               compile_model: bool = False, batch_size: int | None = None) -> dict[str, float]:
     p = PRESETS[preset]
-    cfg = p.train.__class__(**{**p.train.__dict__, "bf16": bf16})
+    cfg = p.train.__class__(**{**p.train.__dict__, "bf16": bf16, "batch_size": batch_size or p.train.batch_size})
     res = p.model.resolution
     data = TrainingData(synthetic_faces(64, res, 0).to(device), synthetic_faces(64, res, 1).to(device), None, None)
     torch.manual_seed(0)
@@ -124,14 +125,14 @@ def cmd_throughput(args: argparse.Namespace) -> None:
     print(f"device: {name}; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     presets = args.presets or [p for p in PRESETS if p.startswith("cpu" if device.type == "cpu" else "gpu")]
     results = {}
-    for preset in presets:
-        for mode in args.modes:
-            r = throughput(preset, device, args.steps, mode == "bf16", peaks[mode], args.compile)
-            results[f"{preset}/{mode}"] = r
-            print(f"{preset:14s} {mode}{' compiled' if args.compile else ''}: {r['samples_per_s']:7.1f} samples/s "
-                  f"(batch {r['batch']}, {r['step_ms']:.0f} ms/step, {r['batch_ms']:.1f} ms to build a batch), "
-                  f"{r['gflop_per_step']:.0f} GFLOP/step, {r['gflops']:8.0f} GFLOP/s = {100 * r['mfu']:.0f} % of the "
-                  f"{mode} matmul peak; peak memory {r['memory_gib']:.2f} GiB", flush=True)
+    runs = [(p, m, b) for p in presets for m in args.modes for b in args.batch_sizes or [None]]
+    for preset, mode, batch in runs:
+        r = throughput(preset, device, args.steps, mode == "bf16", peaks[mode], args.compile, batch)
+        results[f"{preset}/{mode}" + (f"/{batch}" if batch else "")] = r
+        print(f"{preset:14s} {mode}{' compiled' if args.compile else ''}: {r['samples_per_s']:7.1f} samples/s "
+              f"(batch {r['batch']}, {r['step_ms']:.0f} ms/step, {r['batch_ms']:.1f} ms to build a batch), "
+              f"{r['gflop_per_step']:.0f} GFLOP/step, {r['gflops']:8.0f} GFLOP/s = {100 * r['mfu']:.0f} % of the "
+              f"{mode} matmul peak; peak memory {r['memory_gib']:.2f} GiB", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": name, "peaks": peaks, "results": results}, indent=1))
 
@@ -164,6 +165,8 @@ def main() -> None:
     t.add_argument("--steps", type=int, default=10)
     t.add_argument("--json")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--batch-sizes", type=int, nargs="*", default=[], help="faces per identity per step (default: "
+                   "the preset's)")
     t.add_argument("--modes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     q = sub.add_parser("quality")
     q.add_argument("--minutes", type=float, nargs="+", default=[10, 30])

@@ -14,6 +14,8 @@ import av
 import cv2
 import numpy as np
 
+from doppel.provenance.frames import PacketSizes
+
 Frames = list[np.ndarray]
 Edit = Callable[[Frames], Frames]
 
@@ -46,14 +48,13 @@ def encode(frames: Frames, codec: str = "libx264", options: dict[str, str] | Non
                 out.mux(p)
         frames_out = Decoded()
         frames_out.coded = []
-        sizes: dict[int, int] = {}
+        sizes = PacketSizes()  # as `doppel verify` reads them
         with av.open(str(path)) as inp:
-            for packet in inp.demux(video=0):  # a packet is demuxed before the (reordered) frame it codes is out
-                if packet.pts is not None:
-                    sizes[packet.pts] = packet.size
+            for packet in inp.demux(video=0):
+                sizes.note(packet)
                 for f in packet.decode():
                     frames_out.append(f.to_ndarray(format="rgb24"))
-                    frames_out.coded.append(sizes.get(f.pts))
+                    frames_out.coded.append(sizes.take(f))
         return frames_out
 
 

@@ -61,7 +61,7 @@ Frame = tuple[float, np.ndarray, "int | None"]
 """(time in seconds, HxW uint8 luma, bytes of the packet that coded the frame or None)."""
 
 
-class _PacketSizes:
+class PacketSizes:
     """Each packet's bytes, noted by its pts as it is demuxed and taken back for the frame the decoder hands out
     with that pts (frames come out reordered, and later than their packets)."""
 
@@ -95,7 +95,7 @@ def gray_frames(path: Path, log: DecodeLog, want: Callable[[float], bool] | None
         log.frames_stated = int(stream.frames or 0)
         first: float | None = None
         index = 0
-        sizes = _PacketSizes()
+        sizes = PacketSizes()
         try:
             packets = container.demux(stream)
             while True:
@@ -146,7 +146,7 @@ def gray_frames_at(path: Path, starts: list[float], length: float, log: DecodeLo
         base = stream.time_base or 1
         origin = float(stream.start_time * base) if stream.start_time is not None else 0.0
         for start in starts:
-            sizes = _PacketSizes()
+            sizes = PacketSizes()
             try:
                 container.seek(int((start + origin) / base), stream=stream, backward=True, any_frame=False)
                 for frame in _decoded(container, stream, sizes):
@@ -164,7 +164,7 @@ def gray_frames_at(path: Path, starts: list[float], length: float, log: DecodeLo
 
 
 def _decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-             sizes: _PacketSizes) -> Iterator[av.VideoFrame]:
+             sizes: PacketSizes) -> Iterator[av.VideoFrame]:
     """Decode `stream` from where the container stands, noting each packet's bytes in `sizes`."""
     for packet in container.demux(stream):
         sizes.note(packet)
@@ -222,7 +222,7 @@ def _raw_h264(path: Path, log: DecodeLog) -> Iterator[Frame]:
     start = b"\x00\x00\x00\x01"
     stream = b"".join(start + u for u in sets)
     index = 0
-    sizes = _PacketSizes()  # packets numbered in decoding order: the decoder hands the number to the frame
+    sizes = PacketSizes()  # packets numbered in decoding order: the decoder hands the number to the frame
     numbered = 0
     chunks = [stream] + [start + u for u in _nal_units(data)] + [b""]
     for chunk in chunks:

@@ -63,20 +63,25 @@ def _unpack_images(data: np.ndarray, ends: np.ndarray, flags: int) -> list[np.nd
     return [cv2.imdecode(data[s:e], flags) for s, e in zip(starts, ends, strict=True)]
 
 
-class _Recorder:
-    """Stands in for SwapModel in a merge: keeps each batch's inputs, returns a blank face."""
+class _StandIn:
+    """What a merge reads of a SwapModel besides `swap`: its config, id, step and expression code width."""
 
-    def __init__(self, config: object) -> None:
-        self.config = config
-        self.id = "record"
-        self.step = 0
-        self.crops: list[np.ndarray] = []
-        self.codes: list[np.ndarray] = []
-        self.hidden: list[np.ndarray] = []
+    def __init__(self, config: object, model_id: str) -> None:
+        self.config, self.id, self.step = config, model_id, 0
 
     @property
     def expression_dims(self) -> int:
         return int(self.config.expression_dims)  # type: ignore[attr-defined]
+
+
+class _Recorder(_StandIn):
+    """Stands in for SwapModel in a merge: keeps each batch's inputs, returns a blank face."""
+
+    def __init__(self, config: object) -> None:
+        super().__init__(config, "record")
+        self.crops: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+        self.hidden: list[np.ndarray] = []
 
     def swap(self, crops: np.ndarray, expression: np.ndarray | None = None, hide: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -89,15 +94,12 @@ class _Recorder:
         return np.zeros((n, r, r, 3), np.float32), np.zeros((n, r, r), np.float32)
 
 
-class _Replay:
+class _Replay(_StandIn):
     """Stands in for SwapModel in a merge: returns the swaps rendered elsewhere for the same input crops."""
 
     def __init__(self, config: object, swaps: dict[str, tuple[np.ndarray, np.ndarray]], name: str) -> None:
-        self.config, self.swaps, self.id, self.step = config, swaps, f"replay:{name}", 0
-
-    @property
-    def expression_dims(self) -> int:
-        return int(self.config.expression_dims)  # type: ignore[attr-defined]
+        super().__init__(config, f"replay:{name}")
+        self.swaps = swaps
 
     def swap(self, crops: np.ndarray, expression: np.ndarray | None = None, hide: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,9 @@
                               the eval figures of renders made from the plate itself (untouched, blurred by a
                               Gaussian of sigma 1.5, blurred plus noise): what the measures give a perfect, a
                               soft and a soft-but-grainy face (overwrites that workspace's renders)
+  ceiling PAIR --dir D --label L [--preset cpu-128]
+                              the figures when real photographs stand in for the model: the source face nearest
+                              in landmarks, or the target's own from 30+ frames away, warped onto the target's landmarks
   diagnose PAIR --dir D --label L --model main-m10
                               where the expression is lost: eye/mouth-opening correlation with the plate of the
                               target's aligned crops at the model's resolution (the ceiling), of the model's
@@ -181,6 +184,86 @@ def cmd_reference(args: argparse.Namespace) -> None:
     (ws / "reference.json").write_text(json.dumps(results, indent=1))
 
 
+
+def _piecewise_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray:
+    """`image` warped so that its points `src` land on `dst` ((N, 2) each), one affine map per triangle of the
+    Delaunay triangulation of `dst`: size x size x C float32."""
+    from scipy.spatial import Delaunay
+
+    out = np.zeros((size, size, image.shape[2]), np.float32)
+    for tri in Delaunay(dst).simplices:
+        a = cv2.getAffineTransform(src[tri].astype(np.float32), dst[tri].astype(np.float32))
+        inside = np.zeros((size, size), np.uint8)
+        cv2.fillConvexPoly(inside, np.round(dst[tri] * 16).astype(np.int32), 1, cv2.LINE_AA, 4)
+        warped = cv2.warpAffine(image, a, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        out[inside > 0] = warped[inside > 0]
+    return out
+
+
+def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For each target face, the crop `doppel merge` gives the model (by its hash) and a real photograph put in
+    its place: the nearest face in landmarks (pose and expression) of the source (`kind` "source"), or of the
+    target itself at least 30 frames away ("target"), warped triangle by triangle onto the target's landmarks."""
+    from bench_gpu_quality import _key
+    from doppel.extract.align import transform_points, umeyama
+    from doppel.extract.aligned import AlignedFace
+    from doppel.media.video import MediaReader
+    from doppel.merge.render import _crop
+    from doppel.workspace import Workspace
+
+    border = np.array([(x, y) for x in (0, 0.5, 1) for y in (0, 0.5, 1) if (x, y) != (0.5, 0.5)]) * (res - 1)
+    with Workspace.open(ws) as w:
+        face_type = w.settings.extract.face_type
+        targets = w.faces.of_chosen("target", usable_only=True)
+        pool = w.faces.of_chosen(kind, usable_only=True)
+        crops = {f.id: cv2.cvtColor(cv2.imread(str(w.root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
+        info = w.target().info
+        swaps = {}
+        with MediaReader(info) as reader:
+            for t in targets:
+                m = AlignedFace.of(t).alignment(res, face_type)
+                crop = _crop(reader[t.frame_idx], m, res)
+                dst = transform_points(m, t.lm68)
+                best, err = None, np.inf
+                for f in pool:
+                    if kind == "target" and abs(f.frame_idx - t.frame_idx) < 30:
+                        continue
+                    src = transform_points(f.matrix, f.lm68)
+                    fit = umeyama(dst, src)
+                    e = float(np.sqrt(((transform_points(fit, dst) - src) ** 2).sum(1).mean()) / np.linalg.norm(
+                        fit[:, 0]))
+                    if e < err:
+                        best, err, to_src = f, e, fit
+                assert best is not None
+                src_pts = np.vstack([transform_points(best.matrix, best.lm68), transform_points(to_src, border)])
+                face = _piecewise_warp(crops[best.id].astype(np.float32), src_pts, np.vstack([dst, border]), res)
+                swaps[_key(crop)] = (np.clip(face, 0, 255).astype(np.uint8), np.full((res, res), 255, np.uint8))
+    return swaps
+
+
+def cmd_ceiling(args: argparse.Namespace) -> None:
+    """Detail and the other figures when the model is replaced by real photographs (`_real_faces`): what a
+    perfect model of the source would score at most, and what warping a real face of the same person costs."""
+    import dataclasses
+
+    from bench_gpu_quality import SETTINGS, _score
+    from doppel.train.config import PRESETS
+
+    root = Path(args.dir) / args.pair
+    ws = root / args.label
+    if not ws.exists():
+        shutil.copytree(root / "base", ws, ignore=shutil.ignore_patterns("models", "renders", "eval"))
+    _set_merge(ws, **SETTINGS)
+    config = dataclasses.replace(PRESETS[args.preset].model, expression_dims=0)
+    scores = json.loads((ws / "scores.json").read_text()) if (ws / "scores.json").exists() else {}
+    for kind in ("source", "target"):
+        swaps = _real_faces(ws, kind, config.resolution)
+        scores[f"real-{kind}"] = s = _score(ws, config, swaps, f"real-{kind}")
+        print(f"{args.pair} real {kind}: " + ", ".join(f"{k} {s.get(k, float('nan')):.3f}" for k in KEYS),
+              flush=True)
+    (ws / "scores.json").write_text(json.dumps(scores, indent=1))
+
+
 def cmd_diagnose(args: argparse.Namespace) -> None:
     import torch
 
@@ -257,7 +340,7 @@ def cmd_strip(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("prepare", "train", "score", "reference", "diagnose", "strip"):
+    for name in ("prepare", "train", "score", "reference", "ceiling", "diagnose", "strip"):
         p = sub.add_parser(name)
         p.add_argument("pair", choices=sorted(PAIRS))
         p.add_argument("--dir", default="/tmp/doppel-quality")
@@ -276,13 +359,14 @@ def main() -> None:
     sub.choices["score"].add_argument("--set", nargs="*", default=[], help="merge settings KEY=VALUE")
     sub.choices["score"].add_argument("--only", nargs="*", default=[], help="score only these saved models")
     sub.choices["score"].add_argument("--tag", default="", help="suffix of the scores' key (settings variants)")
+    sub.choices["ceiling"].add_argument("--preset", default="cpu-128", help="the model resolution to stand in for")
     sub.choices["diagnose"].add_argument("--model", default="main")
     sub.choices["strip"].add_argument("--out", default="strip.png")
     sub.choices["strip"].add_argument("--count", type=int, default=5)
     sub.choices["strip"].add_argument("--width", type=int, default=1200)
     sub.choices["strip"].add_argument("--crop", help="x0,y0,x1,y1 of the frame to show (default: all)")
     args = parser.parse_args()
-    {"prepare": cmd_prepare, "train": cmd_train, "score": cmd_score, "reference": cmd_reference,
+    {"prepare": cmd_prepare, "train": cmd_train, "score": cmd_score, "reference": cmd_reference, "ceiling": cmd_ceiling,
      "diagnose": cmd_diagnose,
      "strip": cmd_strip}[args.cmd](args)
 

@@ -36,9 +36,9 @@ BAND = (1.5, 4.0)
 """Gaussian sigmas (crop pixels) of the band-pass: a 128 px whole-face crop's mid frequencies."""
 SHARP_BAND = (1.0, 2.0)
 """The band of sharpness: the finest a 128 px model draws, where a face looks soft or not. In the coarser BAND a
-swap can hold the plate's steady energy while looking soft: on deadline, a 10-minute cpu-128 swap holds 0.89 of
-it there (eye hollows and shading darker than the plate's add energy), but 0.45 in this band, as much as the
-plate blurred by a Gaussian of sigma 1.5 frame pixels (0.45), where a real photograph of the source holds 0.62."""
+swap can hold the plate's energy while looking soft: on deadline, a 10-minute cpu-128 swap holds 0.89 of it
+(darker eye hollows and shading than the plate's add energy there) but 0.48 in this band, where the plate
+blurred by a Gaussian of sigma 1.5 frame pixels holds 0.46 and a real photograph of the source 0.64."""
 
 
 def gray(image: np.ndarray) -> np.ndarray:
@@ -101,8 +101,8 @@ def steady_energy(merged: tuple[np.ndarray, np.ndarray], plate: tuple[np.ndarray
 
 def sharpness(merged: np.ndarray, plate: np.ndarray) -> float:
     """The shot's sharpness from per-frame `steady_energy` sums (T,) of the merged frames and of the plate (NaN
-    where unmeasured): the ratio of their totals (1 for the plate itself; 0.45 for deadline's plate blurred by a
-    Gaussian of sigma 1.5 frame pixels, 0.33 for akiyo's), so frames with little detail weigh little."""
+    where unmeasured): the ratio of their totals (1 for the plate itself; 0.46 for deadline's plate blurred by a
+    Gaussian of sigma 1.5 frame pixels), so frames with little detail weigh little."""
     ok = np.isfinite(merged) & np.isfinite(plate)
     total = float(plate[ok].sum())
     return max(0.0, float(merged[ok].sum()) / total) if total > 0 else float("nan")

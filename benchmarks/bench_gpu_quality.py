@@ -42,8 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-KEYS = ("source_wins", "eye_corr", "mouth_corr", "detail_ratio", "sharpness", "flicker_ratio", "expression_error",
-        "seam")
+KEYS = ("source_wins", "eye_corr", "mouth_corr", "detail_ratio", "flicker_ratio", "expression_error", "seam")
 SETTINGS = {"expression": "landmarks", "forehead": 0.0, "sharpen": 0.0, "grain": 0.0}
 """Merge settings of every scored run: bench_quality's defaults of the seventh session, grain off."""
 JPEG = [cv2.IMWRITE_JPEG_QUALITY, 97, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]

@@ -41,9 +41,8 @@ FLAGS: dict[str, tuple[str, Callable[[Row], bool]]] = {
              _rule(lambda r: abs(_value(r, "eye_out") - _value(r, "eye_plate")) > 0.04)),
     "mouth": ("inner-lip opening differs from the plate's by more than 0.06 inter-ocular distances",
               _rule(lambda r: abs(_value(r, "mouth_out") - _value(r, "mouth_plate")) > 0.06)),
-    # On sharpness, not detail: a sharp face of another person keeps little of the plate's structure.
-    "soft": ("the face holds less than half of the plate's steady fine detail",
-             _rule(lambda r: _value(r, "sharpness") < 0.5)),
+    "soft": ("the face keeps less than half of the plate's mid-frequency detail",
+             _rule(lambda r: _value(r, "detail") < 0.5)),
     "flicker": ("the face changes more than twice as much as the plate from the previous frame",
                 _rule(lambda r: _value(r, "flicker") > 2.0)),
     "seam": ("compositing adds an edge at the mask outline stronger than the plate's own edges there",

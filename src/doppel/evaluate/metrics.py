@@ -7,10 +7,8 @@
 - expression dynamics: the correlation over the shot of the swapped face's eye and inner-lip opening with the
   plate's (`evaluate.expression`), and the mean gap between them (expression error).
 - detail: the share of the plate's mid-frequency structure inside the face that the merged face reproduces
-  (`evaluate.detail`; noise, grain and fixed patterns cannot raise it). It is bound by identity too: a real
-  photograph of another person keeps a third of it. sharpness: whether the face is soft, whoever it is — the
-  fine-band energy that holds still between consecutive frames, relative to the plate's (noise and grain
-  cancel). seam: the edge compositing adds at the mask outline.
+  (`evaluate.detail`; noise, grain and fixed patterns cannot raise it); seam: the edge compositing adds at the
+  mask outline.
 - flicker: the mean absolute frame-to-frame change inside the face region, merged shot against plate; a ratio
   near 1 means the swap adds no flicker of its own.
 
@@ -69,7 +67,6 @@ class EvalReport(Report):
     mouth_corr: float = float("nan")
     expression_error: float = float("nan")
     detail_ratio: float = float("nan")
-    sharpness: float = float("nan")
     seam: float = float("nan")
     per_frame: tuple[dict[str, Any], ...] = internal(default=())
     folder: Path | None = internal(default=None)
@@ -102,7 +99,6 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
     analyzer = FaceAnalyzer(AnalyzerConfig.from_settings(ws.settings.extract))
     per_frame: list[dict[str, Any]] = []
     prev: tuple[np.ndarray, np.ndarray] | None = None
-    before: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the last frame swapped: merged, plate, alpha
     flicker_m, flicker_p = [], []
     with MediaReader(target.info) as reader:
         for i in range(target.info.frame_count):
@@ -125,9 +121,7 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                 eye, mouth = expression.openings(face.landmarks)
                 row.update(eye_plate=eye, mouth_plate=mouth)
                 if i in renders:
-                    alpha = _layer_alpha(ws, records[i], plate.shape)
-                    row.update(_image_measures(merged, plate, face, mask, alpha, before))
-                    before = (merged, plate, alpha)
+                    row.update(_image_measures(merged, plate, face, mask, _layer_alpha(ws, records[i], plate.shape)))
                     found = [f for f in analyzer.analyze(merged)
                              if np.linalg.norm(f.lm68.mean(0) - face.centre) < face.size]
                     if found:
@@ -140,8 +134,6 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                                    eye_out=eye_out, mouth_out=mouth_out,
                                    expression_error=(abs(eye_out - eye) + abs(mouth_out - mouth)) / 2)
             prev = (merged.astype(np.float32), plate.astype(np.float32)) if face is not None else None
-            if face is None or i not in renders:
-                before = None
             per_frame.append(row)
             if progress and i % 10 == 0:
                 progress(i + 1, target.info.frame_count)
@@ -161,7 +153,6 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
         mouth_corr=expression.correlation(column(per_frame, "mouth_out"), column(per_frame, "mouth_plate")),
         expression_error=mean("expression_error"),
         detail_ratio=detail.detail_ratio(column(per_frame, "detail_shared"), column(per_frame, "detail_plate")),
-        sharpness=detail.sharpness(column(per_frame, "steady_merged"), column(per_frame, "steady_plate")),
         seam=float(np.nanmean(column(per_frame, "seam"))) if np.isfinite(column(per_frame, "seam")).any()
         else float("nan"),
         per_frame=tuple(per_frame),
@@ -191,11 +182,9 @@ def _layer_alpha(ws: Workspace, render: Render, shape: tuple[int, ...]) -> np.nd
 
 
 def _image_measures(merged: np.ndarray, plate: np.ndarray, face: AlignedFace, mask: np.ndarray,
-                    alpha: np.ndarray, before: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-                    ) -> dict[str, Any]:
-    """Detail, sharpness and seam of one swapped frame. merged, plate: HxWx3 uint8 RGB; mask: HxW bool face
-    region; alpha: HxW float32, how much of each pixel the merge took from the generated face (its layer's alpha);
-    before: the previous frame's (merged, plate, alpha) when it was swapped too, for sharpness.
+                    alpha: np.ndarray) -> dict[str, Any]:
+    """Detail and seam of one swapped frame. merged, plate: HxWx3 uint8 RGB; mask: HxW bool face region;
+    alpha: HxW float32, how much of each pixel the merge took from the generated face (its layer's alpha).
     Detail counts only the generated face: each pixel of the face region weighs by alpha, so where the mask
     left the plate (a lowered forehead, an eroded or feathered edge, an occluder) the plate's own detail does
     not pass for the model's."""
@@ -203,19 +192,11 @@ def _image_measures(merged: np.ndarray, plate: np.ndarray, face: AlignedFace, ma
     to_crop = face.stored_alignment(size)
     inner = cv2.erode(face.crop_mask(size), np.ones((5, 5), np.uint8)) > 127
     weight = cv2.warpAffine(alpha, to_crop, (size, size), flags=cv2.INTER_LINEAR, borderValue=0) * inner
-    band_merged, band_plate = detail.aligned_band(merged, to_crop), detail.aligned_band(plate, to_crop)
-    shared, plate_energy = detail.plate_projection(band_merged, band_plate, weight)
-    out = {"detail_shared": shared, "detail_plate": plate_energy,
-           "detail": shared / plate_energy if plate_energy > 1e-9 else float("nan"),
-           "seam": detail.seam_strength(merged, plate, mask, int(round(0.15 * face.size)))}
-    if before is not None:  # both frames in this face's crop, where both were the generated face
-        weight_before = cv2.warpAffine(before[2], to_crop, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
-        crops = [detail.aligned_gray(image, to_crop, size) for image in (merged, before[0], plate, before[1])]
-        steady_merged, steady_plate = detail.steady_energy((crops[0], crops[1]), (crops[2], crops[3]),
-                                                           (weight, weight_before * inner))
-        out.update(steady_merged=steady_merged, steady_plate=steady_plate,
-                   sharpness=steady_merged / steady_plate if steady_plate > 1e-9 else float("nan"))
-    return out
+    shared, plate_energy = detail.plate_projection(detail.aligned_band(merged, to_crop),
+                                                   detail.aligned_band(plate, to_crop), weight)
+    return {"detail_shared": shared, "detail_plate": plate_energy,
+            "detail": shared / plate_energy if plate_energy > 1e-9 else float("nan"),
+            "seam": detail.seam_strength(merged, plate, mask, int(round(0.15 * face.size)))}
 
 
 def write_report(ws: Workspace, report: EvalReport, worst: int = 8) -> Path:
@@ -235,7 +216,6 @@ def write_report(ws: Workspace, report: EvalReport, worst: int = 8) -> Path:
         f"expression dynamics: eye opening follows the plate's with correlation {s['eye_corr']}, mouth opening "
         f"{s['mouth_corr']}; mean opening error {s['expression_error']} inter-ocular distances",
         f"detail: the face reproduces {s['detail_ratio']} of the plate's mid-frequency structure",
-        f"sharpness: the face holds {s['sharpness']} of the plate's steady fine-band energy",
         f"flicker in the face region: merged {s['flicker_merged']}, plate {s['flicker_plate']} "
         f"(ratio {s['flicker_ratio']}); seam at the mask edge {s['seam']}",
     ]

@@ -28,8 +28,8 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def plot_series(per_frame: Sequence[Row], summary: dict[str, Any], path: Path) -> None:
-    """report.png: identity, eye and mouth opening (output against plate), detail, sharpness, flicker and seam
-    over frames, with the frames each problem flag marks as a strip underneath."""
+    """report.png: identity, eye and mouth opening (output against plate), detail, flicker and seam over frames,
+    with the frames each problem flag marks as a strip underneath."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,8 +43,7 @@ def plot_series(per_frame: Sequence[Row], summary: dict[str, Any], path: Path) -
         ("eye opening (IOD)", [("eye_plate", "plate"), ("eye_out", "swap")], f"corr {summary.get('eye_corr'):.2f}"),
         ("mouth opening (IOD)", [("mouth_plate", "plate"), ("mouth_out", "swap")],
          f"corr {summary.get('mouth_corr'):.2f}"),
-        ("detail, sharpness", [("detail", "detail / plate"), ("sharpness", "sharpness / plate")],
-         f"detail {summary.get('detail_ratio'):.2f}, sharpness {summary.get('sharpness', float('nan')):.2f}"),
+        ("detail / plate", [("detail", "per frame")], f"overall {summary.get('detail_ratio'):.2f}"),
         ("flicker / plate, seam", [("flicker", "flicker"), ("seam", "seam")],
          f"flicker {summary.get('flicker_ratio'):.2f}, seam {summary.get('seam'):.2f}"),
     ]

@@ -184,7 +184,6 @@ def cmd_reference(args: argparse.Namespace) -> None:
     (ws / "reference.json").write_text(json.dumps(results, indent=1))
 
 
-
 def _piecewise_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray:
     """`image` warped so that its points `src` land on `dst` ((N, 2) each), one affine map per triangle of the
     Delaunay triangulation of `dst`: size x size x C float32."""
@@ -218,6 +217,7 @@ def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np
         pool = w.faces.of_chosen(kind, usable_only=True)
         crops = {f.id: cv2.cvtColor(cv2.imread(str(w.root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
         info = w.target().info
+        points = {f.id: transform_points(f.matrix, f.lm68) for f in pool}  # landmarks in each stored crop
         swaps = {}
         with MediaReader(info) as reader:
             for t in targets:
@@ -228,14 +228,14 @@ def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np
                 for f in pool:
                     if kind == "target" and abs(f.frame_idx - t.frame_idx) < 30:
                         continue
-                    src = transform_points(f.matrix, f.lm68)
+                    src = points[f.id]
                     fit = umeyama(dst, src)
                     e = float(np.sqrt(((transform_points(fit, dst) - src) ** 2).sum(1).mean()) / np.linalg.norm(
                         fit[:, 0]))
                     if e < err:
                         best, err, to_src = f, e, fit
                 assert best is not None
-                src_pts = np.vstack([transform_points(best.matrix, best.lm68), transform_points(to_src, border)])
+                src_pts = np.vstack([points[best.id], transform_points(to_src, border)])
                 face = _piecewise_warp(crops[best.id].astype(np.float32), src_pts, np.vstack([dst, border]), res)
                 swaps[_key(crop)] = (np.clip(face, 0, 255).astype(np.uint8), np.full((res, res), 255, np.uint8))
     return swaps
@@ -246,14 +246,10 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
     perfect model of the source would score at most, and what warping a real face of the same person costs."""
     import dataclasses
 
-    from bench_gpu_quality import SETTINGS, _score
+    from bench_gpu_quality import _score, _workspace
     from doppel.train.config import PRESETS
 
-    root = Path(args.dir) / args.pair
-    ws = root / args.label
-    if not ws.exists():
-        shutil.copytree(root / "base", ws, ignore=shutil.ignore_patterns("models", "renders", "eval"))
-    _set_merge(ws, **SETTINGS)
+    ws = _workspace(args)  # a copy of the base with the merge settings of every scored run
     config = dataclasses.replace(PRESETS[args.preset].model, expression_dims=0)
     scores = json.loads((ws / "scores.json").read_text()) if (ws / "scores.json").exists() else {}
     for kind in ("source", "target"):

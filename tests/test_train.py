@@ -420,3 +420,25 @@ def test_the_default_preset_follows_the_budget_and_a_long_run_gets_cpu_128(ws: P
     code, out, err = run("train", ws, "--iterations", "1", "--json")
     assert code == 0, err
     assert json.loads(out)["preset"] == "cpu-128"
+
+
+def test_a_seed_picks_a_new_models_draw_and_stays_with_it(ws: Path, tmp_path: Path) -> None:
+    """The same seed trains the same weights, another seed other weights; a model keeps the seed it was made
+    with, so asking for another one later is an error, not a silent change of its batches."""
+    runs = {}
+    for label, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        copy = tmp_path / label
+        shutil.copytree(ws, copy)
+        code, _, err = run("train", copy, "--preset", "tiny-64", "--iterations", "2", "--seed", seed)
+        assert code == 0, err
+        runs[label] = weights(copy)
+    a, b, c = runs["a"], runs["b"], runs["c"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+    latest = checkpoint.latest(tmp_path / "a" / "models" / "main")
+    assert latest is not None and json.loads((latest / "state.json").read_text())["train"]["seed"] == 7
+    assert run("train", tmp_path / "a", "--iterations", "1", "--seed", "7")[0] == 0  # its own seed: fine
+    code, _, err = run("train", tmp_path / "a", "--iterations", "1", "--seed", "8")
+    assert code == 1 and "made with seed 7, not 8" in err
+    code, _, err = run("train", ws, "--preset", "tiny-64", "--iterations", "1", "--seed", "-1")
+    assert code == 1 and "seed must be in" in err

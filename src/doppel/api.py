@@ -249,15 +249,16 @@ class Project(MaskMethods):
     def train(self, *, minutes: float | None = None, iterations: int | None = None, preset: str | None = None,
               model: str = "main", init_from: PathLike | None = None, batch_size: int | None = None,
               learning_rate: float | None = None, bf16: bool | None = None, gan_power: float | None = None,
-              true_face_power: float | None = None, random_warp: bool | None = None, device: str | None = None,
-              preview_minutes: float = 2.0, checkpoint_minutes: float = 5.0,
+              true_face_power: float | None = None, random_warp: bool | None = None, seed: int | None = None,
+              device: str | None = None, preview_minutes: float = 2.0, checkpoint_minutes: float = 5.0,
               progress: ProgressCallback | None = None) -> TrainReport:
         """Train (or continue) model `model` for `minutes` and/or `iterations` more steps; Ctrl-C saves and
         stops. A new model uses `preset` (see `doppel.presets()`); without one, cpu-128 for a run of 10 minutes
         or 1400 steps or more and cpu-64 for a shorter one (`train.config.default_preset`). Under torchrun, every
         process calls this and the processes share the batch. `random_warp=False` trains on unwarped inputs
         from here on (DeepFaceLab's last phase, for a model that already swaps well); like the other options
-        it is kept for later runs."""
+        it is kept for later runs. `seed` picks a new model's starting weights and batches (the same seed and
+        data train the same model); a model keeps the seed it was made with."""
         from doppel.device import process_group
         from doppel.train.config import default_preset
         from doppel.train.loop import Budget, Trainer
@@ -268,7 +269,8 @@ class Project(MaskMethods):
             raise DoppelError("iterations and minutes must not be negative")
         overrides = {k: v for k, v in (("batch_size", batch_size), ("learning_rate", learning_rate),
                                        ("bf16", bf16), ("gan_power", gan_power),
-                                       ("true_face_power", true_face_power), ("random_warp", random_warp))
+                                       ("true_face_power", true_face_power), ("random_warp", random_warp),
+                                       ("seed", seed))
                      if v is not None}
         with process_group(device):
             trainer = Trainer.open(self.workspace, name=model, preset=preset, device=device,

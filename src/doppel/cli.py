@@ -298,6 +298,9 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 @click.option("--random-warp/--no-random-warp", default=None,
               help="Warp the training inputs at random (on by default). Turn it off for a last phase once the "
                    "swap looks right, as DeepFaceLab users do (kept for later runs).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of a new model's starting weights and batches (default 0): the same seed and faces train "
+                   "the same model; another seed gives a second draw to compare.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one).")
 @click.option("--preview-minutes", type=float, default=2.0, show_default=True, help="Write a preview this often.")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True, help="Save this often.")
@@ -305,8 +308,9 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train(workspace: Path, preset: str | None, iterations: int | None, minutes: float | None, model_name: str,
           init_from: Path | None, batch_size: int | None, learning_rate: float | None, bf16: bool | None,
-          gan_power: float | None, true_face_power: float | None, random_warp: bool | None, device: str | None,
-          preview_minutes: float, checkpoint_minutes: float, list_presets: bool, as_json: bool) -> None:
+          gan_power: float | None, true_face_power: float | None, random_warp: bool | None, seed: int | None,
+          device: str | None, preview_minutes: float, checkpoint_minutes: float, list_presets: bool,
+          as_json: bool) -> None:
     """Train (or continue training) the face-swap model. Ctrl-C saves and stops.
 
     On several GPUs or machines, launch through torchrun:
@@ -328,7 +332,7 @@ def train(workspace: Path, preset: str | None, iterations: int | None, minutes: 
         result = p.train(minutes=minutes, iterations=iterations, preset=preset, model=model_name,
                          init_from=init_from, batch_size=batch_size, learning_rate=learning_rate, bf16=bf16,
                          gan_power=gan_power, true_face_power=true_face_power, random_warp=random_warp,
-                         device=device,
+                         seed=seed, device=device,
                          preview_minutes=preview_minutes,
                          checkpoint_minutes=checkpoint_minutes, progress=progress)
     if result.rank != 0:

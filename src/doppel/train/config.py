@@ -91,6 +91,7 @@ class TrainConfig:
     color_match: bool = True
     """Match each source face's colour statistics to a random target face (RCT in Lab)."""
     seed: int = 0
+    """Seed of the starting weights and of every batch (a batch is a pure function of seed and step)."""
     holdout: float = 0.1
     """Share of each clip's last frames kept out of training, for validation."""
     bf16: bool = False
@@ -114,6 +115,8 @@ class TrainConfig:
             raise DoppelError("lr_warmup_steps must be at least 0")
         if not 0 <= self.hide_expression <= 1:
             raise DoppelError("hide_expression must be in [0, 1]")
+        if not 0 <= self.seed < 2**32:
+            raise DoppelError(f"seed must be in [0, 2**32), not {self.seed}")
         if not 0 <= self.holdout < 0.5:
             raise DoppelError("holdout must be in [0, 0.5)")
 

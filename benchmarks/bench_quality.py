@@ -14,6 +14,9 @@
   ceiling PAIR --dir D --label L [--preset cpu-128]
                               the figures when real photographs stand in for the model: the source face nearest
                               in landmarks, or the target's own from 30+ frames away, warped onto the target's landmarks
+  source-detail PAIR --dir D --label L --model main-m30 [--apart 15]
+                              detail against the source's own photographs (the nearest in landmarks, warped onto
+                              the target's), beside another source photograph, it blurred, and the plate
   diagnose PAIR --dir D --label L --model main-m10
                               where the expression is lost: eye/mouth-opening correlation with the plate of the
                               target's aligned crops at the model's resolution (the ceiling), of the model's
@@ -199,18 +202,41 @@ def _piecewise_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, size: i
     return out
 
 
+def _fits(dst: np.ndarray, pool: list, points: dict) -> list[tuple[float, object, np.ndarray]]:
+    """Each pool face's landmark distance to `dst` (crop points) after a similarity fit, nearest first, as
+    (error in crop pixels of the face's own scale, face, 2x3 map from dst's crop to the face's stored crop)."""
+    from doppel.extract.align import transform_points, umeyama
+
+    out = []
+    for f in pool:
+        src = points[f.id]
+        fit = umeyama(dst, src)
+        out.append((float(np.sqrt(((transform_points(fit, dst) - src) ** 2).sum(1).mean())
+                          / np.linalg.norm(fit[:, 0])), f, fit))
+    return sorted(out, key=lambda e: e[0])
+
+
+def _warped(crop: np.ndarray, src_pts: np.ndarray, fit: np.ndarray, dst: np.ndarray, res: int) -> np.ndarray:
+    """A stored crop warped triangle by triangle so that its landmarks `src_pts` land on `dst` (res x res)."""
+    from doppel.extract.align import transform_points
+
+    border = np.array([(x, y) for x in (0, 0.5, 1) for y in (0, 0.5, 1) if (x, y) != (0.5, 0.5)]) * (res - 1)
+    face = _piecewise_warp(crop.astype(np.float32), np.vstack([src_pts, transform_points(fit, border)]),
+                           np.vstack([dst, border]), res)
+    return np.clip(face, 0, 255).astype(np.uint8)
+
+
 def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """For each target face, the crop `doppel merge` gives the model (by its hash) and a real photograph put in
     its place: the nearest face in landmarks (pose and expression) of the source (`kind` "source"), or of the
     target itself at least 30 frames away ("target"), warped triangle by triangle onto the target's landmarks."""
     from bench_gpu_quality import _key
-    from doppel.extract.align import transform_points, umeyama
+    from doppel.extract.align import transform_points
     from doppel.extract.aligned import AlignedFace
     from doppel.media.video import MediaReader
     from doppel.merge.render import _crop
     from doppel.workspace import Workspace
 
-    border = np.array([(x, y) for x in (0, 0.5, 1) for y in (0, 0.5, 1) if (x, y) != (0.5, 0.5)]) * (res - 1)
     with Workspace.open(ws) as w:
         face_type = w.settings.extract.face_type
         targets = w.faces.of_chosen("target", usable_only=True)
@@ -224,20 +250,11 @@ def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np
                 m = AlignedFace.of(t).alignment(res, face_type)
                 crop = _crop(reader[t.frame_idx], m, res)
                 dst = transform_points(m, t.lm68)
-                best, err = None, np.inf
-                for f in pool:
-                    if kind == "target" and abs(f.frame_idx - t.frame_idx) < 30:
-                        continue
-                    src = points[f.id]
-                    fit = umeyama(dst, src)
-                    e = float(np.sqrt(((transform_points(fit, dst) - src) ** 2).sum(1).mean()) / np.linalg.norm(
-                        fit[:, 0]))
-                    if e < err:
-                        best, err, to_src = f, e, fit
-                assert best is not None
-                src_pts = np.vstack([points[best.id], transform_points(to_src, border)])
-                face = _piecewise_warp(crops[best.id].astype(np.float32), src_pts, np.vstack([dst, border]), res)
-                swaps[_key(crop)] = (np.clip(face, 0, 255).astype(np.uint8), np.full((res, res), 255, np.uint8))
+                ranked = [e for e in _fits(dst, pool, points)
+                          if kind != "target" or abs(e[1].frame_idx - t.frame_idx) >= 30]
+                _, best, fit = ranked[0]
+                swaps[_key(crop)] = (_warped(crops[best.id], points[best.id], fit, dst, res),
+                                     np.full((res, res), 255, np.uint8))
     return swaps
 
 
@@ -258,6 +275,75 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
         print(f"{args.pair} real {kind}: " + ", ".join(f"{k} {s.get(k, float('nan')):.3f}" for k in KEYS),
               flush=True)
     (ws / "scores.json").write_text(json.dumps(scores, indent=1))
+
+
+def cmd_source_detail(args: argparse.Namespace) -> None:
+    """Detail against the source's own photographs rather than the plate (whose mid frequencies are the target
+    person's): for each target frame the nearest real source face in landmarks, warped onto the target's
+    landmarks, is the reference; the model's swap of that frame (its raw output, as the merge asks for it) is
+    projected onto the reference's band, as `doppel eval`'s detail projects onto the plate's. Beside it, on the
+    same references: another real source face (the next nearest, from a frame `--apart` or more away) as the
+    ceiling, that face blurred by Gaussians of 1.5 and 3 plate pixels, and the target's own crop (the plate)."""
+    from doppel.evaluate.detail import BAND, band_pass, gray
+    from doppel.extract.align import transform_points
+    from doppel.extract.aligned import AlignedFace
+    from doppel.media.video import MediaReader
+    from doppel.merge.model import SwapModel
+    from doppel.merge.render import _crop
+    from doppel.train import expression
+    from doppel.workspace import Workspace
+
+    ws_path = Path(args.dir) / args.pair / args.label
+    sums: dict[str, list[float]] = {}
+    energy: list[float] = []
+    with Workspace.open(ws_path) as w:
+        model = SwapModel(w, args.model, "cpu")
+        res = model.config.resolution
+        band = (BAND[0] * res / 128, BAND[1] * res / 128)
+        face_type = w.settings.extract.face_type
+        targets = sorted(w.faces.of_chosen("target", usable_only=True), key=lambda f: f.frame_idx)
+        pool = w.faces.of_chosen("source", usable_only=True)
+        crops = {f.id: cv2.cvtColor(cv2.imread(str(w.root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
+        points = {f.id: transform_points(f.matrix, f.lm68) for f in pool}
+        codes = expression.codes([t.lm68 for t in targets],
+                                 expression.person_reference([t.lm68 for t in targets]))
+        with MediaReader(w.target().info) as reader:
+            for t, code in zip(targets, codes, strict=True):
+                m = AlignedFace.of(t).alignment(res, face_type)
+                plate = _crop(reader[t.frame_idx], m, res)
+                dst = transform_points(m, t.lm68)
+                ranked = _fits(dst, pool, points)
+                _, first, fit = ranked[0]
+                _, other, fit2 = next(e for e in ranked[1:] if abs(e[1].frame_idx - first.frame_idx) >= args.apart)
+                reference = _warped(crops[first.id], points[first.id], fit, dst, res)
+                second = _warped(crops[other.id], points[other.id], fit2, dst, res)
+                if model.expression_dims:
+                    face, _ = model.swap(plate[None], code[None], expression.eyes_mouth_region(dst, res)[None])
+                else:
+                    face, _ = model.swap(plate[None])
+                sigma = float(np.linalg.norm(m[:, 0]))  # crop pixels per plate pixel
+                shown = {"swap": np.clip(face[0] * 255 + 0.5, 0, 255).astype(np.uint8),
+                         "source-other": second,
+                         "source-other-blur1.5": cv2.GaussianBlur(second, (0, 0), 1.5 * sigma),
+                         "source-other-blur3": cv2.GaussianBlur(second, (0, 0), 3 * sigma),
+                         "plate": plate}
+                inside = np.zeros((res, res), np.uint8)
+                cv2.fillConvexPoly(inside, cv2.convexHull(np.round(dst).astype(np.int32)), 1)
+                grow = max(1, res // 32)
+                inside = cv2.erode(inside, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(np.float32)
+                ref = band_pass(gray(reference), band)
+                energy.append(float((inside * ref * ref).sum()))
+                for name, img in shown.items():
+                    sums.setdefault(name, []).append(float((inside * band_pass(gray(img), band) * ref).sum()))
+    total = sum(energy)
+    result = {name: sum(v) / total for name, v in sums.items()}
+    result["swap/source-other"] = result["swap"] / result["source-other"]
+    print(f"{args.pair} {args.label} {args.model} detail against the source's photographs: "
+          + ", ".join(f"{k} {v:.3f}" for k, v in result.items()), flush=True)
+    out = ws_path / "source_detail.json"
+    saved = json.loads(out.read_text()) if out.exists() else {}
+    saved[args.model] = result
+    out.write_text(json.dumps(saved, indent=1))
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
@@ -336,7 +422,7 @@ def cmd_strip(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("prepare", "train", "score", "reference", "ceiling", "diagnose", "strip"):
+    for name in ("prepare", "train", "score", "reference", "ceiling", "source-detail", "diagnose", "strip"):
         p = sub.add_parser(name)
         p.add_argument("pair", choices=sorted(PAIRS))
         p.add_argument("--dir", default="/tmp/doppel-quality")
@@ -357,14 +443,16 @@ def main() -> None:
     sub.choices["score"].add_argument("--tag", default="", help="suffix of the scores' key (settings variants)")
     sub.choices["ceiling"].add_argument("--preset", default="cpu-128", help="the model resolution to stand in for")
     sub.choices["diagnose"].add_argument("--model", default="main")
+    sub.choices["source-detail"].add_argument("--model", default="main")
+    sub.choices["source-detail"].add_argument("--apart", type=int, default=15,
+                                              help="frames between the reference and the other source face")
     sub.choices["strip"].add_argument("--out", default="strip.png")
     sub.choices["strip"].add_argument("--count", type=int, default=5)
     sub.choices["strip"].add_argument("--width", type=int, default=1200)
     sub.choices["strip"].add_argument("--crop", help="x0,y0,x1,y1 of the frame to show (default: all)")
     args = parser.parse_args()
     {"prepare": cmd_prepare, "train": cmd_train, "score": cmd_score, "reference": cmd_reference, "ceiling": cmd_ceiling,
-     "diagnose": cmd_diagnose,
-     "strip": cmd_strip}[args.cmd](args)
+     "source-detail": cmd_source_detail, "diagnose": cmd_diagnose, "strip": cmd_strip}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -277,13 +277,20 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
     (ws / "scores.json").write_text(json.dumps(scores, indent=1))
 
 
+BLURS = (0.75, 1.5, 2.25, 3.0)
+"""Gaussian blurs (sigma in plate pixels) of a real source photograph that `source-detail` scores the swap
+against: the swap's figure read on this ladder is the blur it looks like."""
+
+
 def cmd_source_detail(args: argparse.Namespace) -> None:
     """Detail against the source's own photographs rather than the plate (whose mid frequencies are the target
     person's): for each target frame the nearest real source face in landmarks, warped onto the target's
     landmarks, is the reference; the model's swap of that frame (its raw output, as the merge asks for it) is
     projected onto the reference's band, as `doppel eval`'s detail projects onto the plate's. Beside it, on the
     same references: another real source face (the next nearest, from a frame `--apart` or more away) as the
-    ceiling, that face blurred by Gaussians of 1.5 and 3 plate pixels, and the target's own crop (the plate)."""
+    ceiling, that face blurred by the Gaussians of BLURS, and the target's own crop (the plate). The swap's
+    figure read on that ladder of blurs is `equivalent_blur`: the Gaussian (plate pixels) that takes a real
+    photograph of the source down to the swap's figure (0: as sharp as a photograph; 3: the ladder's end)."""
     from doppel.evaluate.detail import BAND, band_pass, gray
     from doppel.extract.align import transform_points
     from doppel.extract.aligned import AlignedFace
@@ -322,10 +329,8 @@ def cmd_source_detail(args: argparse.Namespace) -> None:
                 else:
                     face, _ = model.swap(plate[None])
                 sigma = float(np.linalg.norm(m[:, 0]))  # crop pixels per plate pixel
-                shown = {"swap": np.clip(face[0] * 255 + 0.5, 0, 255).astype(np.uint8),
-                         "source-other": second,
-                         "source-other-blur1.5": cv2.GaussianBlur(second, (0, 0), 1.5 * sigma),
-                         "source-other-blur3": cv2.GaussianBlur(second, (0, 0), 3 * sigma),
+                shown = {"swap": np.clip(face[0] * 255 + 0.5, 0, 255).astype(np.uint8), "source-other": second,
+                         **{f"source-other-blur{b:g}": cv2.GaussianBlur(second, (0, 0), b * sigma) for b in BLURS},
                          "plate": plate}
                 inside = np.zeros((res, res), np.uint8)
                 cv2.fillConvexPoly(inside, cv2.convexHull(np.round(dst).astype(np.int32)), 1)
@@ -338,6 +343,8 @@ def cmd_source_detail(args: argparse.Namespace) -> None:
     total = sum(energy)
     result = {name: sum(v) / total for name, v in sums.items()}
     result["swap/source-other"] = result["swap"] / result["source-other"]
+    ladder = [result["source-other"]] + [result[f"source-other-blur{b:g}"] for b in BLURS]
+    result["equivalent_blur"] = float(np.interp(-result["swap"], [-v for v in ladder], [0.0, *BLURS]))
     print(f"{args.pair} {args.label} {args.model} detail against the source's photographs: "
           + ", ".join(f"{k} {v:.3f}" for k, v in result.items()), flush=True)
     out = ws_path / "source_detail.json"

@@ -442,3 +442,24 @@ def test_a_seed_picks_a_new_models_draw_and_stays_with_it(ws: Path, tmp_path: Pa
     assert code == 1 and "made with seed 7, not 8" in err
     code, _, err = run("train", ws, "--preset", "tiny-64", "--iterations", "1", "--seed", "-1")
     assert code == 1 and "seed must be in" in err
+
+
+def test_the_part_of_a_crop_beyond_the_frames_edge_is_not_learnt_as_face(ws: Path) -> None:
+    """A face at the edge of the picture has a crop filled with black beyond it (foreman_cif's last faces, as
+    the camera pans away). That black leaves the training mask and the eyes-and-mouth region, so the model is
+    not taught a black half-face for that pose."""
+    from doppel.extract.aligned import AlignedFace
+    from doppel.train.data import load_faces
+
+    with Workspace.open(ws) as w:
+        faces = w.faces.of_chosen("source", usable_only=True)[:2]
+        f, info = faces[0], w.media_by_id(faces[0].media_id).info
+        plain = load_faces(w.root, faces, 64)
+        whole = load_faces(w.root, faces, 64, frame_sizes={f.media_id: (info.width, info.height)})
+        assert torch.equal(plain.masks, whole.masks)      # faces well inside the frame: nothing changes
+        edge = int(f.lm68[:, 0].mean())                    # a frame that ends at the middle of the face
+        cut = load_faces(w.root, faces, 64, frame_sizes={f.media_id: (edge, info.height)})
+    beyond = torch.from_numpy(AlignedFace.of(f).in_frame(64, (edge, info.height)) == 0)
+    assert plain.masks[0, 0][beyond].float().mean() > 0.2  # the face's mask did reach past that edge
+    assert not cut.masks[0, 0][beyond].any() and not cut.eyes_mouth[0, 0][beyond].any()
+    assert 0.2 < float(cut.masks[0].float().sum() / plain.masks[0].float().sum()) < 0.8

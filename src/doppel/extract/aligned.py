@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from doppel.extract.align import align_matrix, transform_points, warp_face
@@ -72,6 +73,18 @@ class AlignedFace:
              ) -> np.ndarray:
         """The aligned crop of an HxWx3 uint8 frame: size x size x 3 uint8."""
         return warp_face(image, self.alignment(size, face_type, steady=steady), size)
+
+    def in_frame(self, size: int, frame_size: tuple[int, int]) -> np.ndarray:
+        """Which pixels of the stored crop at `size` come from inside the frame (`frame_size`: width, height):
+        (size, size) uint8 0/255, shrunk by a pixel so the blend with the border's fill counts as outside. A face
+        at the edge of the picture has a crop filled with black beyond it; that black is not the face."""
+        width, height = frame_size
+        corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64) - 0.5
+        m = self.stored_alignment(size)
+        inside = np.zeros((size, size), np.uint8)
+        cv2.fillConvexPoly(inside, np.round((corners @ m[:, :2].T + m[:, 2]) * 16).astype(np.int32), 255,
+                           cv2.LINE_8, 4)
+        return cv2.erode(inside, np.ones((3, 3), np.uint8))
 
     def crop_mask(self, size: int, forehead: float = 1.0) -> np.ndarray:
         """The landmark mask in a `size` crop placed by the extraction's own alignment: (size, size) uint8

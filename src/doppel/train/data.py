@@ -97,14 +97,16 @@ def balanced_weights(faces: Sequence[PosedFace]) -> torch.Tensor:
 
 
 def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressions: bool = False,
-               occlusion: dict[int, str] | None = None, reference: tuple[float, float] | None = None
-               ) -> FaceTensors:
+               occlusion: dict[int, str] | None = None, reference: tuple[float, float] | None = None,
+               frame_sizes: dict[int, tuple[int, int]] | None = None) -> FaceTensors:
     """The faces' crops at `resolution`, with masks, eye/mouth regions and sampling weights (balanced over
     pose, and over eye and mouth opening too when `balance_expressions`). `occlusion`: face id -> stored
     occlusion mask (a PNG in the face's crop, doppel.occlusion); where there is one, the training mask is the
     polygon minus what covers the face, so the model neither learns the occluder as part of the face nor its
     mask as face. `reference`: the person's median eye opening and mouth width for the expression codes (by
-    default from these faces)."""
+    default from these faces). `frame_sizes`: media id -> (width, height) of its frames; where a crop reaches past
+    the frame's edge, the black fill there is left out of the mask and the eye/mouth region, so the model does
+    not learn it as part of the face."""
     images, masks, regions = [], [], []
     for f in faces:
         crop_path = inside(root, f.crop_path, "face crop path")
@@ -117,6 +119,9 @@ def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressio
         aligned = AlignedFace.of(f)
         mask = aligned.crop_mask(resolution)
         region = expression.eyes_mouth_region(aligned.crop_landmarks(resolution), resolution)
+        if frame_sizes and f.media_id in frame_sizes:
+            inside_frame = aligned.in_frame(resolution, frame_sizes[f.media_id])
+            mask, region = np.minimum(mask, inside_frame), np.minimum(region, inside_frame)
         if occlusion and f.id in occlusion:
             occ = cv2.imread(str(root / occlusion[f.id]), cv2.IMREAD_GRAYSCALE)
             if occ is not None:
@@ -173,6 +178,7 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
     sets = {}
     # Occlusion masks (`doppel mask apply`), where the workspace has them.
     occlusion = {face_id: m.path for face_id, m in ws.occlusion.masks().items()}
+    frame_sizes = {m.id: (m.info.width, m.info.height) for m in ws.media()}
     roles: tuple[Role, ...] = ("source", "target")
     for role in roles:
         faces = ws.faces.of_chosen(role, usable_only=True)
@@ -187,8 +193,9 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
         if not train:
             train, held = faces, []
         reference = expression.person_reference([f.lm68 for f in faces])
-        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions, occlusion, reference),
-                      load_faces(ws.root, held, resolution, occlusion=occlusion, reference=reference)
+        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions, occlusion, reference, frame_sizes),
+                      load_faces(ws.root, held, resolution, occlusion=occlusion, reference=reference,
+                                 frame_sizes=frame_sizes)
                       if held else None)
     return TrainingData(sets["source"][0], sets["target"][0], sets["source"][1], sets["target"][1])
 

@@ -202,6 +202,21 @@ def _piecewise_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, size: i
     return out
 
 
+def _within_frame(w: object, faces: list) -> list:
+    """The faces whose mask lies (99 % or more) inside their frame: a photograph cut by the frame's edge is no
+    reference for a whole face."""
+    from doppel.extract.aligned import AlignedFace
+
+    sizes = {m.id: (m.info.width, m.info.height) for m in w.media()}  # type: ignore[attr-defined]
+    kept = []
+    for f in faces:
+        aligned = AlignedFace.of(f)
+        mask = aligned.crop_mask(64) > 0
+        if (aligned.in_frame(64, sizes[f.media_id])[mask] > 0).mean() >= 0.99:
+            kept.append(f)
+    return kept
+
+
 def _fits(dst: np.ndarray, pool: list, points: dict) -> list[tuple[float, object, np.ndarray]]:
     """Each pool face's landmark distance to `dst` (crop points) after a similarity fit, nearest first, as
     (error in crop pixels of the face's own scale, face, 2x3 map from dst's crop to the face's stored crop)."""
@@ -240,7 +255,7 @@ def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np
     with Workspace.open(ws) as w:
         face_type = w.settings.extract.face_type
         targets = w.faces.of_chosen("target", usable_only=True)
-        pool = w.faces.of_chosen(kind, usable_only=True)
+        pool = _within_frame(w, w.faces.of_chosen(kind, usable_only=True))
         crops = {f.id: cv2.cvtColor(cv2.imread(str(w.root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
         info = w.target().info
         points = {f.id: transform_points(f.matrix, f.lm68) for f in pool}  # landmarks in each stored crop
@@ -309,7 +324,7 @@ def cmd_source_detail(args: argparse.Namespace) -> None:
         band = (BAND[0] * res / 128, BAND[1] * res / 128)
         face_type = w.settings.extract.face_type
         targets = sorted(w.faces.of_chosen("target", usable_only=True), key=lambda f: f.frame_idx)
-        pool = w.faces.of_chosen("source", usable_only=True)
+        pool = _within_frame(w, w.faces.of_chosen("source", usable_only=True))
         crops = {f.id: cv2.cvtColor(cv2.imread(str(w.root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
         points = {f.id: transform_points(f.matrix, f.lm68) for f in pool}
         codes = expression.codes([t.lm68 for t in targets],

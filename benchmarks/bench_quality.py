@@ -292,7 +292,7 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
     (ws / "scores.json").write_text(json.dumps(scores, indent=1))
 
 
-BLURS = (0.75, 1.5, 2.25, 3.0)
+BLURS = (0.75, 1.5, 2.25, 3.0, 4.5, 6.0)
 """Gaussian blurs (sigma in plate pixels) of a real source photograph that `source-detail` scores the swap
 against: the swap's figure read on this ladder is the blur it looks like."""
 
@@ -305,7 +305,7 @@ def cmd_source_detail(args: argparse.Namespace) -> None:
     same references: another real source face (the next nearest, from a frame `--apart` or more away) as the
     ceiling, that face blurred by the Gaussians of BLURS, and the target's own crop (the plate). The swap's
     figure read on that ladder of blurs is `equivalent_blur`: the Gaussian (plate pixels) that takes a real
-    photograph of the source down to the swap's figure (0: as sharp as a photograph; 3: the ladder's end)."""
+    photograph of the source down to the swap's figure (0: as sharp as a photograph; 6: the ladder's end)."""
     from doppel.evaluate.detail import BAND, band_pass, gray
     from doppel.extract.align import transform_points
     from doppel.extract.aligned import AlignedFace

@@ -217,6 +217,17 @@ def _within_frame(w: object, faces: list) -> list:
     return kept
 
 
+def _pool(w: object, role: str) -> tuple[list, dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """A person's photographs to stand in for the model: the usable faces inside their frame
+    (`_within_frame`), their stored crops (RGB) and the landmarks in those crops, by face id."""
+    from doppel.extract.align import transform_points
+
+    pool = _within_frame(w, w.faces.of_chosen(role, usable_only=True))  # type: ignore[attr-defined]
+    root = w.root  # type: ignore[attr-defined]
+    crops = {f.id: cv2.cvtColor(cv2.imread(str(root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
+    return pool, crops, {f.id: transform_points(f.matrix, f.lm68) for f in pool}
+
+
 def _fits(dst: np.ndarray, pool: list, points: dict) -> list[tuple[float, object, np.ndarray]]:
     """Each pool face's landmark distance to `dst` (crop points) after a similarity fit, nearest first, as
     (error in crop pixels of the face's own scale, face, 2x3 map from dst's crop to the face's stored crop)."""
@@ -255,10 +266,8 @@ def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np
     with Workspace.open(ws) as w:
         face_type = w.settings.extract.face_type
         targets = w.faces.of_chosen("target", usable_only=True)
-        pool = _within_frame(w, w.faces.of_chosen(kind, usable_only=True))
-        crops = {f.id: cv2.cvtColor(cv2.imread(str(w.root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
+        pool, crops, points = _pool(w, kind)
         info = w.target().info
-        points = {f.id: transform_points(f.matrix, f.lm68) for f in pool}  # landmarks in each stored crop
         swaps = {}
         with MediaReader(info) as reader:
             for t in targets:
@@ -324,9 +333,7 @@ def cmd_source_detail(args: argparse.Namespace) -> None:
         band = (BAND[0] * res / 128, BAND[1] * res / 128)
         face_type = w.settings.extract.face_type
         targets = sorted(w.faces.of_chosen("target", usable_only=True), key=lambda f: f.frame_idx)
-        pool = _within_frame(w, w.faces.of_chosen("source", usable_only=True))
-        crops = {f.id: cv2.cvtColor(cv2.imread(str(w.root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
-        points = {f.id: transform_points(f.matrix, f.lm68) for f in pool}
+        pool, crops, points = _pool(w, "source")
         codes = expression.codes([t.lm68 for t in targets],
                                  expression.person_reference([t.lm68 for t in targets]))
         with MediaReader(w.target().info) as reader:

@@ -80,10 +80,9 @@ class AlignedFace:
         at the edge of the picture has a crop filled with black beyond it; that black is not the face."""
         width, height = frame_size
         corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64) - 0.5
-        m = self.stored_alignment(size)
         inside = np.zeros((size, size), np.uint8)
-        cv2.fillConvexPoly(inside, np.round((corners @ m[:, :2].T + m[:, 2]) * 16).astype(np.int32), 255,
-                           cv2.LINE_8, 4)
+        cv2.fillConvexPoly(inside, np.round(transform_points(self.stored_alignment(size), corners) * 16)
+                           .astype(np.int32), 255, cv2.LINE_8, 4)
         return cv2.erode(inside, np.ones((3, 3), np.uint8))
 
     def crop_mask(self, size: int, forehead: float = 1.0) -> np.ndarray:

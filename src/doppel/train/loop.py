@@ -132,9 +132,9 @@ class Trainer:
                 raise DoppelError(f"the model here was made with preset {state['preset']!r}, not {preset!r}; "
                                   "use --model NAME for a second model", folder)
             model_cfg = from_dict(ModelConfig, state["model"])
-            seed = (overrides or {}).get("seed")
-            if seed is not None and seed != state["train"].get("seed", 0):
-                raise DoppelError(f"the model here was made with seed {state['train'].get('seed', 0)}, not {seed}; "
+            seed, made = (overrides or {}).get("seed"), state["train"].get("seed", 0)
+            if seed is not None and seed != made:
+                raise DoppelError(f"the model here was made with seed {made}, not {seed}; "
                                   "a seed is chosen when a model is made (use --model NAME for a second one)", folder)
             train_cfg = replace(from_dict(TrainConfig, state["train"]), **(overrides or {}))
             trainer = cls(ws, folder, state["preset"], model_cfg, train_cfg, dev, state["step"],

@@ -1,8 +1,9 @@
 """Merge's plan: what each target frame needs, keyed by everything its pixels depend on.
 
-A frame's cache key covers the plate frame, the model's weights, the face's landmarks and mask, and the merge
-settings in force at that frame. Frames without the chosen person's face, or with `swap` turned off, pass
-through untouched. Export reads the plan too, to refuse a shot whose renders are out of date.
+A frame's cache key covers the plate frame, the model's weights, the face's landmarks and mask, the merge
+settings in force at that frame and, with `source_detail` on, the source's faces that lend detail. Frames
+without the chosen person's face, or with `swap` turned off, pass through untouched. Export reads the plan
+too, to refuse a shot whose renders are out of date.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from doppel.errors import DoppelError
 from doppel.merge.edits import edited_face, face_landmarks
 from doppel.merge.masks import OCCLUSION_MODES
 from doppel.merge.overrides import settings_for
+from doppel.merge.photos import photos_digest
 from doppel.occlusion.labels import TRAINABLE, current_labels
 from doppel.workspace import Workspace, review
 from doppel.workspace.faces import Face
@@ -73,6 +75,7 @@ def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> 
     occlusion = ws.occlusion.masks()
     labels = current_labels(ws.occlusion, TRAINABLE)
     plans = []
+    photos: str | None = None
     for i in range(target.info.frame_count):
         s = review.apply_keyframes(settings_for(ws.settings.merge, overrides, i), keyframes, i)
         face = faces.get(i)
@@ -86,6 +89,10 @@ def plan(ws: Workspace, model_id: str, faces: dict[int, Face] | None = None) -> 
             # An artist's label is the face's occlusion mask in every mode (render_plans); else the stored one.
             extra = (["label", label.id] if label is not None else
                      [occ.sha256 if occ else "missing"] if s.mask in OCCLUSION_MODES else [])
+            if s.source_detail > 0:  # the lent detail comes from the source's faces
+                if photos is None:
+                    photos = photos_digest(ws)
+                extra.append(photos)
             key = _key(RENDER_VERSION, target.info.sha256, i, model_id, as_dict[s], face.id, lm.tobytes(),
                        face.polygon.tobytes(), face.matrix.tobytes(), *extra)
         old = stored.get(i)

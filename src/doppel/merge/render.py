@@ -26,6 +26,7 @@ from doppel.media.video import MediaReader
 from doppel.merge import blend
 from doppel.merge.edits import face_landmarks
 from doppel.merge.masks import OCCLUSION_MODES, combine, hair_keep, occlusion_cut, shape_mask
+from doppel.merge.photos import NO_PHOTOS, SourcePhotos, usable_photos
 from doppel.merge.plan import FramePlan, plan
 from doppel.occlusion import labels as lab
 from doppel.occlusion.apply import apply_masks, load_mask, warp_mask
@@ -196,6 +197,8 @@ def _merge(ws: Workspace, *, device: str | None, force: bool, progress: Progress
     warnings = []
     if not any(not p.passthrough for p in plans):
         warnings.append("no frame has the chosen person's face: the plate passes through unchanged")
+    if any(p.settings.source_detail > 0 for p in todo if not p.passthrough) and not usable_photos(ws):
+        warnings.append(NO_PHOTOS)
     with MediaReader(target.info) as reader:
         rendered = render_plans(ws, model, plans, todo, reader, progress)
     return MergeReport(len(plans), rendered, len(plans) - len(todo), sum(p.passthrough for p in plans),
@@ -226,6 +229,7 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
     reference = None
     if model.expression_dims:  # the target's own median eye opening and mouth width, over all its faces
         reference = expression.person_reference([f.lm68 for f in ws.faces.of_chosen("target", usable_only=True)])
+    photos = SourcePhotos.load(ws) if any(p.settings.source_detail > 0 for p in todo if not p.passthrough) else None
     done = rendered = 0
     for b in range(0, len(todo), BATCH):
         batch = todo[b:b + BATCH]
@@ -243,6 +247,9 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
             faces, masks = model.swap(crops, codes, hidden)
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
+                if photos is not None and p.settings.source_detail > 0:
+                    points = p.face.lm68 @ matrices[p.index][:, :2].T + matrices[p.index][:, 2]  # as the codes
+                    face_rgb = photos.lend(face_rgb, points, p.settings.source_detail)
                 stored, label = occlusion.get(p.face.id), labels.get(p.face.id)
                 occ = source = None
                 full: np.ndarray | None = None

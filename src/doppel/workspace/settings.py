@@ -70,6 +70,10 @@ class MergeSettings:
     blend: BlendMode = _f("alpha", "Alpha blending, or seamless (Poisson) cloning.", get_args(BlendMode))
     hist_match: bool = _f(False, "Also match each colour channel's histogram to the plate's.")
     sharpen: float = _f(0.0, "Sharpen (>0) or soften (<0) the generated face, -1 to 1.", bounds=(-1.0, 1.0))
+    source_detail: float = _f(1.0, "Lend the generated face this much (0-2) of the fine structure of the source's "
+                              "own nearest real photograph, warped onto the target's landmarks: the eyelids, "
+                              "nostrils and lip edges a model trained for minutes has not learnt yet (0: off; "
+                              "merge/photos.py).", bounds=(0.0, 2.0))
     plate_detail: float = _f(0.0, "Keep this share (0-1) of the plate's detail finer than the model's pixels "
                              "(skin texture the model cannot make; it is the target's own).", bounds=(0.0, 1.0))
     grain: float = _f(0.0, "Add grain shaped like the plate's own until the face's fine detail matches this share "

@@ -187,42 +187,13 @@ def cmd_reference(args: argparse.Namespace) -> None:
     (ws / "reference.json").write_text(json.dumps(results, indent=1))
 
 
-def _piecewise_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray:
-    """`image` warped so that its points `src` land on `dst` ((N, 2) each), one affine map per triangle of the
-    Delaunay triangulation of `dst`: size x size x C float32."""
-    from scipy.spatial import Delaunay
-
-    out = np.zeros((size, size, image.shape[2]), np.float32)
-    for tri in Delaunay(dst).simplices:
-        a = cv2.getAffineTransform(src[tri].astype(np.float32), dst[tri].astype(np.float32))
-        inside = np.zeros((size, size), np.uint8)
-        cv2.fillConvexPoly(inside, np.round(dst[tri] * 16).astype(np.int32), 1, cv2.LINE_AA, 4)
-        warped = cv2.warpAffine(image, a, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-        out[inside > 0] = warped[inside > 0]
-    return out
-
-
-def _within_frame(w: object, faces: list) -> list:
-    """The faces whose mask lies (99 % or more) inside their frame: a photograph cut by the frame's edge is no
-    reference for a whole face."""
-    from doppel.extract.aligned import AlignedFace
-
-    sizes = {m.id: (m.info.width, m.info.height) for m in w.media()}  # type: ignore[attr-defined]
-    kept = []
-    for f in faces:
-        aligned = AlignedFace.of(f)
-        mask = aligned.crop_mask(64) > 0
-        if (aligned.in_frame(64, sizes[f.media_id])[mask] > 0).mean() >= 0.99:
-            kept.append(f)
-    return kept
-
-
 def _pool(w: object, role: str) -> tuple[list, dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """A person's photographs to stand in for the model: the usable faces inside their frame
-    (`_within_frame`), their stored crops (RGB) and the landmarks in those crops, by face id."""
+    """A person's photographs to stand in for the model: the usable faces inside their frame (as
+    `[merge] source_detail` picks them), their stored crops (RGB) and the landmarks in those crops, by face id."""
     from doppel.extract.align import transform_points
+    from doppel.merge.photos import usable_photos
 
-    pool = _within_frame(w, w.faces.of_chosen(role, usable_only=True))  # type: ignore[attr-defined]
+    pool = usable_photos(w, role)  # type: ignore[arg-type]
     root = w.root  # type: ignore[attr-defined]
     crops = {f.id: cv2.cvtColor(cv2.imread(str(root / f.crop_path)), cv2.COLOR_BGR2RGB) for f in pool}
     return pool, crops, {f.id: transform_points(f.matrix, f.lm68) for f in pool}
@@ -243,13 +214,11 @@ def _fits(dst: np.ndarray, pool: list, points: dict) -> list[tuple[float, object
 
 
 def _warped(crop: np.ndarray, src_pts: np.ndarray, fit: np.ndarray, dst: np.ndarray, res: int) -> np.ndarray:
-    """A stored crop warped triangle by triangle so that its landmarks `src_pts` land on `dst` (res x res)."""
-    from doppel.extract.align import transform_points
+    """A stored crop warped triangle by triangle so that its landmarks `src_pts` land on `dst` (res x res), as
+    `[merge] source_detail` warps the photograph it lends (`fit`, the similarity, is refitted there)."""
+    from doppel.merge.photos import warp_onto
 
-    border = np.array([(x, y) for x in (0, 0.5, 1) for y in (0, 0.5, 1) if (x, y) != (0.5, 0.5)]) * (res - 1)
-    face = _piecewise_warp(crop.astype(np.float32), np.vstack([src_pts, transform_points(fit, border)]),
-                           np.vstack([dst, border]), res)
-    return np.clip(face, 0, 255).astype(np.uint8)
+    return np.clip(warp_onto(crop.astype(np.float32), src_pts, dst, res), 0, 255).astype(np.uint8)
 
 
 def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

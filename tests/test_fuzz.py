@@ -121,6 +121,7 @@ TOML_KEYS = [("ingest", "sequence_fps"), ("extract", "face_type"), ("extract", "
              ("extract", "min_face_px"), ("extract", "detect_threshold"), ("merge", "model"), ("merge", "swap"),
              ("merge", "mask"), ("merge", "erode"), ("merge", "feather"), ("merge", "color"),
              ("merge", "temporal_color"), ("merge", "blend"), ("merge", "sharpen"), ("merge", "grain"),
+             ("merge", "source_detail"),
              ("export", "codec"), ("export", "crf"), ("nosuch", "key"), ("merge", "nosuch")]
 
 

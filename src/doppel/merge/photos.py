@@ -25,6 +25,7 @@ from doppel.extract.align import transform_points, umeyama
 from doppel.extract.aligned import AlignedFace
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face
+from doppel.workspace.records import Role
 
 DETAIL_SIGMA = 4.0
 """Gaussian sigma (in pixels of a 128 px crop) below which a photograph's structure is lent: the band the model
@@ -89,16 +90,26 @@ def piecewise_warp(image: np.ndarray, src: np.ndarray, dst: np.ndarray, size: in
     return out.reshape(size, size, -1)
 
 
+def warp_onto(photo: np.ndarray, photo_points: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
+    """A photograph (HxWxC) whose 68 landmarks are `photo_points` warped triangle by triangle onto `points`
+    (68 landmarks in a size x size crop); the crop's border follows the similarity that best fits the two sets
+    of landmarks. Returns size x size x C float32."""
+    fit = umeyama(points, photo_points)  # the crop -> the photograph
+    border = np.array([(x, y) for x in (0, 0.5, 1) for y in (0, 0.5, 1) if (x, y) != (0.5, 0.5)]) * (size - 1)
+    return piecewise_warp(photo, np.vstack([photo_points, transform_points(fit, border)]),
+                          np.vstack([points, border]), size)
+
+
 def fine_band(image: np.ndarray, sigma: float) -> np.ndarray:
     """An HxWxC float32 image less its Gaussian blur of `sigma` pixels: its fine structure, zero on average."""
     return image - cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
-def usable_photos(ws: Workspace) -> list[Face]:
-    """The source faces that can lend detail: the chosen person's usable faces lying inside their frame."""
+def usable_photos(ws: Workspace, role: Role = "source") -> list[Face]:
+    """The faces that can lend detail: the chosen person's usable faces of `role` lying inside their frame."""
     sizes = {m.id: (m.info.width, m.info.height) for m in ws.media()}
     kept = []
-    for f in ws.faces.of_chosen("source", usable_only=True):
+    for f in ws.faces.of_chosen(role, usable_only=True):
         aligned = AlignedFace.of(f)
         mask = aligned.crop_mask(64) > 0
         if f.media_id in sizes and mask.any() and (
@@ -163,10 +174,7 @@ class SourcePhotos:
         """The nearest photograph warped onto `points` ((68, 2) pixels of a size x size crop): size x size x 3
         float32 RGB in [0, 1]."""
         i = self.nearest(points)
-        fit = umeyama(points, self.points[i])  # this crop -> the photograph's stored crop
-        border = np.array([(x, y) for x in (0, 0.5, 1) for y in (0, 0.5, 1) if (x, y) != (0.5, 0.5)]) * (size - 1)
-        src = np.vstack([self.points[i], transform_points(fit, border)])
-        return np.clip(piecewise_warp(self._crop(i), src, np.vstack([points, border]), size), 0, 1)
+        return np.clip(warp_onto(self._crop(i), self.points[i], points, size), 0, 1)
 
     def lend(self, face: np.ndarray, points: np.ndarray, amount: float) -> np.ndarray:
         """`face` (RxRx3 float32 in [0, 1], the model's) with `amount` times the fine band of the nearest

@@ -21,7 +21,7 @@ from doppel.workspace.settings import MergeSettings, check_value
 
 ReviewStatus = Literal["approved", "needs_work"]
 REVIEW_STATUSES: tuple[str, ...] = ("approved", "needs_work")
-KEYFRAME_KEYS: tuple[str, ...] = ("erode", "feather", "sharpen", "grain")
+KEYFRAME_KEYS: tuple[str, ...] = ("erode", "feather", "sharpen", "grain", "source_detail")
 """Numeric merge settings that can be keyframed (interpolated linearly between keyframes)."""
 
 # The tables an edit may change, with their columns (the first is the primary key). Nothing else is touched.

@@ -21,11 +21,8 @@ import cv2
 import numpy as np
 
 from doppel.errors import DoppelError
-from doppel.evaluate.expression import eye_opening, mouth_opening
 from doppel.extract.align import transform_points, umeyama
 from doppel.extract.aligned import AlignedFace
-from doppel.extract.layout import LEFT_EYE, MOUTH, RIGHT_EYE
-from doppel.train.expression import person_reference
 from doppel.workspace import Workspace
 from doppel.workspace.faces import Face
 from doppel.workspace.records import Role
@@ -151,9 +148,6 @@ class SourcePhotos:
         self.ws = ws
         self.faces = faces
         self.points = np.stack([transform_points(f.matrix, f.lm68) for f in faces])  # in each stored crop
-        targets = [f.lm68 for f in ws.faces.of_chosen("target", usable_only=True)]
-        self.eye_median = (person_reference([f.lm68 for f in faces])[0],
-                           person_reference(targets)[0])  # (source, target)
         self._crops: dict[int, np.ndarray] = {}
 
     @classmethod
@@ -187,26 +181,10 @@ class SourcePhotos:
     def lend(self, face: np.ndarray, points: np.ndarray, amount: float) -> np.ndarray:
         """`face` (RxRx3 float32 in [0, 1], the model's) with `amount` times the fine band of the nearest
         photograph warped onto `points` (the target's landmarks in that crop) added, inside the landmarks'
-        hull only (`lending_region`)."""
+        hull (`lending_region`)."""
         size = face.shape[0]
-        i = self.nearest(points)
-        band = fine_band(self._warped(i, points, size), DETAIL_SIGMA * size / 128)
-        eyes, mouth = self.agreement(self.points[i], points)
-        region = lending_region(points, size, eyes, mouth)
-        return np.clip(face + amount * band * region[..., None], 0, 1).astype(np.float32)
-
-    def agreement(self, photo: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-        """How far the photograph's eyes and mouth are as open as the target's, each in [0, 1] (1: alike):
-        the smaller opening over the larger, squared. Eyes are compared relative to each person's median
-        opening (one person's eyes are narrower than another's), the mouth in inter-ocular distances."""
-        def alike(a: float, b: float) -> float:
-            return (min(a, b) / max(a, b, 1e-6)) ** 2
-
-        eyes = alike(eye_opening(photo) / max(self.eye_median[0], 1e-3),
-                     eye_opening(target) / max(self.eye_median[1], 1e-3))
-        pad = 0.03  # inter-ocular distances: two closed mouths are alike whatever their few pixels
-        mouth = alike(mouth_opening(photo) + pad, mouth_opening(target) + pad)
-        return eyes, mouth
+        band = fine_band(self.warped(points, size), DETAIL_SIGMA * size / 128)
+        return np.clip(face + amount * band * lending_region(points, size)[..., None], 0, 1).astype(np.float32)
 
 
 def _hull(points: np.ndarray, size: int) -> np.ndarray:
@@ -216,18 +194,17 @@ def _hull(points: np.ndarray, size: int) -> np.ndarray:
     return hull
 
 
-def lending_region(points: np.ndarray, size: int, eyes: float = 1.0, mouth: float = 1.0) -> np.ndarray:
-    """Where, and how much, a photograph lends detail (size x size float32 in [0, 1]): the convex hull of the 68
-    landmarks (brows to chin), its edge softened over DETAIL_SIGMA, with the eyes weighed by `eyes` and the
-    mouth by `mouth` (`SourcePhotos.agreement`). Above the brows a source photograph holds the source's own
-    hair or hat (foreman's hard-hat brim drew a hard line across akiyo's forehead) and at the jaw the
-    background: neither is the face's detail. And a photograph's open eye lent to a closing one, or its open
-    mouth to a closed one, would draw the photograph's expression over the plate's."""
+def lending_region(points: np.ndarray, size: int) -> np.ndarray:
+    """Where a photograph lends detail (size x size float32 in [0, 1]): the convex hull of the 68 landmarks,
+    grown by DETAIL_SIGMA at the cheeks and jaw but shrunk by it above the brows, its edge softened. Above the
+    brows a source photograph holds the source's own hair or hat (foreman's hard-hat brim drew a hard line
+    across akiyo's forehead when she looked down); the jaw's and the brows' outline is part of the person
+    (shrinking the hull all round cost the identity test 8 % of deadline's frames)."""
     sigma = DETAIL_SIGMA * size / 128
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(sigma) + 1,) * 2)
-    region = cv2.erode(_hull(points, size), disc).astype(np.float32) / 255
-    for part, weight in ((RIGHT_EYE, eyes), (LEFT_EYE, eyes), (MOUTH, mouth)):
-        if weight < 1:
-            area = cv2.dilate(_hull(points[part], size), disc).astype(np.float32) / 255
-            region *= 1 - area * (1 - weight)
+    hull = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(hull, np.round(cv2.convexHull(points.astype(np.float32))[:, 0] * 16).astype(np.int32),
+                       255, cv2.LINE_AA, 4)
+    above = np.arange(size)[:, None] < float(points[17:27, 1].min()) + sigma
+    region = np.where(above, cv2.erode(hull, disc), cv2.dilate(hull, disc)).astype(np.float32) / 255
     return cv2.GaussianBlur(region, (0, 0), sigma / 2)

@@ -49,9 +49,8 @@ def subject_faces(ws: Workspace, media_id: int) -> dict[int, Face]:
 
 RENDER_VERSION = 3
 """Part of every render's key: raised when compositing changes in a way the settings do not show (2: the
-hair cut's brow line; 3: source_detail lends only inside the landmarks' hull, and less where the photograph's
-eyes or mouth are not as open as the plate's), so the next merge renders every frame again instead of keeping
-stale renders."""
+hair cut's brow line; 3: source_detail lends only inside the landmarks' hull, shrunk above the brows), so
+the next merge renders every frame again instead of keeping stale renders."""
 
 
 def _key(*parts: Any) -> str:

@@ -173,9 +173,7 @@ class SourcePhotos:
     def warped(self, points: np.ndarray, size: int) -> np.ndarray:
         """The nearest photograph warped onto `points` ((68, 2) pixels of a size x size crop): size x size x 3
         float32 RGB in [0, 1]."""
-        return self._warped(self.nearest(points), points, size)
-
-    def _warped(self, i: int, points: np.ndarray, size: int) -> np.ndarray:
+        i = self.nearest(points)
         return np.clip(warp_onto(self._crop(i), self.points[i], points, size), 0, 1)
 
     def lend(self, face: np.ndarray, points: np.ndarray, amount: float) -> np.ndarray:
@@ -202,9 +200,7 @@ def lending_region(points: np.ndarray, size: int) -> np.ndarray:
     (shrinking the hull all round cost the identity test 8 % of deadline's frames)."""
     sigma = DETAIL_SIGMA * size / 128
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(sigma) + 1,) * 2)
-    hull = np.zeros((size, size), np.uint8)
-    cv2.fillConvexPoly(hull, np.round(cv2.convexHull(points.astype(np.float32))[:, 0] * 16).astype(np.int32),
-                       255, cv2.LINE_AA, 4)
+    hull = _hull(points, size)
     above = np.arange(size)[:, None] < float(points[17:27, 1].min()) + sigma
     region = np.where(above, cv2.erode(hull, disc), cv2.dilate(hull, disc)).astype(np.float32) / 255
     return cv2.GaussianBlur(region, (0, 0), sigma / 2)

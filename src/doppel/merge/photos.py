@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from doppel.errors import DoppelError
+from doppel.extract import blendshapes
 from doppel.extract.align import transform_points, umeyama
 from doppel.extract.aligned import AlignedFace
 from doppel.workspace import Workspace
@@ -140,21 +141,24 @@ def nearest_shape(points: np.ndarray, pool: np.ndarray) -> int:
 
 
 class SourcePhotos:
-    """The source's real photographs, ready to lend their fine band to a generated face."""
+    """The source's real photographs, ready to lend their fine band to a generated face. `expressions` ((N, 52)
+    blendshape coefficients of `faces`, `doppel.extract.blendshapes`) lets the eyes be lent from a photograph
+    that looks where the target looks."""
 
-    def __init__(self, ws: Workspace, faces: list[Face]) -> None:
+    def __init__(self, ws: Workspace, faces: list[Face], expressions: np.ndarray | None = None) -> None:
         if not faces:
             raise DoppelError(NO_PHOTOS, ws.root)
         self.ws = ws
         self.faces = faces
         self.points = np.stack([transform_points(f.matrix, f.lm68) for f in faces])  # in each stored crop
+        self.expressions = expressions
         self._crops: dict[int, np.ndarray] = {}
 
     @classmethod
     def load(cls, ws: Workspace) -> SourcePhotos | None:
-        """The workspace's usable photographs, or None when there are none."""
+        """The workspace's usable photographs with their expression coefficients, or None when there are none."""
         faces = usable_photos(ws)
-        return cls(ws, faces) if faces else None
+        return cls(ws, faces, blendshapes.of_faces(ws, faces)) if faces else None
 
     def _crop(self, i: int) -> np.ndarray:
         if i not in self._crops:
@@ -170,19 +174,52 @@ class SourcePhotos:
         """Index of the photograph whose landmarks are nearest to `points` ((68, 2)) after a similarity fit."""
         return nearest_shape(points, self.points)
 
-    def warped(self, points: np.ndarray, size: int) -> np.ndarray:
-        """The nearest photograph warped onto `points` ((68, 2) pixels of a size x size crop): size x size x 3
-        float32 RGB in [0, 1]."""
-        i = self.nearest(points)
+    def nearest_eyes(self, points: np.ndarray, expression: np.ndarray) -> int:
+        """Index of the photograph whose eyes best match a target face with landmarks `points` ((68, 2)) and
+        blendshape coefficients `expression` ((52,)): nearest in landmarks and in the 14 eye coefficients (where
+        the eyes look, how far the lids close), each distance in units of its median over the photographs. The
+        landmarks alone pick foreman's wide-open eyes for akiyo reading her notes; the coefficients pick a
+        photograph looking down."""
+        if self.expressions is None:
+            return self.nearest(points)
+        shape = _procrustes_distance(_normalized(points[None])[0], _normalized(self.points))
+        eyes = np.linalg.norm(self.expressions[:, blendshapes.EYES] - expression[list(blendshapes.EYES)], axis=1)
+        cost = shape / max(float(np.median(shape)), 1e-9) + eyes / max(float(np.median(eyes)), 1e-9)
+        return int(np.argmin(cost))
+
+    def warped(self, points: np.ndarray, size: int, index: int | None = None) -> np.ndarray:
+        """The photograph `index` (default: the nearest) warped onto `points` ((68, 2) pixels of a size x size
+        crop): size x size x 3 float32 RGB in [0, 1]."""
+        i = self.nearest(points) if index is None else index
         return np.clip(warp_onto(self._crop(i), self.points[i], points, size), 0, 1)
 
-    def lend(self, face: np.ndarray, points: np.ndarray, amount: float) -> np.ndarray:
+    def lend(self, face: np.ndarray, points: np.ndarray, amount: float,
+             expression: np.ndarray | None = None) -> np.ndarray:
         """`face` (RxRx3 float32 in [0, 1], the model's) with `amount` times the fine band of the nearest
         photograph warped onto `points` (the target's landmarks in that crop) added, inside the landmarks'
-        hull (`lending_region`)."""
+        hull (`lending_region`). Given the target's blendshape coefficients `expression`, the band around the
+        eyes comes from the photograph whose eyes match (`nearest_eyes`), blended into the rest's below them
+        (`eye_region`)."""
         size = face.shape[0]
-        band = fine_band(self.warped(points, size), DETAIL_SIGMA * size / 128)
+        sigma = DETAIL_SIGMA * size / 128
+        whole = self.nearest(points)
+        band = fine_band(self.warped(points, size, whole), sigma)
+        if expression is not None:
+            eyes = self.nearest_eyes(points, expression)
+            if eyes != whole:
+                w = eye_region(points, size)[..., None]
+                band = band * (1 - w) + fine_band(self.warped(points, size, eyes), sigma) * w
         return np.clip(face + amount * band * lending_region(points, size)[..., None], 0, 1).astype(np.float32)
+
+
+def eye_region(points: np.ndarray, size: int) -> np.ndarray:
+    """Weight of the eyes' photograph (size x size float32 in [0, 1]): 1 down to the lowest point of the eyes'
+    landmarks, falling linearly to 0 at the tip of the nose (landmark 30), so the mouth, the nostrils and the
+    jaw keep the photograph chosen for the whole face."""
+    top = float(points[36:48, 1].max())
+    bottom = max(float(points[30, 1]), top + 1.0)
+    rows = np.clip((bottom - np.arange(size, dtype=np.float32)) / (bottom - top), 0.0, 1.0)
+    return np.repeat(rows[:, None], size, axis=1)
 
 
 def _hull(points: np.ndarray, size: int) -> np.ndarray:

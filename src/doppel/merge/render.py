@@ -16,6 +16,7 @@ import numpy as np
 
 from doppel import color
 from doppel.errors import DoppelError
+from doppel.extract import blendshapes
 from doppel.extract.align import invert, transform_points
 from doppel.extract.aligned import AlignedFace
 from doppel.facetype import FaceType
@@ -245,11 +246,14 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
                 codes = expression.codes([p.face.lm68 for p in swaps if p.face is not None], reference)
                 hidden = np.stack([hidden_region(p, res) for p in swaps])
             faces, masks = model.swap(crops, codes, hidden)
+            lending = [p for p in swaps if photos is not None and p.settings.source_detail > 0 and p.face]
+            looks = dict(zip([p.index for p in lending], blendshapes.of_faces(
+                ws, [p.face for p in lending if p.face is not None]), strict=True)) if lending else {}
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
-                if photos is not None and p.settings.source_detail > 0:
+                if photos is not None and p.index in looks:
                     points = transform_points(matrices[p.index], p.face.lm68)  # the landmarks the codes use
-                    face_rgb = photos.lend(face_rgb, points, p.settings.source_detail)
+                    face_rgb = photos.lend(face_rgb, points, p.settings.source_detail, looks[p.index])
                 stored, label = occlusion.get(p.face.id), labels.get(p.face.id)
                 occ = source = None
                 full: np.ndarray | None = None

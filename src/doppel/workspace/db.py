@@ -17,6 +17,7 @@ from typing import Any
 from doppel.errors import DoppelError
 from doppel.fsutil import fsync_dir, resolve
 from doppel.media.probe import MediaInfo
+from doppel.workspace.expressions import ExpressionStore
 from doppel.workspace.faces import FaceStore
 from doppel.workspace.frames import FrameStore
 from doppel.workspace.models import ModelStore
@@ -122,6 +123,7 @@ class Workspace:
         self.models = ModelStore(db, root)
         self.overrides = OverrideStore(db)
         self.occlusion = OcclusionStore(db)
+        self.expressions = ExpressionStore(db)
 
     # -- life cycle ---------------------------------------------------------------------------------------
     @classmethod

@@ -214,6 +214,15 @@ MIGRATIONS: list[Migration] = [
         created_at TEXT NOT NULL
     );
     """,
+    # 6 -> 7 (issue 14): each face's 52 expression coefficients (doppel.extract.blendshapes), read from its crop
+    # once; `crop_key` says from which crop and models, so a re-made crop is read again.
+    """
+    CREATE TABLE face_expressions (
+        face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+        crop_key TEXT NOT NULL,
+        coefficients BLOB NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

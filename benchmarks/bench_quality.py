@@ -49,8 +49,8 @@ PAIRS = {
     "vtc1nw-akiyo": ("vtc1nw_422_ntsc.mp4", "akiyo_cif.mp4"),
 }
 TARGET_FRAMES = 300
-KEYS = ("source_wins", "source_match", "eye_corr", "mouth_corr", "detail_ratio", "flicker_ratio", "landmark_error",
-        "expression_error", "seam")
+KEYS = ("source_wins", "source_match", "eye_corr", "mouth_corr", "look_corr", "blink_corr", "detail_ratio",
+        "flicker_ratio", "landmark_error", "expression_error", "seam")
 
 
 def doppel(*args: str, nice: int = 10) -> str:

@@ -58,6 +58,11 @@ def test_eval_scores_the_plate_as_perfect_and_a_blurred_plate_as_soft(trained_pa
         result = runner.invoke(cli, ["eval", str(ws), "--json"])
         assert result.exit_code == 0, result.output
         figures[name] = json.loads(result.output)
+        if name == "plate":
+            rows = json.loads((ws / "eval" / "report.json").read_text())["per_frame"]
+            gaps = [abs(r["look_out"] - r["look_plate"]) + abs(r["blink_out"] - r["blink_plate"])
+                    for r in rows if "look_out" in r]
+            assert len(gaps) >= 12 and max(gaps) < 0.05, gaps  # the plate's own eyes, read again: the same look
     plate, blurred, soft_face = figures["plate"], figures["blurred"], figures["soft_face"]
     # Where the mask leaves the plate (the feathered edge, a lowered forehead), the plate's own detail does not
     # count as the swap's: a soft face composited with the merge's alpha is as soft as a blurred frame.
@@ -79,6 +84,7 @@ def test_eval_scores_the_plate_as_perfect_and_a_blurred_plate_as_soft(trained_pa
         image = cv2.imread(str(ws / "eval" / png))
         assert image is not None and image.std() > 5
     assert "detail:" in (ws / "eval" / "report.txt").read_text()
+    assert "gaze:" in (ws / "eval" / "report.txt").read_text()
 
 
 def test_eval_stops_with_a_clear_error_when_a_face_layer_is_missing(trained_pair: Path, tmp_path: Path) -> None:

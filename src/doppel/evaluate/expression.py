@@ -37,6 +37,17 @@ def openings(lm68: np.ndarray) -> tuple[float, float]:
     return eye_opening(lm68), mouth_opening(lm68)
 
 
+def gaze(coefficients: np.ndarray) -> tuple[float, float]:
+    """(look, blink) of one face from its 52 blendshape coefficients (`doppel.extract.blendshapes`): how far the
+    eyes look down (positive) or up (negative), and how far the lids close, each the mean of both eyes, 0-1.
+    The landmarks' eye opening does not see a downcast look; these do."""
+    from doppel.extract.blendshapes import NAMES
+
+    c = dict(zip(NAMES, np.asarray(coefficients, np.float64).tolist(), strict=True))
+    look = (c["eyeLookDownLeft"] + c["eyeLookDownRight"] - c["eyeLookUpLeft"] - c["eyeLookUpRight"]) / 2
+    return float(look), float((c["eyeBlinkLeft"] + c["eyeBlinkRight"]) / 2)
+
+
 def correlation(a: np.ndarray, b: np.ndarray, min_frames: int = 10) -> float:
     """Pearson correlation of two series over the frames where both are finite; NaN when fewer than
     `min_frames` such frames exist or either series does not vary. `a`, `b`: (T,) float."""

@@ -5,7 +5,9 @@
 - expression / pose fidelity: mean distance of the swapped face's 68 landmarks from the target's, divided
   by the inter-ocular distance.
 - expression dynamics: the correlation over the shot of the swapped face's eye and inner-lip opening with the
-  plate's (`evaluate.expression`), and the mean gap between them (expression error).
+  plate's (`evaluate.expression`), and the mean gap between them (expression error); and of where its eyes look
+  (down or up) and how far its lids close, from blendshape coefficients (`extract.blendshapes`), which see a
+  downcast look that the lid landmarks take for an open eye.
 - detail: the share of the plate's mid-frequency structure inside the face that the merged face reproduces
   (`evaluate.detail`; noise, grain and fixed patterns cannot raise it); seam: the edge compositing adds at the
   mask outline.
@@ -33,6 +35,7 @@ from doppel.evaluate.flags import FLAGS, frame_ranges, problem_flags, worst_fram
 from doppel.evaluate.plots import contact_sheet, plot_series
 from doppel.extract.aligned import AlignedFace
 from doppel.extract.analyze import AnalyzerConfig, FaceAnalyzer
+from doppel.extract.blendshapes import Blendshapes
 from doppel.fsutil import write_text_atomic
 from doppel.media.probe import Progress
 from doppel.media.video import MediaReader
@@ -65,6 +68,8 @@ class EvalReport(Report):
     source_match: float = float("nan")
     eye_corr: float = float("nan")
     mouth_corr: float = float("nan")
+    look_corr: float = float("nan")
+    blink_corr: float = float("nan")
     expression_error: float = float("nan")
     detail_ratio: float = float("nan")
     seam: float = float("nan")
@@ -97,6 +102,7 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
     src_emb, dst_emb = _person_embedding(ws, "source"), _person_embedding(ws, "target")
     faces = {f.frame_idx: AlignedFace.of(f) for f in ws.faces.of_chosen("target", media_id=target.id)}
     analyzer = FaceAnalyzer(AnalyzerConfig.from_settings(ws.settings.extract))
+    shapes = Blendshapes()
     per_frame: list[dict[str, Any]] = []
     prev: tuple[np.ndarray, np.ndarray] | None = None
     flicker_m, flicker_p = [], []
@@ -119,7 +125,8 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                     flicker_p.append(float(np.abs(plate.astype(np.float32) - prev[1])[mask].mean()))
                     row["flicker"] = flicker_m[-1] / max(flicker_p[-1], 1e-3)
                 eye, mouth = expression.openings(face.landmarks)
-                row.update(eye_plate=eye, mouth_plate=mouth)
+                look, blink = expression.gaze(shapes.run(plate, face.landmarks))
+                row.update(eye_plate=eye, mouth_plate=mouth, look_plate=look, blink_plate=blink)
                 if i in renders:
                     row.update(_image_measures(merged, plate, face, mask, _layer_alpha(ws, records[i], plate.shape)))
                     found = [f for f in analyzer.analyze(merged)
@@ -127,11 +134,12 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
                     if found:
                         f = found[0]
                         eye_out, mouth_out = expression.openings(f.lm68)
+                        look_out, blink_out = expression.gaze(shapes.run(merged, f.lm68))
                         row.update(identity_source=float(f.embedding @ src_emb),
                                    identity_target=float(f.embedding @ dst_emb),
                                    landmark_error=float(np.linalg.norm(f.lm68 - face.landmarks, axis=1).mean()
                                                         / face.size),
-                                   eye_out=eye_out, mouth_out=mouth_out,
+                                   eye_out=eye_out, mouth_out=mouth_out, look_out=look_out, blink_out=blink_out,
                                    expression_error=(abs(eye_out - eye) + abs(mouth_out - mouth)) / 2)
             prev = (merged.astype(np.float32), plate.astype(np.float32)) if face is not None else None
             per_frame.append(row)
@@ -151,6 +159,8 @@ def evaluate(ws: Workspace, progress: Progress | None = None) -> EvalReport:
         else 0.0,
         eye_corr=expression.correlation(column(per_frame, "eye_out"), column(per_frame, "eye_plate")),
         mouth_corr=expression.correlation(column(per_frame, "mouth_out"), column(per_frame, "mouth_plate")),
+        look_corr=expression.correlation(column(per_frame, "look_out"), column(per_frame, "look_plate")),
+        blink_corr=expression.correlation(column(per_frame, "blink_out"), column(per_frame, "blink_plate")),
         expression_error=mean("expression_error"),
         detail_ratio=detail.detail_ratio(column(per_frame, "detail_shared"), column(per_frame, "detail_plate")),
         seam=float(np.nanmean(column(per_frame, "seam"))) if np.isfinite(column(per_frame, "seam")).any()
@@ -215,6 +225,8 @@ def write_report(ws: Workspace, report: EvalReport, worst: int = 8) -> Path:
         f"expression/pose: landmarks {s['landmark_error']} inter-ocular distances from the target's",
         f"expression dynamics: eye opening follows the plate's with correlation {s['eye_corr']}, mouth opening "
         f"{s['mouth_corr']}; mean opening error {s['expression_error']} inter-ocular distances",
+        f"gaze: where the eyes look (down or up) follows the plate with correlation {s['look_corr']}, how far the "
+        f"lids close {s['blink_corr']}",
         f"detail: the face reproduces {s['detail_ratio']} of the plate's mid-frequency structure",
         f"flicker in the face region: merged {s['flicker_merged']}, plate {s['flicker_plate']} "
         f"(ratio {s['flicker_ratio']}); seam at the mask edge {s['seam']}",

@@ -28,21 +28,23 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def plot_series(per_frame: Sequence[Row], summary: dict[str, Any], path: Path) -> None:
-    """report.png: identity, eye and mouth opening (output against plate), detail, flicker and seam over frames,
-    with the frames each problem flag marks as a strip underneath."""
+    """report.png: identity, eye and mouth opening and where the eyes look (output against plate), detail,
+    flicker and seam over frames, with the frames each problem flag marks as a strip underneath."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     frames = np.array([r["frame"] for r in per_frame])
-    fig, axes = plt.subplots(6, 1, figsize=(9, 12), dpi=90, sharex=True)
+    fig, axes = plt.subplots(7, 1, figsize=(9, 14), dpi=90, sharex=True)
     panels = [
         ("identity (cosine)", [("identity_source", "to source"), ("identity_target", "to target")],
          f"source wins {100 * summary.get('source_wins', float('nan')):.0f} %"),
         ("eye opening (IOD)", [("eye_plate", "plate"), ("eye_out", "swap")], f"corr {summary.get('eye_corr'):.2f}"),
         ("mouth opening (IOD)", [("mouth_plate", "plate"), ("mouth_out", "swap")],
          f"corr {summary.get('mouth_corr'):.2f}"),
+        ("look down (+) / up (-)", [("look_plate", "plate"), ("look_out", "swap")],
+         f"corr {summary.get('look_corr', float('nan')):.2f}, lids {summary.get('blink_corr', float('nan')):.2f}"),
         ("detail / plate", [("detail", "per frame")], f"overall {summary.get('detail_ratio'):.2f}"),
         ("flicker / plate, seam", [("flicker", "flicker"), ("seam", "seam")],
          f"flicker {summary.get('flicker_ratio'):.2f}, seam {summary.get('seam'):.2f}"),

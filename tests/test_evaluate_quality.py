@@ -153,6 +153,39 @@ def test_coverage_names_the_target_frames_the_source_never_shows() -> None:
     assert compare(target, target).gaps == []
 
 
+def test_coverage_sees_a_downcast_look_the_landmarks_call_open_eyes() -> None:
+    """The target reads her notes at frames 100-160 (looking down, lids lowered; the lid landmarks as far apart
+    as ever); the source always looks ahead. Only the blendshape attributes find it."""
+    from doppel.extract.blendshapes import NAMES
+
+    rng = np.random.default_rng(1)
+
+    def coefficients(n: int, down: np.ndarray) -> np.ndarray:
+        c = rng.uniform(0.0, 0.05, (n, len(NAMES))).astype(np.float32)
+        for name in ("eyeLookDownLeft", "eyeLookDownRight"):
+            c[:, NAMES.index(name)] = down
+        for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+            c[:, NAMES.index(name)] = 0.8 * down
+        return c
+
+    src_lm = [face(0.135, 0.1) for _ in range(100)]
+    source = features(list(range(100)), src_lm, [0.0] * 100, [0.0] * 100,
+                      coefficients(100, rng.uniform(0.0, 0.2, 100)))
+    frames = np.arange(300)
+    down = np.where((frames >= 100) & (frames <= 160), 0.85, rng.uniform(0.0, 0.2, 300))
+    target = features(list(frames), [face(0.135, 0.1) for _ in frames], [0.0] * 300, [0.0] * 300,
+                      coefficients(300, down))
+    cov = compare(source, target)
+    found = {(g.attribute, g.side, g.first, g.last) for g in cov.gaps}
+    assert found == {("look", "high", 100, 160), ("lids", "high", 100, 160)}
+    look = next(g for g in cov.gaps if g.attribute == "look")
+    assert look.message().startswith("frames 100-160: eyes looking down (look 0.8")
+    # Without coefficients the same faces show no gap at all: the lid landmarks never move.
+    plain = compare(features(list(range(100)), src_lm, [0.0] * 100, [0.0] * 100),
+                    features(list(frames), [face(0.135, 0.1) for _ in frames], [0.0] * 300, [0.0] * 300))
+    assert plain.gaps == [] and "look" not in plain.to_json()["ranges"]
+
+
 def test_faces_and_extract_report_coverage_of_the_target(extracted_pair: Path, tmp_path: Path) -> None:
     import json
     import shutil
@@ -172,6 +205,7 @@ def test_faces_and_extract_report_coverage_of_the_target(extracted_pair: Path, t
     assert cover["ranges"]["yaw"]["target"] == pytest.approx(
         np.percentile([f["yaw"] for f in usable], [5, 95]), abs=0.02)
     assert (ws / "coverage" / "coverage.png").stat().st_size > 1000
+    assert {"look", "lids"} <= set(cover["ranges"])  # from the faces' blendshape coefficients
     extracted = runner.invoke(cli, ["extract", str(ws), "--json"])
     assert extracted.exit_code == 0, extracted.output
     assert json.loads(extracted.output)["coverage"] == cover

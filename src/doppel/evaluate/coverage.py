@@ -1,4 +1,5 @@
-"""Coverage: which target frames ask for a head pose, eye opening or mouth opening that the source never shows.
+"""Coverage: which target frames ask for a head pose, eye opening, mouth opening or look that the source never
+shows.
 
 A model cannot make an expression it has never seen: where the target opens its mouth wide and every source face
 has a closed mouth, the swap keeps a closed mouth. After extraction this compares, attribute by attribute, each
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from doppel.evaluate.expression import eye_opening, mouth_opening
+from doppel.evaluate.expression import eye_opening, gaze, mouth_opening
 from doppel.evaluate.flags import frame_ranges
 from doppel.fsutil import write_text_atomic
 
@@ -40,7 +41,11 @@ ATTRIBUTES: dict[str, Attribute] = {a.name: a for a in (
     Attribute("pitch", "deg", 6.0, "head tilted further up", "head tilted further down"),
     Attribute("eyes", "IOD", 0.02, "eyes wide open", "eyes closed or nearly (blink)"),
     Attribute("mouth", "IOD", 0.04, "mouth wide open", "mouth closed"),
+    Attribute("look", "", 0.1, "eyes looking down", "eyes looking up"),
+    Attribute("lids", "", 0.1, "lids lowered or closed", "lids wide open"),
 )}
+"""`look` and `lids` come from blendshape coefficients (`evaluate.expression.gaze`); the lid landmarks behind
+`eyes` do not see a downcast look."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,19 @@ class FaceFeatures:
     values: dict[str, np.ndarray]
 
 
-def features(frames: list[int], lm68: list[np.ndarray], yaw: list[float], pitch: list[float]) -> FaceFeatures:
-    """Attributes of faces given their frame numbers, (68, 2) landmarks and head angles in degrees."""
-    return FaceFeatures(np.asarray(frames, int), {
+def features(frames: list[int], lm68: list[np.ndarray], yaw: list[float], pitch: list[float],
+             coefficients: np.ndarray | None = None) -> FaceFeatures:
+    """Attributes of faces given their frame numbers, (68, 2) landmarks, head angles in degrees and, when given,
+    their (N, 52) blendshape coefficients (for `look` and `lids`)."""
+    values = {
         "yaw": np.asarray(yaw, np.float64), "pitch": np.asarray(pitch, np.float64),
         "eyes": np.array([eye_opening(p) for p in lm68], np.float64),
         "mouth": np.array([mouth_opening(p) for p in lm68], np.float64),
-    })
+    }
+    if coefficients is not None:
+        look = np.array([gaze(c) for c in coefficients], np.float64).reshape(-1, 2)
+        values.update(look=look[:, 0], lids=look[:, 1])
+    return FaceFeatures(np.asarray(frames, int), values)
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,8 @@ class Gap:
         what = a.high if self.side == "high" else a.low
         span = f"frames {self.first}-{self.last}" if self.last > self.first else f"frame {self.first}"
         edge = "beyond" if self.side == "high" else "below"
-        return (f"{span}: {what} ({self.attribute} {self.extreme:.3g} {a.unit}); the source has none "
+        unit = f" {a.unit}" if a.unit else ""
+        return (f"{span}: {what} ({self.attribute} {self.extreme:.3g}{unit}); the source has none "
                 f"{edge} {self.source_bound:.3g}")
 
     def to_json(self) -> dict[str, Any]:
@@ -97,7 +109,11 @@ class Coverage:
         def pct(v: np.ndarray) -> list[float]:
             return [round(float(x), 4) for x in np.percentile(v, [5, 95])] if len(v) else []
         return {name: {"source": pct(self.source.values[name]), "target": pct(self.target.values[name])}
-                for name in ATTRIBUTES}
+                for name in self.attributes()}
+
+    def attributes(self) -> list[str]:
+        """The attributes both face sets have, in `ATTRIBUTES`' order."""
+        return [n for n in ATTRIBUTES if n in self.source.values and n in self.target.values]
 
     def to_json(self) -> dict[str, Any]:
         return {"ranges": self.ranges(), "gaps": [g.to_json() for g in self.gaps],
@@ -121,6 +137,8 @@ def compare(source: FaceFeatures, target: FaceFeatures, *, min_source: int = 3, 
     uncovered: dict[str, np.ndarray] = {}
     gaps: list[Gap] = []
     for name, attr in ATTRIBUTES.items():
+        if name not in source.values or name not in target.values:
+            continue
         sv, tv = source.values[name], target.values[name]
         flags = _uncovered(sv, tv, attr.tolerance, min_source)
         uncovered[name] = flags
@@ -146,15 +164,17 @@ def plot(coverage: Coverage, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(ATTRIBUTES), 2, figsize=(10, 2.2 * len(ATTRIBUTES)), dpi=90,
-                             gridspec_kw={"width_ratios": [1, 2.5]})
-    for row, (name, attr) in enumerate(ATTRIBUTES.items()):
+    names = coverage.attributes()
+    fig, axes = plt.subplots(len(names), 2, figsize=(10, 2.2 * len(names)), dpi=90,
+                             gridspec_kw={"width_ratios": [1, 2.5]}, squeeze=False)
+    for row, name in enumerate(names):
+        attr = ATTRIBUTES[name]
         sv, tv = coverage.source.values[name], coverage.target.values[name]
         both = np.concatenate([sv, tv])
         bins = np.linspace(both.min(), both.max() + 1e-9, 30) if len(both) else 10
         axes[row, 0].hist(sv, bins=bins, alpha=0.6, label="source", density=True)
         axes[row, 0].hist(tv, bins=bins, alpha=0.6, label="target", density=True)
-        axes[row, 0].set_ylabel(f"{name} ({attr.unit})", fontsize=8)
+        axes[row, 0].set_ylabel(f"{name} ({attr.unit})" if attr.unit else name, fontsize=8)
         axes[row, 0].legend(fontsize=7)
         ax = axes[row, 1]
         ax.plot(coverage.target.frames, tv, lw=1, label="target")
@@ -174,6 +194,7 @@ def plot(coverage: Coverage, path: Path) -> None:
 def workspace_coverage(ws: Workspace) -> Coverage | None:
     """Coverage of the chosen target person's usable faces by the chosen source person's; None until both
     have faces. The target's frame numbers are those of its first video."""
+    from doppel.extract import blendshapes
     from doppel.extract.curate import face_set
 
     sets = {}
@@ -184,7 +205,7 @@ def workspace_coverage(ws: Workspace) -> Coverage | None:
         if role == "target":
             faces = sorted(faces, key=lambda f: (f.media_id, f.frame_idx))
         sets[role] = features([f.frame_idx for f in faces], [f.lm68 for f in faces], [f.yaw for f in faces],
-                              [f.pitch for f in faces])
+                              [f.pitch for f in faces], blendshapes.of_faces(ws, faces))
     return compare(sets["source"], sets["target"])
 
 

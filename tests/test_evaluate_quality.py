@@ -125,9 +125,14 @@ def test_flags_mark_the_frames_with_problems() -> None:
     rows[6].update(identity_source=0.1, eye_out=0.05, expression_error=0.05)
     rows[7] = {"frame": 7, "swapped": True, "eye_plate": 0.14, "mouth_plate": 0.2}  # face not found again
     rows[8]["detail"] = 0.2
+    for r in rows:
+        r.update(look_plate=0.8, blink_plate=0.7, look_out=0.7, blink_out=0.6)  # reading her notes, followed
+    rows[9].update(look_out=-0.3, blink_out=0.02)  # the swap stares ahead where the plate looks down
+    rows[10].update(blink_out=0.1)  # looks down, but with the lids wide open
     flags = problem_flags(rows)
     assert {k: list(np.flatnonzero(v)) for k, v in flags.items()} == {
-        "lost": [7], "identity": [6], "eyes": [6], "mouth": [5], "soft": [8], "flicker": [], "seam": []}
+        "lost": [7], "identity": [6], "eyes": [6], "gaze": [9, 10], "mouth": [5], "soft": [8], "flicker": [],
+        "seam": []}
     assert worst_frames(rows, 2) == [6, 5]
     assert frame_ranges(np.array([0, 1, 1, 0, 0, 0, 0, 1, 0, 1], bool)) == [(1, 2), (7, 9)]
 

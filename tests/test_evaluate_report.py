@@ -74,7 +74,7 @@ def test_eval_scores_the_plate_as_perfect_and_a_blurred_plate_as_soft(trained_pa
     assert blurred["detail_ratio"] < 0.45
     assert blurred["seam"] > 0.05             # a whole-frame blur changes the edges around the mask too
     report = json.loads((ws / "eval" / "report.json").read_text())
-    assert set(report["flags"]) == {"lost", "identity", "eyes", "mouth", "soft", "flicker", "seam"}
+    assert set(report["flags"]) == {"lost", "identity", "eyes", "gaze", "mouth", "soft", "flicker", "seam"}
     assert report["flags"]["soft"]            # the blurred frames keep under half the detail
     studio = read_flags(ws / "eval" / "report.json")
     assert studio["soft"].shape == (report["frames"],)

@@ -39,6 +39,10 @@ FLAGS: dict[str, tuple[str, Callable[[Row], bool]]] = {
                  _rule(lambda r: _value(r, "identity_source") <= _value(r, "identity_target"))),
     "eyes": ("eye opening differs from the plate's by more than 0.04 inter-ocular distances (a blink missed)",
              _rule(lambda r: abs(_value(r, "eye_out") - _value(r, "eye_plate")) > 0.04)),
+    "gaze": ("the eyes look elsewhere than the plate's (down or up), or the lids close differently, by more than 0.4 "
+             "in expression coefficients",
+             _rule(lambda r: max(abs(_value(r, "look_out") - _value(r, "look_plate")),
+                                 abs(_value(r, "blink_out") - _value(r, "blink_plate"))) > 0.4)),
     "mouth": ("inner-lip opening differs from the plate's by more than 0.06 inter-ocular distances",
               _rule(lambda r: abs(_value(r, "mouth_out") - _value(r, "mouth_plate")) > 0.06)),
     "soft": ("the face keeps less than half of the plate's mid-frequency detail",

@@ -59,7 +59,7 @@ def face_lost(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -
 
 
 def eval_flags(faces: dict[int, Face], n: int, rows: dict[int, dict[str, Any]]) -> dict[int, str]:
-    """Every flag `doppel eval` raises on a frame (doppel.evaluate.flags.FLAGS: face lost, identity, eyes,
+    """Every flag `doppel eval` raises on a frame (doppel.evaluate.flags.FLAGS: face lost, identity, eyes, gaze,
     mouth, soft, flicker, seam), as one reason."""
     out = {}
     for i, r in rows.items():

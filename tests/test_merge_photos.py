@@ -201,7 +201,7 @@ def test_the_eyes_come_from_the_photograph_that_looks_where_the_target_looks(ws:
     assert eyes != whole
     looking_down = np.zeros(len(blendshapes.NAMES), np.float32)
     for name in ("eyeLookDownLeft", "eyeLookDownRight", "eyeBlinkLeft", "eyeBlinkRight"):
-        looking_down[blendshapes.NAMES.index(name)] = 0.8
+        looking_down[blendshapes.NAMES.index(name)] = 0.95
     photos.expressions = np.zeros_like(photos.expressions)
     photos.expressions[eyes] = looking_down
     assert photos.nearest_eyes(points, looking_down) == eyes
@@ -225,6 +225,12 @@ def test_the_eyes_come_from_the_photograph_that_looks_where_the_target_looks(ws:
     assert upper.sum() > 200 and lower.sum() > 200
     assert share(upper, eyes) > 0.9 and abs(share(upper, whole)) < 0.2
     assert share(lower, whole) > 0.9 and abs(share(lower, eyes)) < 0.2
+    # A target whose look is near the whole face's photograph's (here 0.5 apart) keeps that photograph's eyes.
+    glancing = looking_down * (0.5 / 0.95)
+    assert photos.nearest_eyes(points, glancing) == eyes and not photos.looks_elsewhere(whole, glancing)
+    near = photos.lend(flat, points, 1.0, glancing) - flat
+    a, b = near[upper].ravel(), band[whole][upper].ravel()
+    assert float(a @ b / np.sqrt((a @ a) * (b @ b))) > 0.9
     # Without coefficients everything comes from the nearest in landmarks, as before.
     plain = photos.lend(flat, points, 1.0) - flat
     a, b = plain[upper].ravel(), band[whole][upper].ravel()

@@ -47,11 +47,12 @@ def subject_faces(ws: Workspace, media_id: int) -> dict[int, Face]:
     return by_frame
 
 
-RENDER_VERSION = 5
+RENDER_VERSION = 6
 """Part of every render's key: raised when compositing changes in a way the settings do not show (2: the
 hair cut's brow line; 3: source_detail lends only inside the landmarks' hull, shrunk above the brows; 4: the
-eyes are lent from the photograph that looks where the target looks; 5: its coefficients weighed by half), so
-the next merge renders every frame again instead of keeping stale renders."""
+eyes are lent from the photograph that looks where the target looks; 5: its coefficients weighed by half; 6:
+only where the face's own photograph looks elsewhere), so the next merge renders every frame again instead of
+keeping stale renders."""
 
 
 def _key(*parts: Any) -> str:

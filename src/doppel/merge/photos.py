@@ -6,7 +6,9 @@ structure. For each target face, the usable source face nearest in landmarks (po
 after a similarity fit) is warped triangle by triangle onto the target's landmarks, and its fine band (the
 photograph less a Gaussian blur of it) is added to the model's face before colour transfer and compositing.
 The model keeps what it is good at (the target's light, the face following the plate); the photograph gives
-back the person's real detail. Retrieving and warping the source's own frames is an old face-replacement
+back the person's real detail. Where that photograph looks elsewhere than the target (foreman staring ahead
+while akiyo reads her notes), the eyes come from a photograph whose expression coefficients match
+(`doppel.extract.blendshapes`). Retrieving and warping the source's own frames is an old face-replacement
 technique (Dale et al., "Video Face Replacement", 2011); here it only lends the band the model lacks.
 
 Only faces that lie inside their frame are used: a photograph cut by the frame's edge has black where its face
@@ -192,9 +194,8 @@ class SourcePhotos:
         """Index of the photograph whose eyes best match a target face with landmarks `points` ((68, 2)) and
         blendshape coefficients `expression` ((52,)): nearest in landmarks and in the 14 eye coefficients (where
         the eyes look, how far the lids close), each distance in units of its median over the photographs, the
-        coefficients' weighed by EYE_WEIGHT. The
-        landmarks alone pick foreman's wide-open eyes for akiyo reading her notes; the coefficients pick a
-        photograph looking down."""
+        coefficients' weighed by EYE_WEIGHT. The landmarks alone pick foreman's wide-open eyes for akiyo reading
+        her notes; the coefficients pick a photograph looking down."""
         if self.expressions is None:
             return self.nearest(points)
         shape = _procrustes_distance(_normalized(points[None])[0], _normalized(self.points))

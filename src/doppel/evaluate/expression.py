@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from doppel.extract.blendshapes import NAMES
 from doppel.extract.layout import inter_ocular
 
 # Upper and lower lid points facing each other, per eye (iBUG numbering).
 _EYE_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
 # Inner-lip points facing each other: upper 61-63, lower 67-65.
 _MOUTH_PAIRS = ((61, 67), (62, 66), (63, 65))
+# Blendshape coefficients of both eyes (doppel.extract.blendshapes.NAMES).
+_LOOK_DOWN = [NAMES.index("eyeLookDownLeft"), NAMES.index("eyeLookDownRight")]
+_LOOK_UP = [NAMES.index("eyeLookUpLeft"), NAMES.index("eyeLookUpRight")]
+_BLINK = [NAMES.index("eyeBlinkLeft"), NAMES.index("eyeBlinkRight")]
 
 
 def _mean_gap(lm68: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> float:
@@ -41,11 +46,8 @@ def gaze(coefficients: np.ndarray) -> tuple[float, float]:
     """(look, blink) of one face from its 52 blendshape coefficients (`doppel.extract.blendshapes`): how far the
     eyes look down (positive) or up (negative), and how far the lids close, each the mean of both eyes, 0-1.
     The landmarks' eye opening does not see a downcast look; these do."""
-    from doppel.extract.blendshapes import NAMES
-
-    c = dict(zip(NAMES, np.asarray(coefficients, np.float64).tolist(), strict=True))
-    look = (c["eyeLookDownLeft"] + c["eyeLookDownRight"] - c["eyeLookUpLeft"] - c["eyeLookUpRight"]) / 2
-    return float(look), float((c["eyeBlinkLeft"] + c["eyeBlinkRight"]) / 2)
+    c = np.asarray(coefficients, np.float64)
+    return float(c[_LOOK_DOWN].mean() - c[_LOOK_UP].mean()), float(c[_BLINK].mean())
 
 
 def correlation(a: np.ndarray, b: np.ndarray, min_frames: int = 10) -> float:

@@ -23,6 +23,7 @@ import numpy as np
 
 from doppel.errors import DoppelError
 from doppel.extract.align import transform_points
+from doppel.extract.landmarks import Roi
 from doppel.extract.runtime import TFLiteModel, package_file
 
 if TYPE_CHECKING:
@@ -69,9 +70,7 @@ def mesh_window(points: np.ndarray) -> np.ndarray:
     lo, hi = points.min(0), points.max(0)
     side = float((hi - lo).max()) * 1.5
     cx, cy = (lo + hi) / 2
-    cy -= side / 12
-    k = side / _SIZE
-    return np.array([[k, 0.0, cx - side / 2], [0.0, k, cy - side / 2]])
+    return Roi(float(cx), float(cy) - side / 12, side, 0.0).crop_to_frame(_SIZE)
 
 
 class Blendshapes:

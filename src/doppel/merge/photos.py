@@ -228,9 +228,9 @@ class SourcePhotos:
         sigma = DETAIL_SIGMA * size / 128
         whole = self.nearest(points)
         band = fine_band(self.warped(points, size, whole), sigma)
-        if expression is not None:
+        if expression is not None and self.looks_elsewhere(whole, expression):
             eyes = self.nearest_eyes(points, expression)
-            if eyes != whole and self.looks_elsewhere(whole, expression):
+            if eyes != whole:
                 w = eye_region(points, size)[..., None]
                 band = band * (1 - w) + fine_band(self.warped(points, size, eyes), sigma) * w
         return np.clip(face + amount * band * lending_region(points, size)[..., None], 0, 1).astype(np.float32)

@@ -246,9 +246,9 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
                 codes = expression.codes([p.face.lm68 for p in swaps if p.face is not None], reference)
                 hidden = np.stack([hidden_region(p, res) for p in swaps])
             faces, masks = model.swap(crops, codes, hidden)
-            lending = [p for p in swaps if photos is not None and p.settings.source_detail > 0 and p.face]
-            looks = dict(zip([p.index for p in lending], blendshapes.of_faces(
-                ws, [p.face for p in lending if p.face is not None]), strict=True)) if lending else {}
+            lending = {p.index: p.face for p in swaps
+                       if photos is not None and p.settings.source_detail > 0 and p.face is not None}
+            looks = dict(zip(lending, blendshapes.of_faces(ws, list(lending.values())), strict=True))
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
                 if photos is not None and p.index in looks:

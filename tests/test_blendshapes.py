@@ -91,3 +91,14 @@ def test_the_window_holds_the_whole_face() -> None:
     corners = np.array([[0, 0, 1], [256, 256, 1]], np.float64) @ m.T
     assert corners[0, 0] < 100 and corners[1, 0] > 160 and corners[0, 1] < 120 - 10 and corners[1, 1] > 200
     assert cv2.norm(corners[1] - corners[0]) == pytest.approx(np.hypot(120, 120), rel=1e-6)
+
+
+def test_a_damaged_model_bundle_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A truncated face_landmarker.task (a broken install): one error naming the cure, and the file left as it
+    was."""
+    broken = tmp_path / "face_landmarker.task"
+    broken.write_bytes(b"PK\x03\x04 not a whole zip")
+    monkeypatch.setattr(blendshapes, "package_file", lambda *parts: broken)
+    with pytest.raises(DoppelError, match=r"face landmarker bundle cannot be read .*run `make setup` again"):
+        Blendshapes()
+    assert broken.read_bytes() == b"PK\x03\x04 not a whole zip"

@@ -286,6 +286,7 @@ def cmd_source_detail(args: argparse.Namespace) -> None:
     figure read on that ladder of blurs is `equivalent_blur`: the Gaussian (plate pixels) that takes a real
     photograph of the source down to the swap's figure (0: as sharp as a photograph; 6: the ladder's end)."""
     from doppel.evaluate.detail import BAND, band_pass, gray
+    from doppel.extract import blendshapes
     from doppel.extract.align import transform_points
     from doppel.extract.aligned import AlignedFace
     from doppel.media.video import MediaReader
@@ -304,8 +305,9 @@ def cmd_source_detail(args: argparse.Namespace) -> None:
         face_type = w.settings.extract.face_type
         targets = sorted(w.faces.of_chosen("target", usable_only=True), key=lambda f: f.frame_idx)
         pool, crops, points = _pool(w, "source")
+        gaze = blendshapes.of_faces(w, targets) if model.expression_dims > expression.DIMS else None
         codes = expression.codes([t.lm68 for t in targets],
-                                 expression.person_reference([t.lm68 for t in targets]))
+                                 expression.person_reference([t.lm68 for t in targets]), gaze)
         with MediaReader(w.target().info) as reader:
             for t, code in zip(targets, codes, strict=True):
                 m = AlignedFace.of(t).alignment(res, face_type)

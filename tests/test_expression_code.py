@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from doppel.errors import DoppelError
+from doppel.extract import blendshapes
 from doppel.extract.aligned import AlignedFace
 from doppel.media import MediaReader
 from doppel.merge.model import SwapModel
@@ -56,6 +57,38 @@ def test_codes_measure_openings_against_the_persons_own_face() -> None:
     assert expression.codes([face_points(0.07)], (0.14, 1.0))[0, 0] == pytest.approx(-0.5, abs=1e-5)
 
 
+def coefficients(down: float = 0.0, up: float = 0.0, blink: float = 0.0) -> np.ndarray:
+    """52 blendshape coefficients with both eyes looking down / up and blinking by the given amounts."""
+    c = np.zeros(len(blendshapes.NAMES), np.float32)
+    for side in ("Left", "Right"):
+        c[blendshapes.NAMES.index(f"eyeLookDown{side}")] = down
+        c[blendshapes.NAMES.index(f"eyeLookUp{side}")] = up
+        c[blendshapes.NAMES.index(f"eyeBlink{side}")] = blink
+    return c
+
+
+def test_gaze_codes_add_the_look_and_the_lids_from_the_coefficients() -> None:
+    """The 68 landmarks cannot tell a downcast look from an ordinary one; with coefficients the code can. The
+    first three numbers are the landmarks' as before, and the gaze is absolute (not the person's median)."""
+    lms = [face_points(0.14, 0.02)] * 4
+    plain = expression.codes(lms)
+    looks = np.stack([coefficients(), coefficients(down=0.8, blink=0.5), coefficients(up=0.4),
+                      coefficients(down=1.0, blink=1.0)])
+    c = expression.codes(lms, coefficients=looks)
+    assert c.shape == (4, expression.DIMS + expression.GAZE_DIMS) and c.dtype == np.float32
+    assert np.array_equal(c[:, :expression.DIMS], plain)
+    assert c[0, 3:] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert c[1, 3:] == pytest.approx([0.8 / expression.GAZE_SCALE, 0.5 / expression.GAZE_SCALE], abs=1e-5)
+    assert c[2, 3] == pytest.approx(-0.4 / expression.GAZE_SCALE, abs=1e-5)      # looking up: negative
+    assert c[3, 3:] == pytest.approx([2.0, 2.0], abs=1e-6)                        # clipped like the rest
+    # the same look on one face among many ordinary ones keeps its value: nothing is relative to the median
+    many = expression.codes([face_points()] * 9, coefficients=np.stack([coefficients(down=0.8)] * 9))
+    assert many[:, 3] == pytest.approx(np.full(9, 1.6), abs=1e-5)
+    assert expression.codes([], coefficients=np.zeros((0, 52))).shape == (0, 5)
+    with pytest.raises(ValueError, match="coefficients"):
+        expression.codes(lms, coefficients=looks[:3])
+
+
 def test_hiding_blurs_only_the_region_of_the_chosen_faces() -> None:
     img = torch.rand(2, 3, 32, 32)
     region = torch.zeros(2, 1, 32, 32)
@@ -70,18 +103,22 @@ def test_hiding_blurs_only_the_region_of_the_chosen_faces() -> None:
 
 def test_configs_without_a_code_still_load_and_bad_sizes_are_rejected() -> None:
     assert ModelConfig().expression_dims == 0  # models saved before the code existed
-    with pytest.raises(DoppelError, match="expression_dims"):
-        ModelConfig(expression_dims=2)
+    assert ModelConfig(expression_dims=5).expression_dims == 5   # with the gaze
+    for wrong in (2, 4, 6):
+        with pytest.raises(DoppelError, match="expression_dims"):
+            ModelConfig(expression_dims=wrong)
     with pytest.raises(DoppelError, match="hide_expression"):
         TrainConfig(hide_expression=1.5)
 
 
+@pytest.mark.parametrize("dims", [3, 5])
 @pytest.mark.parametrize("arch", registered())
-def test_every_model_takes_codes(arch: str) -> None:
+def test_every_model_takes_codes(arch: str, dims: int) -> None:
     cfg = ModelConfig(arch, 64, encoder_dims=4, bottleneck_dims=8, inter_dims=8, decoder_dims=4, mask_dims=4,
-                      expression_dims=3)
+                      expression_dims=dims)
     model = build_model(cfg)
-    x, code = torch.rand(2, 3, 64, 64), torch.tensor([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]])
+    x, code = torch.rand(2, 3, 64, 64), torch.zeros(2, dims)
+    code[:, dims - 1] = torch.tensor([-1.0, 1.0])   # the last number: the mouth's width, or the lids
     out = model(x, x, code, code)
     assert out["src"].shape == (2, 3, 64, 64)
     with torch.no_grad():
@@ -187,3 +224,41 @@ def renders(ws: Path) -> dict[int, tuple[str, str]]:
             "SELECT frame_idx, updated_at, cache_key FROM renders WHERE path IS NOT NULL")}
     finally:
         db.close()
+
+
+def test_a_model_with_the_gaze_trains_and_merges_on_the_faces_coefficients(trained_pair: Path,
+                                                                          tmp_path: Path) -> None:
+    """`expression_dims` 5: training reads each face's blendshape coefficients into its code (computed once and
+    kept in the workspace), and the merge gives the model the plate's."""
+    ws = tmp_path / "ws"
+    shutil.copytree(trained_pair, ws)
+    preset = PRESETS["tiny-64"]
+    with Workspace.open(ws) as opened:
+        model_cfg = replace(preset.model, face_type=opened.settings.extract.face_type, expression_dims=5)
+        trainer = Trainer(opened, opened.models.folder("gaze"), preset.name, model_cfg, preset.train,
+                          torch.device("cpu"))
+        data = trainer.load_data()
+        assert data.src.expression.shape[1] == data.dst.expression.shape[1] == 5
+        faces = {f.id: f for f in opened.faces.of_chosen("source", usable_only=True)}
+        train_faces = [faces[i] for i in data.src.face_ids]
+        looks = blendshapes.of_faces(opened, train_faces)   # now read back from the database
+        expected = np.clip(np.array([expression.gaze(c) for c in looks]) / expression.GAZE_SCALE, -2, 2)
+        assert np.allclose(data.src.expression[:, 3:].numpy(), expected, atol=1e-5)
+        stored = opened.expressions.get(list(faces))
+        assert set(stored) == set(faces)             # every usable source face, held-out ones included
+        trainer.train(Budget(iterations=2, preview_minutes=1e9))
+    toml = ws / "doppel.toml"
+    text = toml.read_text().replace('model = "main"', 'model = "gaze"')
+    assert "source_detail = 1.0" in text
+    toml.write_text(text.replace("source_detail = 1.0", "source_detail = 0.0"))   # nothing else reads them
+    db = sqlite3.connect(ws / "doppel.db")
+    with db:
+        db.execute("DELETE FROM face_expressions")
+    db.close()
+    code, out, err = run("merge", ws, "--json")
+    assert code == 0, err
+    assert json.loads(out)["rendered"] >= 10
+    with Workspace.open(ws) as opened:
+        assert SwapModel(opened, "gaze", "cpu").expression_dims == 5
+        target = [f.id for f in opened.faces.of_chosen("target", usable_only=True)]
+        assert set(opened.expressions.get(target)) == set(target)   # the merge read the plate's gaze

@@ -243,7 +243,9 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
             crops = np.stack([_crop(images[p.index], matrices[p.index], res) for p in swaps])
             codes = hidden = None
             if reference is not None:
-                codes = expression.codes([p.face.lm68 for p in swaps if p.face is not None], reference)
+                coded = [p.face for p in swaps if p.face is not None]
+                gaze = blendshapes.of_faces(ws, coded) if model.expression_dims > expression.DIMS else None
+                codes = expression.codes([f.lm68 for f in coded], reference, gaze)
                 hidden = np.stack([hidden_region(p, res) for p in swaps])
             faces, masks = model.swap(crops, codes, hidden)
             lending = {p.index: p.face for p in swaps

@@ -31,8 +31,9 @@ class ModelConfig:
     mask_dims: int = 16
     """Channels of the last level of the mask decoder."""
     expression_dims: int = 0
-    """Condition the decoders on an expression code from the landmarks (eye and mouth opening, mouth width;
-    train/expression.py) of this many numbers: 0 (off) or 3. The swap then follows the target's eyes and mouth
+    """Condition the decoders on an expression code (train/expression.py) of this many numbers: 0 (off), 3 (from
+    the landmarks: eye and mouth opening, mouth width) or 5 (those and the gaze: where the eyes look and how far
+    the lids close, from the faces' blendshape coefficients). The swap then follows the target's eyes and mouth
     even where the source's decoder would not read them from the face."""
 
     def __post_init__(self) -> None:
@@ -42,8 +43,8 @@ class ModelConfig:
             raise DoppelError(f"resolution must be a multiple of 16 from 64 to 512, not {self.resolution}")
         if self.face_type not in FACE_TYPE_NAMES:
             raise DoppelError(f"face type must be one of {', '.join(FACE_TYPE_NAMES)}, not {self.face_type!r}")
-        if self.expression_dims not in (0, 3):
-            raise DoppelError(f"expression_dims must be 0 or 3, not {self.expression_dims}")
+        if self.expression_dims not in (0, 3, 5):
+            raise DoppelError(f"expression_dims must be 0, 3 or 5, not {self.expression_dims}")
         for f in ("encoder_dims", "bottleneck_dims", "inter_dims", "decoder_dims", "mask_dims"):
             if getattr(self, f) < 4:
                 raise DoppelError(f"{f} must be at least 4")

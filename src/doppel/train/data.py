@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from doppel.color import reinhard_transfer
 from doppel.errors import DoppelError
+from doppel.extract import blendshapes
 from doppel.extract.aligned import AlignedFace
 from doppel.train import expression
 from doppel.workspace.paths import inside
@@ -98,7 +99,8 @@ def balanced_weights(faces: Sequence[PosedFace]) -> torch.Tensor:
 
 def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressions: bool = False,
                occlusion: dict[int, str] | None = None, reference: tuple[float, float] | None = None,
-               frame_sizes: dict[int, tuple[int, int]] | None = None) -> FaceTensors:
+               frame_sizes: dict[int, tuple[int, int]] | None = None,
+               coefficients: np.ndarray | None = None) -> FaceTensors:
     """The faces' crops at `resolution`, with masks, eye/mouth regions and sampling weights (balanced over
     pose, and over eye and mouth opening too when `balance_expressions`). `occlusion`: face id -> stored
     occlusion mask (a PNG in the face's crop, doppel.occlusion); where there is one, the training mask is the
@@ -106,7 +108,8 @@ def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressio
     mask as face. `reference`: the person's median eye opening and mouth width for the expression codes (by
     default from these faces). `frame_sizes`: media id -> (width, height) of its frames; where a crop reaches past
     the frame's edge, the black fill there is left out of the mask and the eye/mouth region, so the model does
-    not learn it as part of the face."""
+    not learn it as part of the face. `coefficients`: the faces' (N, 52) blendshape coefficients, for codes with
+    the gaze (a model with `expression_dims` 5)."""
     images, masks, regions = [], [], []
     for f in faces:
         crop_path = inside(root, f.crop_path, "face crop path")
@@ -136,7 +139,7 @@ def load_faces(root: Path, faces: list[Face], resolution: int, balance_expressio
         eyes_mouth=torch.from_numpy(np.stack(regions))[:, None].contiguous(),
         weights=balanced_weights(faces) if balance_expressions else _pose_weights(faces),
         face_ids=[f.id for f in faces],
-        expression=torch.from_numpy(expression.codes([f.lm68 for f in faces], reference)),
+        expression=torch.from_numpy(expression.codes([f.lm68 for f in faces], reference, coefficients)),
     )
 
 
@@ -173,8 +176,10 @@ def source_as_trained(src: FaceTensors, idx: torch.Tensor, dst: FaceTensors, col
 
 
 def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: float,
-                       balance_expressions: bool = False) -> TrainingData:
-    """The usable faces of the chosen source and target persons, split into training and held-out sets."""
+                       balance_expressions: bool = False, gaze: bool = False) -> TrainingData:
+    """The usable faces of the chosen source and target persons, split into training and held-out sets.
+    `gaze`: their expression codes hold the gaze too (read from the blendshape coefficients, computed once and
+    kept in the workspace)."""
     sets = {}
     # Occlusion masks (`doppel mask apply`), where the workspace has them.
     occlusion = {face_id: m.path for face_id, m in ws.occlusion.masks().items()}
@@ -193,9 +198,13 @@ def load_training_data(ws: Workspace, resolution: int, face_type: str, holdout: 
         if not train:
             train, held = faces, []
         reference = expression.person_reference([f.lm68 for f in faces])
-        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions, occlusion, reference, frame_sizes),
+        train_c = held_c = None
+        if gaze:
+            train_c, held_c = blendshapes.of_faces(ws, train), blendshapes.of_faces(ws, held)
+        sets[role] = (load_faces(ws.root, train, resolution, balance_expressions, occlusion, reference, frame_sizes,
+                                 train_c),
                       load_faces(ws.root, held, resolution, occlusion=occlusion, reference=reference,
-                                 frame_sizes=frame_sizes)
+                                 frame_sizes=frame_sizes, coefficients=held_c)
                       if held else None)
     return TrainingData(sets["source"][0], sets["target"][0], sets["source"][1], sets["target"][1])
 

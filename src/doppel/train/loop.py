@@ -24,7 +24,7 @@ from doppel.device import bf16_supported, distributed, pick_device
 from doppel.errors import DoppelError
 from doppel.fsutil import remove_temporaries
 from doppel.reports import Report
-from doppel.train import checkpoint
+from doppel.train import checkpoint, expression
 from doppel.train.config import PRESETS, ModelConfig, Preset, TrainConfig, from_dict, to_dict
 from doppel.train.data import TrainingData, load_training_data, make_batch, source_as_trained
 from doppel.train.gan import Adversary, CodeDiscriminator
@@ -214,7 +214,8 @@ class Trainer:
     def load_data(self) -> TrainingData:
         if self.data is None:
             data = load_training_data(self.ws, self.model_cfg.resolution, self.model_cfg.face_type,
-                                      self.cfg.holdout, self.cfg.balance_expressions)
+                                      self.cfg.holdout, self.cfg.balance_expressions,
+                                      gaze=self.model_cfg.expression_dims > expression.DIMS)
             if self.device.type != "cpu":
                 data = TrainingData(data.src.to(self.device), data.dst.to(self.device),
                                     data.src_val.to(self.device) if data.src_val else None,

@@ -228,15 +228,20 @@ def renders(ws: Path) -> dict[int, tuple[str, str]]:
 
 def test_a_model_with_the_gaze_trains_and_merges_on_the_faces_coefficients(trained_pair: Path,
                                                                           tmp_path: Path) -> None:
-    """`expression_dims` 5: training reads each face's blendshape coefficients into its code (computed once and
-    kept in the workspace), and the merge gives the model the plate's."""
+    """`doppel train --gaze` makes a model with `expression_dims` 5: training reads each face's blendshape
+    coefficients into its code (computed once and kept in the workspace), and the merge gives the model the
+    plate's. The choice is made with the model: continuing it with --no-gaze is a clear error."""
     ws = tmp_path / "ws"
     shutil.copytree(trained_pair, ws)
-    preset = PRESETS["tiny-64"]
+    code, out, err = run("train", ws, "--model", "gaze", "--gaze", "--preset", "tiny-64", "--iterations", "1")
+    assert code == 0, err
+    code, out, err = run("train", ws, "--model", "gaze", "--no-gaze", "--iterations", "1")
+    assert code != 0 and "made with the gaze" in err and len(err.strip().splitlines()) == 1, err
+    code, out, err = run("train", ws, "--no-gaze", "--iterations", "1")   # main: made without it, agrees
+    assert code == 0, err
     with Workspace.open(ws) as opened:
-        model_cfg = replace(preset.model, face_type=opened.settings.extract.face_type, expression_dims=5)
-        trainer = Trainer(opened, opened.models.folder("gaze"), preset.name, model_cfg, preset.train,
-                          torch.device("cpu"))
+        trainer = Trainer.open(opened, name="gaze", device="cpu", gaze=True)
+        assert trainer.model_cfg.expression_dims == 5 and trainer.step == 1
         data = trainer.load_data()
         assert data.src.expression.shape[1] == data.dst.expression.shape[1] == 5
         faces = {f.id: f for f in opened.faces.of_chosen("source", usable_only=True)}

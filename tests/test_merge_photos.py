@@ -187,7 +187,7 @@ def test_the_eyes_come_from_the_photograph_that_looks_where_the_target_looks(ws:
     coefficients match (not the nearest in landmarks), and its band is lent above the nose; below, the band of
     the photograph nearest in landmarks."""
     from doppel.extract import blendshapes
-    from doppel.merge.photos import DETAIL_SIGMA, eye_region, lending_region
+    from doppel.merge.photos import DETAIL_SIGMA, GAZE_GAP_CODED, eye_region, lending_region
 
     size = 128
     with Workspace.open(ws) as w:
@@ -236,6 +236,11 @@ def test_the_eyes_come_from_the_photograph_that_looks_where_the_target_looks(ws:
     near = photos.lend(flat, points, 1.0, glancing) - flat
     a, b = near[upper].ravel(), band[whole][upper].ravel()
     assert float(a @ b / np.sqrt((a @ a) * (b @ b))) > 0.9
+    # For a model that draws the gaze itself the gap is smaller (GAZE_GAP_CODED): the same glance gets the eyes'
+    # photograph, which looks where the model's eyes do.
+    assert photos.looks_elsewhere(whole, glancing, GAZE_GAP_CODED)
+    coded = photos.lend(flat, points, 1.0, glancing, GAZE_GAP_CODED) - flat
+    assert share(upper, eyes) > 0.9 and float(np.abs(coded - lent).max()) < 1e-6
     # Without coefficients everything comes from the nearest in landmarks, as before.
     plain = photos.lend(flat, points, 1.0) - flat
     a, b = plain[upper].ravel(), band[whole][upper].ravel()

@@ -250,15 +250,18 @@ class Project(MaskMethods):
               model: str = "main", init_from: PathLike | None = None, batch_size: int | None = None,
               learning_rate: float | None = None, bf16: bool | None = None, gan_power: float | None = None,
               true_face_power: float | None = None, random_warp: bool | None = None, seed: int | None = None,
-              device: str | None = None, preview_minutes: float = 2.0, checkpoint_minutes: float = 5.0,
-              progress: ProgressCallback | None = None) -> TrainReport:
+              gaze: bool | None = None, device: str | None = None, preview_minutes: float = 2.0,
+              checkpoint_minutes: float = 5.0, progress: ProgressCallback | None = None) -> TrainReport:
         """Train (or continue) model `model` for `minutes` and/or `iterations` more steps; Ctrl-C saves and
         stops. A new model uses `preset` (see `doppel.presets()`); without one, cpu-128 for a run of 10 minutes
         or 1400 steps or more and cpu-64 for a shorter one (`train.config.default_preset`). Under torchrun, every
         process calls this and the processes share the batch. `random_warp=False` trains on unwarped inputs
         from here on (DeepFaceLab's last phase, for a model that already swaps well); like the other options
         it is kept for later runs. `seed` picks a new model's starting weights and batches (the same seed and
-        data train the same model); a model keeps the seed it was made with."""
+        data train the same model); a model keeps the seed it was made with. `gaze=True` makes a new model whose
+        expression code also says where the target's eyes look and how far its lids close (read by the face
+        mesh's blendshapes): its eyes follow the plate's glances, at some cost to the identity test on a target
+        that glances often (benchmarks/RESULTS.md, fourteenth session); chosen when a model is made."""
         from doppel.device import process_group
         from doppel.train.config import default_preset
         from doppel.train.loop import Budget, Trainer
@@ -275,7 +278,7 @@ class Project(MaskMethods):
         with process_group(device):
             trainer = Trainer.open(self.workspace, name=model, preset=preset, device=device,
                                    init_from=Path(init_from) if init_from else None, overrides=overrides,
-                                   default=default_preset(minutes, iterations))
+                                   default=default_preset(minutes, iterations), gaze=gaze)
             m = trainer.model_cfg
             step = bind(progress, "train", f"{model} ({trainer.preset}: {m.arch} {m.resolution}px, from step "
                                            f"{trainer.step}, on {trainer.device})")

@@ -301,6 +301,10 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 @click.option("--seed", type=int, default=None,
               help="Seed of a new model's starting weights and batches (default 0): the same seed and faces train "
                    "the same model; another seed gives a second draw to compare.")
+@click.option("--gaze/--no-gaze", default=None,
+              help="A new model's expression code also says where the target's eyes look and how far its lids "
+                   "close, so the swapped eyes follow its glances (off by default: on a target that glances "
+                   "often the identity test picks the source less often). Chosen when a model is made.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the GPU if there is one).")
 @click.option("--preview-minutes", type=float, default=2.0, show_default=True, help="Write a preview this often.")
 @click.option("--checkpoint-minutes", type=float, default=5.0, show_default=True, help="Save this often.")
@@ -309,7 +313,7 @@ def _print_coverage(cover: Coverage | None, workspace: Path) -> None:
 def train(workspace: Path, preset: str | None, iterations: int | None, minutes: float | None, model_name: str,
           init_from: Path | None, batch_size: int | None, learning_rate: float | None, bf16: bool | None,
           gan_power: float | None, true_face_power: float | None, random_warp: bool | None, seed: int | None,
-          device: str | None, preview_minutes: float, checkpoint_minutes: float, list_presets: bool,
+          gaze: bool | None, device: str | None, preview_minutes: float, checkpoint_minutes: float, list_presets: bool,
           as_json: bool) -> None:
     """Train (or continue training) the face-swap model. Ctrl-C saves and stops.
 
@@ -332,7 +336,7 @@ def train(workspace: Path, preset: str | None, iterations: int | None, minutes: 
         result = p.train(minutes=minutes, iterations=iterations, preset=preset, model=model_name,
                          init_from=init_from, batch_size=batch_size, learning_rate=learning_rate, bf16=bf16,
                          gan_power=gan_power, true_face_power=true_face_power, random_warp=random_warp,
-                         seed=seed, device=device,
+                         seed=seed, gaze=gaze, device=device,
                          preview_minutes=preview_minutes,
                          checkpoint_minutes=checkpoint_minutes, progress=progress)
     if result.rank != 0:

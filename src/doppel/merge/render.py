@@ -27,7 +27,7 @@ from doppel.media.video import MediaReader
 from doppel.merge import blend
 from doppel.merge.edits import face_landmarks
 from doppel.merge.masks import OCCLUSION_MODES, combine, hair_keep, occlusion_cut, shape_mask
-from doppel.merge.photos import NO_PHOTOS, SourcePhotos, usable_photos
+from doppel.merge.photos import GAZE_GAP, GAZE_GAP_CODED, NO_PHOTOS, SourcePhotos, usable_photos
 from doppel.merge.plan import FramePlan, plan
 from doppel.occlusion import labels as lab
 from doppel.occlusion.apply import apply_masks, load_mask, warp_mask
@@ -230,6 +230,7 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
     reference = None
     if model.expression_dims:  # the target's own median eye opening and mouth width, over all its faces
         reference = expression.person_reference([f.lm68 for f in ws.faces.of_chosen("target", usable_only=True)])
+    gap = GAZE_GAP_CODED if model.expression_dims > expression.DIMS else GAZE_GAP
     photos = SourcePhotos.load(ws) if any(p.settings.source_detail > 0 for p in todo if not p.passthrough) else None
     done = rendered = 0
     for b in range(0, len(todo), BATCH):
@@ -255,7 +256,7 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
                 assert p.face is not None
                 if photos is not None and p.index in looks:
                     points = transform_points(matrices[p.index], p.face.lm68)  # the landmarks the codes use
-                    face_rgb = photos.lend(face_rgb, points, p.settings.source_detail, looks[p.index])
+                    face_rgb = photos.lend(face_rgb, points, p.settings.source_detail, looks[p.index], gap)
                 stored, label = occlusion.get(p.face.id), labels.get(p.face.id)
                 occ = source = None
                 full: np.ndarray | None = None

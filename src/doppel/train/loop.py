@@ -118,9 +118,10 @@ class Trainer:
     @classmethod
     def open(cls, ws: Workspace, *, name: str = "main", preset: str | None = None, device: str | None = None,
              init_from: Path | None = None, overrides: dict[str, Any] | None = None,
-             default: str = "cpu-64") -> Trainer:
+             default: str = "cpu-64", gaze: bool | None = None) -> Trainer:
         """Continue the workspace's model `name`, or start one from `preset` (`default` when None; a
-        continued model keeps its own, and naming another is an error)."""
+        continued model keeps its own, and naming another is an error). `gaze`: a new model's expression code
+        holds the gaze too (`ModelConfig.expression_dims` 5); like the seed it is chosen when a model is made."""
         folder = ws.models.folder(name)
         current = checkpoint.latest(folder)
         dev = pick_device(device)
@@ -132,6 +133,10 @@ class Trainer:
                 raise DoppelError(f"the model here was made with preset {state['preset']!r}, not {preset!r}; "
                                   "use --model NAME for a second model", folder)
             model_cfg = from_dict(ModelConfig, state["model"])
+            if gaze is not None and gaze != (model_cfg.expression_dims > expression.DIMS):
+                raise DoppelError(f"the model here was made {'without' if gaze else 'with'} the gaze in its "
+                                  "expression code; that is chosen when a model is made (use --model NAME for a "
+                                  "second one)", folder)
             seed, made = (overrides or {}).get("seed"), state["train"].get("seed", 0)
             if seed is not None and seed != made:
                 raise DoppelError(f"the model here was made with seed {made}, not {seed}; "
@@ -145,6 +150,8 @@ class Trainer:
             preset = str(checkpoint.load_state(_init_source(Path(init_from), name))["preset"])
         chosen = _preset(preset or default)
         model_cfg = replace(chosen.model, face_type=ws.settings.extract.face_type)
+        if gaze:
+            model_cfg = replace(model_cfg, expression_dims=expression.DIMS + expression.GAZE_DIMS)
         train_cfg = replace(chosen.train, **(overrides or {}))
         trainer = cls(ws, folder, chosen.name, model_cfg, train_cfg, dev)
         if init_from is not None:

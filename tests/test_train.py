@@ -267,10 +267,13 @@ def test_moving_average_is_saved_resumed_and_rendered(ws: Path) -> None:
         assert torch.allclose(after[k], d * ema[k] + (1 - d) * new[k], atol=1e-6)
 
 
-def test_two_process_ddp_matches_one_process(ws: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("gaze", [False, True])
+def test_two_process_ddp_matches_one_process(ws: Path, tmp_path: Path, gaze: bool) -> None:
+    """Also with the gaze in the expression code, whose coefficients one process reads and stores for both."""
     single = tmp_path / "single"
     shutil.copytree(ws, single)
-    args = ["train", "--preset", "tiny-64", "--iterations", "6", "--batch-size", "4", "--device", "cpu"]
+    args = ["train", "--preset", "tiny-64", "--iterations", "6", "--batch-size", "4", "--device", "cpu",
+            *(["--gaze"] if gaze else [])]
     scratch = tmp_path / "tmp"  # torchrun leaves a folder in the temporary directory on every launch
     scratch.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
@@ -281,6 +284,8 @@ def test_two_process_ddp_matches_one_process(ws: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     a, b = weights(single), weights(ws)
     assert json.loads((ws / "models" / "main" / "latest.json").read_text())["step"] == 6
+    state = json.loads((ws / "models" / "main" / "checkpoints" / "step-00000006" / "state.json").read_text())
+    assert state["model"]["expression_dims"] == (5 if gaze else 0)
     # Summation order differs between one process and two, and Adam's normalisation turns those last-bit
     # differences on near-zero gradients into full-size steps; so compare the whole update, not each element:
     # the two runs' weights must differ by under 5 % of how far training moved them. (A wrong split of the

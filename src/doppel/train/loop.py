@@ -22,6 +22,7 @@ import torch.distributed as dist
 from doppel import __version__
 from doppel.device import bf16_supported, distributed, pick_device
 from doppel.errors import DoppelError
+from doppel.extract import blendshapes
 from doppel.fsutil import remove_temporaries
 from doppel.reports import Report
 from doppel.train import checkpoint, expression
@@ -220,9 +221,14 @@ class Trainer:
     # -- training -----------------------------------------------------------------------------------------
     def load_data(self) -> TrainingData:
         if self.data is None:
+            gaze = self.model_cfg.expression_dims > expression.DIMS
+            if gaze and self.world > 1:  # one process reads the coefficients the others will find stored
+                if self.rank == 0:
+                    for role in ("source", "target"):
+                        blendshapes.of_faces(self.ws, self.ws.faces.of_chosen(role, usable_only=True))
+                dist.barrier()
             data = load_training_data(self.ws, self.model_cfg.resolution, self.model_cfg.face_type,
-                                      self.cfg.holdout, self.cfg.balance_expressions,
-                                      gaze=self.model_cfg.expression_dims > expression.DIMS)
+                                      self.cfg.holdout, self.cfg.balance_expressions, gaze=gaze)
             if self.device.type != "cpu":
                 data = TrainingData(data.src.to(self.device), data.dst.to(self.device),
                                     data.src_val.to(self.device) if data.src_val else None,

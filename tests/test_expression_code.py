@@ -267,3 +267,20 @@ def test_a_model_with_the_gaze_trains_and_merges_on_the_faces_coefficients(train
         assert SwapModel(opened, "gaze", "cpu").expression_dims == 5
         target = [f.id for f in opened.faces.of_chosen("target", usable_only=True)]
         assert set(opened.expressions.get(target)) == set(target)   # the merge read the plate's gaze
+
+
+def test_a_model_started_from_a_gaze_model_keeps_the_gaze(trained_pair: Path, tmp_path: Path) -> None:
+    """`--init-from` takes the other model's gaze choice with its preset; asking for the other choice is a clear
+    one-line error that names the gaze."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    shutil.copytree(trained_pair, first)
+    shutil.copytree(trained_pair, second)
+    code, out, err = run("train", first, "--model", "eyes", "--gaze", "--preset", "tiny-64", "--iterations", "1")
+    assert code == 0, err
+    code, out, err = run("train", second, "--model", "eyes", "--no-gaze", "--init-from", first, "--iterations", "1")
+    assert code != 0 and "gaze" in err and len(err.strip().splitlines()) == 1, err
+    assert not (second / "models" / "eyes" / "latest.json").exists()
+    code, out, err = run("train", second, "--model", "eyes", "--init-from", first, "--iterations", "1")
+    assert code == 0, err
+    with Workspace.open(second) as opened:
+        assert SwapModel(opened, "eyes", "cpu").expression_dims == 5

@@ -147,8 +147,11 @@ class Trainer:
                           state.get("salt", 0), state.get("elapsed_s", 0.0))
             trainer._restore(ckpt)
             return trainer
-        if preset is None and init_from is not None:  # the preset of the model it starts from
-            preset = str(checkpoint.load_state(_init_source(Path(init_from), name))["preset"])
+        if init_from is not None:  # the preset and the gaze of the model it starts from, unless given
+            theirs = checkpoint.load_state(_init_source(Path(init_from), name))
+            preset = preset if preset is not None else str(theirs["preset"])
+            if gaze is None:
+                gaze = from_dict(ModelConfig, theirs["model"]).expression_dims > expression.DIMS
         chosen = _preset(preset or default)
         model_cfg = replace(chosen.model, face_type=ws.settings.extract.face_type)
         if gaze:
@@ -181,6 +184,10 @@ class Trainer:
         path = _init_source(other, name)
         ckpt = checkpoint.load(path)
         theirs = from_dict(ModelConfig, ckpt.state["model"])
+        if theirs != self.model_cfg and theirs == replace(self.model_cfg, expression_dims=theirs.expression_dims):
+            made = "with" if theirs.expression_dims > expression.DIMS else "without"
+            raise DoppelError(f"the model in {other} was made {made} the gaze in its expression code; it cannot "
+                              f"start one {'without' if made == 'with' else 'with'} it", path)
         if theirs != self.model_cfg:
             raise DoppelError(f"the model in {other} is {theirs.arch} {theirs.resolution}px {theirs.face_type}; "
                               f"it cannot start a {self.model_cfg.arch} {self.model_cfg.resolution}px "

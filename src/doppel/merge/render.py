@@ -243,15 +243,18 @@ def render_plans(ws: Workspace, model: SwapModel, plans: list[FramePlan], todo: 
         if swaps:
             crops = np.stack([_crop(images[p.index], matrices[p.index], res) for p in swaps])
             codes = hidden = None
+            lending = {p.index: p.face for p in swaps
+                       if photos is not None and p.settings.source_detail > 0 and p.face is not None}
+            coded = [p.face for p in swaps if p.face is not None]
+            gazing = model.expression_dims > expression.DIMS
+            read = coded if gazing else list(lending.values())   # the coefficients both uses need, read once
+            coefficients = dict(zip((f.id for f in read), blendshapes.of_faces(ws, read), strict=True))
             if reference is not None:
-                coded = [p.face for p in swaps if p.face is not None]
-                gaze = blendshapes.of_faces(ws, coded) if model.expression_dims > expression.DIMS else None
+                gaze = np.stack([coefficients[f.id] for f in coded]) if gazing and coded else None
                 codes = expression.codes([f.lm68 for f in coded], reference, gaze)
                 hidden = np.stack([hidden_region(p, res) for p in swaps])
             faces, masks = model.swap(crops, codes, hidden)
-            lending = {p.index: p.face for p in swaps
-                       if photos is not None and p.settings.source_detail > 0 and p.face is not None}
-            looks = dict(zip(lending, blendshapes.of_faces(ws, list(lending.values())), strict=True))
+            looks = {index: coefficients[face.id] for index, face in lending.items()}
             for p, face_rgb, learned in zip(swaps, faces, masks, strict=True):
                 assert p.face is not None
                 if photos is not None and p.index in looks:

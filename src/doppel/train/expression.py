@@ -38,8 +38,6 @@ GAZE_DIMS = 2
 """Numbers the gaze adds to a code: where the eyes look (down minus up) and how far the lids close."""
 GAZE_SCALE = 0.5
 """Blendshape coefficient (0-1) that maps to 1: a look half-way down, lids half closed."""
-WIDTHS = (0, DIMS, DIMS + GAZE_DIMS)
-"""Code widths a model can have: none, the landmarks' numbers, and those with the gaze."""
 
 
 def raw_features(lm68: np.ndarray) -> tuple[float, float, float]:
